@@ -1,0 +1,1183 @@
+//! `gateway.yaml`: the typed model, `${VAR}` substitution and the `AGENT_GATEWAY_` overlay.
+//!
+//! Precedence, highest first: environment (`AGENT_GATEWAY_SERVER__PORT=9000`), the file, the
+//! defaults below (which are those of agents-gateway 0.2.13 unless a comment says otherwise).
+//! Loading never panics: syntax and type errors come back as diagnostics with file and line,
+//! unknown keys as warnings.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::diagnostics::Diagnostics;
+use crate::lenient;
+use crate::yaml::{self, PathSegment};
+
+/// Prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "AGENT_GATEWAY_";
+
+/// Variables with the prefix that are not configuration keys.
+const RESERVED_ENV: &[&str] = &["AGENT_GATEWAY_SECRET_KEY"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GatewayConfig {
+    /// IANA timezone used by schedules without their own.
+    pub timezone: String,
+    /// Free-form values made available to agents (accepted for compatibility).
+    pub context: Map<String, Value>,
+    pub server: ServerConfig,
+    pub model: ModelConfig,
+    pub guardrails: GuardrailsConfig,
+    pub auth: AuthConfig,
+    pub notifications: NotificationsConfig,
+    pub persistence: PersistenceConfig,
+    pub telemetry: TelemetryConfig,
+    pub queue: QueueConfig,
+    pub scheduler: SchedulerConfig,
+    pub context_retrieval: ContextRetrievalConfig,
+    pub mcp: McpConfig,
+    pub memory: MemoryConfig,
+    pub cors: CorsConfig,
+    pub rate_limit: RateLimitConfig,
+    pub security: SecurityConfig,
+    pub proxy: ProxyConfig,
+    pub dashboard: DashboardConfig,
+    /// LLM provider credentials and endpoints (ours: 0.2.13 read only LiteLLM env vars).
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// In-memory chat sessions (ours: 0.2.13 hard-coded these limits).
+    pub sessions: SessionsConfig,
+    /// Credentials for agentgate sites that agents call (`sites:` in AGENT.md), by site URL.
+    pub sites: BTreeMap<String, SiteCredentials>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            timezone: "UTC".into(),
+            context: Map::new(),
+            server: ServerConfig::default(),
+            model: ModelConfig::default(),
+            guardrails: GuardrailsConfig::default(),
+            auth: AuthConfig::default(),
+            notifications: NotificationsConfig::default(),
+            persistence: PersistenceConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            queue: QueueConfig::default(),
+            scheduler: SchedulerConfig::default(),
+            context_retrieval: ContextRetrievalConfig::default(),
+            mcp: McpConfig::default(),
+            memory: MemoryConfig::default(),
+            cors: CorsConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            security: SecurityConfig::default(),
+            proxy: ProxyConfig::default(),
+            dashboard: DashboardConfig::default(),
+            providers: BTreeMap::new(),
+            sessions: SessionsConfig::default(),
+            sites: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub workers: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 8000,
+            workers: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelConfig {
+    /// `provider/model` used by agents that name none.
+    pub default: String,
+    pub temperature: f64,
+    pub max_tokens: u32,
+    /// Model tried when the agent's model fails.
+    pub fallback: Option<String>,
+    /// Base URL for the default model (ours).
+    pub api_base: Option<String>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            default: "gemini/gemini-2.5-flash".into(),
+            temperature: 0.1,
+            max_tokens: 4096,
+            fallback: None,
+            api_base: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GuardrailsConfig {
+    pub max_tool_calls: u32,
+    pub max_iterations: u32,
+    pub timeout_ms: u64,
+    pub max_delegation_depth: u32,
+    /// Tool calls of one model turn run concurrently, at most this many at once.
+    pub max_parallel_tool_calls: u32,
+    /// Tool results longer than this are cut before they reach the model.
+    pub max_tool_output_chars: usize,
+}
+
+impl Default for GuardrailsConfig {
+    fn default() -> Self {
+        Self {
+            max_tool_calls: 20,
+            max_iterations: 10,
+            timeout_ms: 60_000,
+            max_delegation_depth: 3,
+            max_parallel_tool_calls: 5,
+            max_tool_output_chars: 32_768,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    ApiKey,
+    Oauth2,
+    Composite,
+    /// Accepted for compatibility; means no built-in auth.
+    Custom,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    pub enabled: bool,
+    pub mode: AuthMode,
+    pub api_keys: Vec<ApiKeyConfig>,
+    pub oauth2: Option<OAuth2Config>,
+    pub public_paths: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            mode: AuthMode::ApiKey,
+            api_keys: Vec::new(),
+            oauth2: None,
+            public_paths: vec!["/v1/health".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyConfig {
+    pub name: String,
+    pub key: String,
+    #[serde(default = "all_scopes")]
+    pub scopes: Vec<String>,
+}
+
+fn all_scopes() -> Vec<String> {
+    vec!["*".into()]
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OAuth2Config {
+    pub issuer: String,
+    pub audience: String,
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    #[serde(default = "default_scope_claim")]
+    pub scope_claim: String,
+    #[serde(default = "default_clock_skew")]
+    pub clock_skew_seconds: u64,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into()]
+}
+fn default_scope_claim() -> String {
+    "scope".into()
+}
+fn default_clock_skew() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotificationsConfig {
+    pub slack: SlackConfig,
+    pub webhooks: Vec<WebhookEndpointConfig>,
+    pub webhook_secret: String,
+    /// Hosts or addresses that webhooks may reach although they are private or loopback (ours).
+    pub allowed_private_hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SlackConfig {
+    pub enabled: bool,
+    pub bot_token: String,
+    pub default_channel: String,
+    /// Slack Web API base URL (ours; tests point it at a fake).
+    pub api_base: String,
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            bot_token: String::new(),
+            default_channel: "#agent-alerts".into(),
+            api_base: "https://slack.com/api".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookEndpointConfig {
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub secret: String,
+    #[serde(default)]
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub payload_template: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PersistenceBackend {
+    Sqlite,
+    #[serde(alias = "postgresql")]
+    Postgres,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PersistenceConfig {
+    pub enabled: bool,
+    pub backend: PersistenceBackend,
+    pub url: String,
+    pub table_prefix: String,
+    pub db_schema: Option<String>,
+}
+
+impl Default for PersistenceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            backend: PersistenceBackend::Sqlite,
+            url: "sqlite+aiosqlite:///agent_gateway.db".into(),
+            table_prefix: String::new(),
+            db_schema: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TelemetryExporter {
+    Console,
+    Otlp,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpProtocol {
+    Grpc,
+    Http,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetryConfig {
+    pub enabled: bool,
+    pub service_name: String,
+    pub exporter: TelemetryExporter,
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    pub sample_rate: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            service_name: "agent-gateway".into(),
+            exporter: TelemetryExporter::Console,
+            endpoint: "http://localhost:4317".into(),
+            protocol: OtlpProtocol::Grpc,
+            sample_rate: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueBackend {
+    None,
+    Memory,
+    Redis,
+    Rabbitmq,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionMode {
+    Sync,
+    Async,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QueueConfig {
+    pub backend: QueueBackend,
+    pub redis_url: String,
+    pub rabbitmq_url: String,
+    pub stream_key: String,
+    pub queue_name: String,
+    pub consumer_group: String,
+    pub workers: u32,
+    pub max_retries: u32,
+    pub visibility_timeout_s: u64,
+    pub drain_timeout_s: u64,
+    pub default_execution_mode: ExecutionMode,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            backend: QueueBackend::None,
+            redis_url: "redis://localhost:6379/0".into(),
+            rabbitmq_url: "amqp://guest:guest@localhost:5672/".into(),
+            stream_key: "ag:executions".into(),
+            queue_name: "ag.executions".into(),
+            consumer_group: "ag-workers".into(),
+            workers: 4,
+            max_retries: 3,
+            visibility_timeout_s: 300,
+            drain_timeout_s: 30,
+            default_execution_mode: ExecutionMode::Sync,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockBackend {
+    Auto,
+    Redis,
+    Postgres,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DistributedLockConfig {
+    pub enabled: bool,
+    pub backend: LockBackend,
+    pub redis_url: String,
+    pub key_prefix: String,
+    pub lock_ttl_seconds: u64,
+}
+
+impl Default for DistributedLockConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            backend: LockBackend::Auto,
+            redis_url: String::new(),
+            key_prefix: "ag:sched-lock:".into(),
+            lock_ttl_seconds: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SchedulerConfig {
+    pub enabled: bool,
+    pub misfire_grace_seconds: u64,
+    pub max_instances: u32,
+    pub coalesce: bool,
+    pub distributed_lock: DistributedLockConfig,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            misfire_grace_seconds: 60,
+            max_instances: 1,
+            coalesce: true,
+            distributed_lock: DistributedLockConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContextRetrievalConfig {
+    pub retriever_timeout_seconds: f64,
+    pub max_retrieved_chars: usize,
+    pub max_context_file_chars: usize,
+}
+
+impl Default for ContextRetrievalConfig {
+    fn default() -> Self {
+        Self {
+            retriever_timeout_seconds: 10.0,
+            max_retrieved_chars: 50_000,
+            max_context_file_chars: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct McpConfig {
+    pub tool_call_timeout_ms: u64,
+    pub connection_timeout_ms: u64,
+    /// MCP servers declared in the file (ours; 0.2.13 registered them only from code or the API).
+    pub servers: Vec<Value>,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            tool_call_timeout_ms: 30_000,
+            connection_timeout_ms: 10_000,
+            servers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CompactionConfig {
+    pub enabled: bool,
+    pub max_memories_per_scope: u32,
+    pub compact_ratio: f64,
+    pub min_age_hours: u64,
+    pub importance_threshold: f64,
+    pub decay_factor: f64,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_memories_per_scope: 100,
+            compact_ratio: 0.5,
+            min_age_hours: 24,
+            importance_threshold: 0.8,
+            decay_factor: 0.95,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemoryConfig {
+    pub enabled: bool,
+    pub max_injected_chars: usize,
+    pub extraction_model: Option<String>,
+    pub auto_extract: bool,
+    pub max_memory_md_lines: u32,
+    pub compaction: CompactionConfig,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_injected_chars: 4000,
+            extraction_model: None,
+            auto_extract: false,
+            max_memory_md_lines: 200,
+            compaction: CompactionConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CorsConfig {
+    pub enabled: bool,
+    pub allow_origins: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age: u64,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            allow_origins: vec!["*".into()],
+            allow_methods: ["GET", "POST", "DELETE", "OPTIONS"]
+                .map(String::from)
+                .to_vec(),
+            allow_headers: ["Authorization", "Content-Type"].map(String::from).to_vec(),
+            allow_credentials: false,
+            max_age: 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    /// `<count>/<second|minute|hour|day>`.
+    pub default_limit: String,
+    /// `redis://...` to share counters between instances; in-process when unset.
+    pub storage_uri: Option<String>,
+    pub trust_forwarded_for: bool,
+    /// Per-route limits, keyed by path pattern (ours), e.g. `/v1/agents/*/invoke: 10/minute`.
+    pub routes: BTreeMap<String, String>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            default_limit: "100/minute".into(),
+            storage_uri: None,
+            trust_forwarded_for: false,
+            routes: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecurityConfig {
+    pub enabled: bool,
+    pub x_content_type_options: String,
+    pub x_frame_options: String,
+    /// Empty disables HSTS (local development over plain HTTP).
+    pub strict_transport_security: String,
+    pub content_security_policy: String,
+    pub referrer_policy: String,
+    pub dashboard_content_security_policy: String,
+    pub docs_content_security_policy: String,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            x_content_type_options: "nosniff".into(),
+            x_frame_options: "DENY".into(),
+            strict_transport_security: "max-age=31536000; includeSubDomains".into(),
+            content_security_policy: "default-src 'self'".into(),
+            referrer_policy: "strict-origin-when-cross-origin".into(),
+            // Our dashboard and docs serve every asset themselves, so 'self' plus inline
+            // scripts/styles (Swagger UI and ReDoc bootstrap inline) is enough: no CDN hosts.
+            dashboard_content_security_policy: "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'".into(),
+            docs_content_security_policy: "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; worker-src 'self' blob:".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProxyConfig {
+    pub trust_forwarded: bool,
+    pub forwarded_allow_ips: String,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            trust_forwarded: false,
+            forwarded_allow_ips: "127.0.0.1".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DashboardConfig {
+    pub enabled: bool,
+    pub title: String,
+    pub subtitle: String,
+    pub logo_url: Option<String>,
+    pub favicon_url: Option<String>,
+    pub auth: DashboardAuthConfig,
+    /// Colours and mode, passed to the templates as they are.
+    pub theme: Map<String, Value>,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            title: "Agent Gateway".into(),
+            subtitle: "AI Control Plane".into(),
+            logo_url: None,
+            favicon_url: None,
+            auth: DashboardAuthConfig::default(),
+            theme: Map::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DashboardAuthConfig {
+    pub enabled: bool,
+    pub username: String,
+    pub password: String,
+    pub admin_username: Option<String>,
+    pub admin_password: Option<String>,
+    pub login_button_text: String,
+    pub session_secret: String,
+    pub oauth2: Option<Map<String, Value>>,
+    pub session_cookie_name: String,
+    pub session_cookie_secure: bool,
+    pub session_max_age_seconds: u64,
+}
+
+impl Default for DashboardAuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            username: "admin".into(),
+            password: String::new(),
+            admin_username: None,
+            admin_password: None,
+            login_button_text: "Sign in with SSO".into(),
+            session_secret: String::new(),
+            oauth2: None,
+            session_cookie_name: "agw_dashboard_session".into(),
+            session_cookie_secure: false,
+            session_max_age_seconds: 86_400,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Openai,
+    Anthropic,
+    Gemini,
+}
+
+/// One LLM provider: a built-in name (`openai`, `anthropic`, `gemini`, `ollama`) to override its
+/// key or endpoint, or a new name of a given kind (an OpenAI-compatible server, say).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProviderConfig {
+    /// Wire format; defaults to the built-in provider's of the same name, else OpenAI.
+    pub kind: Option<ProviderKind>,
+    pub api_key: Option<String>,
+    /// Environment variable holding the key.
+    pub api_key_env: Option<String>,
+    pub api_base: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub timeout_ms: Option<u64>,
+    pub max_retries: Option<u32>,
+    pub retry_base_delay_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionsConfig {
+    /// Idle time after which a chat session is forgotten.
+    pub ttl_seconds: u64,
+    pub max_sessions: usize,
+    /// Older messages are dropped beyond this many.
+    pub max_messages: usize,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            ttl_seconds: 1800,
+            max_sessions: 1000,
+            max_messages: 100,
+        }
+    }
+}
+
+/// Credentials sent to one agentgate site.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SiteCredentials {
+    pub api_key: Option<String>,
+    pub bearer_token: Option<String>,
+}
+
+/// The result of loading `gateway.yaml`: the config when it is usable, and every problem found.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Option<GatewayConfig>,
+    pub diagnostics: Diagnostics,
+}
+
+impl GatewayConfig {
+    /// Loads `<workspace>/gateway.yaml` (absent → defaults), substituting `${VAR}` from `env`
+    /// and overlaying `AGENT_GATEWAY_*` entries of `env`. `env` is passed in (usually
+    /// `std::env::vars()`) so tests never touch the process environment.
+    pub fn load(workspace: &Path, env: &BTreeMap<String, String>) -> LoadedConfig {
+        let path = workspace.join("gateway.yaml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::from_yaml(&path, &text, env),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                Self::from_yaml(&path, "", env)
+            }
+            Err(err) => {
+                let mut diagnostics = Diagnostics::new();
+                diagnostics.error(&path, None, format!("cannot read file: {err}"));
+                LoadedConfig {
+                    config: None,
+                    diagnostics,
+                }
+            }
+        }
+    }
+
+    /// Parses configuration text as if it were the file at `path`.
+    pub fn from_yaml(path: &Path, text: &str, env: &BTreeMap<String, String>) -> LoadedConfig {
+        let mut diagnostics = Diagnostics::new();
+        let config = parse_config(path, text, env, &mut diagnostics);
+        LoadedConfig {
+            config: if diagnostics.has_errors() {
+                None
+            } else {
+                config
+            },
+            diagnostics,
+        }
+    }
+
+    /// The process environment as a map, for [`GatewayConfig::load`].
+    pub fn process_env() -> BTreeMap<String, String> {
+        std::env::vars().collect()
+    }
+}
+
+fn parse_config(
+    path: &Path,
+    text: &str,
+    env: &BTreeMap<String, String>,
+    diagnostics: &mut Diagnostics,
+) -> Option<GatewayConfig> {
+    let mut value = match yaml::parse(text) {
+        Ok(Value::Null) => lenient::empty_object(),
+        Ok(value @ Value::Object(_)) => value,
+        Ok(_) => {
+            diagnostics.error(path, Some(1), "gateway.yaml must be a mapping of sections");
+            return None;
+        }
+        Err(err) => {
+            diagnostics.error(path, err.line, format!("invalid YAML: {}", err.message));
+            return None;
+        }
+    };
+
+    let mut trail = Vec::new();
+    substitute_env(&mut value, env, &mut trail, &mut |segments, message| {
+        diagnostics.error(path, yaml::locate(text, segments), message);
+    });
+    if diagnostics.has_errors() {
+        return None;
+    }
+
+    let env_paths = overlay_env(&mut value, env);
+
+    let (config, unknown) = match lenient::from_value::<GatewayConfig>(&value) {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            let segments = yaml::parse_path(&err.path);
+            match env_source(&env_paths, &segments) {
+                Some(var) => diagnostics.error(
+                    path,
+                    None,
+                    format!(
+                        "environment variable {var} (key '{}'): {}",
+                        err.path, err.message
+                    ),
+                ),
+                None => diagnostics.error(
+                    path,
+                    yaml::locate(text, &segments),
+                    format!("'{}': {}", err.path, err.message),
+                ),
+            }
+            return None;
+        }
+    };
+    for key in unknown {
+        let segments = yaml::parse_path(&key);
+        match env_source(&env_paths, &segments) {
+            Some(var) => diagnostics.warning(
+                path,
+                None,
+                format!("environment variable {var} sets unknown key '{key}' (ignored)"),
+            ),
+            None => diagnostics.warning(
+                path,
+                yaml::locate(text, &segments),
+                format!("unknown key '{key}' (ignored)"),
+            ),
+        }
+    }
+    validate(&config, path, text, diagnostics);
+    Some(config)
+}
+
+/// Checks the rules types alone cannot express.
+fn validate(config: &GatewayConfig, path: &Path, text: &str, diagnostics: &mut Diagnostics) {
+    let line = |p: &str| yaml::locate(text, &yaml::parse_path(p));
+    if config.timezone.parse::<chrono_tz::Tz>().is_err() {
+        diagnostics.error(
+            path,
+            line("timezone"),
+            format!(
+                "'timezone': '{}' is not an IANA timezone (e.g. UTC, Europe/London)",
+                config.timezone
+            ),
+        );
+    }
+    if config.cors.allow_credentials && config.cors.allow_origins.iter().any(|o| o == "*") {
+        diagnostics.error(
+            path,
+            line("cors.allow_credentials"),
+            "'cors.allow_credentials' cannot be true while 'cors.allow_origins' contains '*': list the origins",
+        );
+    }
+    if config.rate_limit.enabled {
+        if let Err(message) = crate::rate::parse_rate(&config.rate_limit.default_limit) {
+            diagnostics.error(path, line("rate_limit.default_limit"), message);
+        }
+    }
+    for (route, limit) in &config.rate_limit.routes {
+        if let Err(message) = crate::rate::parse_rate(limit) {
+            diagnostics.error(
+                path,
+                line(&format!("rate_limit.routes.{route}")),
+                format!("rate limit for '{route}': {message}"),
+            );
+        }
+    }
+    for (i, key) in config.auth.api_keys.iter().enumerate() {
+        if key.key.trim().is_empty() {
+            diagnostics.error(
+                path,
+                line(&format!("auth.api_keys[{i}].key")),
+                format!("API key '{}' has an empty key", key.name),
+            );
+        }
+    }
+    if !(0.0..=2.0).contains(&config.model.temperature) {
+        diagnostics.error(
+            path,
+            line("model.temperature"),
+            "'model.temperature' must be between 0 and 2",
+        );
+    }
+}
+
+static VAR_PATTERN: std::sync::LazyLock<Option<Regex>> =
+    std::sync::LazyLock::new(|| Regex::new(r"\$\{([^}]+)\}").ok());
+
+/// Replaces `${VAR}` in every string value (not keys). An undefined variable is an error.
+fn substitute_env(
+    value: &mut Value,
+    env: &BTreeMap<String, String>,
+    trail: &mut Vec<PathSegment>,
+    report: &mut dyn FnMut(&[PathSegment], String),
+) {
+    match value {
+        Value::String(text) => {
+            let Some(pattern) = VAR_PATTERN.as_ref() else {
+                return;
+            };
+            if !text.contains("${") {
+                return;
+            }
+            let mut missing = Vec::new();
+            let replaced = pattern.replace_all(text, |caps: &regex::Captures<'_>| {
+                let name = &caps[1];
+                match env.get(name) {
+                    Some(v) => v.clone(),
+                    None => {
+                        missing.push(name.to_string());
+                        String::new()
+                    }
+                }
+            });
+            if missing.is_empty() {
+                *text = replaced.into_owned();
+            } else {
+                for name in missing {
+                    report(
+                        trail,
+                        format!(
+                            "environment variable '${{{name}}}' is not defined: set it or remove the reference"
+                        ),
+                    );
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                trail.push(PathSegment::Index(i));
+                substitute_env(item, env, trail, report);
+                trail.pop();
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                trail.push(PathSegment::Key(key.clone()));
+                substitute_env(item, env, trail, report);
+                trail.pop();
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// Writes `AGENT_GATEWAY_A__B=v` into `value` at `a.b`, returning (path, variable) pairs.
+/// Values that parse as JSON (numbers, booleans, arrays, objects) are used as such.
+fn overlay_env(value: &mut Value, env: &BTreeMap<String, String>) -> Vec<(Vec<String>, String)> {
+    let mut applied = Vec::new();
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if RESERVED_ENV.contains(&var.as_str()) || rest.is_empty() {
+            continue;
+        }
+        let keys: Vec<String> = rest.split("__").map(|k| k.to_ascii_lowercase()).collect();
+        if keys.iter().any(String::is_empty) {
+            continue;
+        }
+        let parsed = match serde_json::from_str::<Value>(raw) {
+            Ok(v @ (Value::Array(_) | Value::Object(_) | Value::Number(_) | Value::Bool(_))) => v,
+            _ => Value::String(raw.clone()),
+        };
+        if set_path(value, &keys, parsed) {
+            applied.push((keys, var.clone()));
+        }
+    }
+    applied
+}
+
+fn set_path(root: &mut Value, keys: &[String], new: Value) -> bool {
+    let mut node = root;
+    for (i, key) in keys.iter().enumerate() {
+        let Value::Object(map) = node else {
+            return false;
+        };
+        if i + 1 == keys.len() {
+            map.insert(key.clone(), new);
+            return true;
+        }
+        let child = map.entry(key.clone()).or_insert_with(lenient::empty_object);
+        if child.is_null() {
+            *child = lenient::empty_object();
+        }
+        node = child;
+    }
+    false
+}
+
+/// The environment variable that set `segments` or one of its ancestors.
+fn env_source<'a>(
+    applied: &'a [(Vec<String>, String)],
+    segments: &[PathSegment],
+) -> Option<&'a str> {
+    let keys: Vec<&str> = segments
+        .iter()
+        .filter_map(|s| match s {
+            PathSegment::Key(k) => Some(k.as_str()),
+            PathSegment::Index(_) => None,
+        })
+        .collect();
+    applied
+        .iter()
+        .find(|(path, _)| path.len() <= keys.len() && path.iter().zip(&keys).all(|(a, b)| a == b))
+        .map(|(_, var)| var.as_str())
+}
+
+/// Resolves the SQLite file path of a `persistence.url` such as
+/// `sqlite+aiosqlite:///agent_gateway.db` or `sqlite:///data/x.db` (text after `///`),
+/// relative paths being relative to `base`.
+pub fn sqlite_path(url: &str, base: &Path) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite")?;
+    let rest = rest.split_once("://").map(|(_, r)| r)?;
+    let file = rest.strip_prefix('/').unwrap_or(rest);
+    if file.is_empty() || file == ":memory:" {
+        return None;
+    }
+    let file = Path::new(file);
+    Some(if file.is_absolute() {
+        file.to_path_buf()
+    } else {
+        base.join(file)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load(text: &str, pairs: &[(&str, &str)]) -> LoadedConfig {
+        GatewayConfig::from_yaml(Path::new("ws/gateway.yaml"), text, &env(pairs))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let loaded = load("", &[]);
+        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+        assert_eq!(loaded.config, Some(GatewayConfig::default()));
+    }
+
+    #[test]
+    fn env_overrides_the_file() {
+        let loaded = load(
+            "server:\n  port: 8000\n  host: 127.0.0.1\n",
+            &[
+                ("AGENT_GATEWAY_SERVER__PORT", "9000"),
+                ("AGENT_GATEWAY_GUARDRAILS__MAX_ITERATIONS", "3"),
+                (
+                    "AGENT_GATEWAY_AUTH__API_KEYS",
+                    r#"[{"name":"a","key":"k"}]"#,
+                ),
+                ("AGENT_GATEWAY_SECRET_KEY", "not-a-config-key"),
+            ],
+        );
+        let config = loaded.config.unwrap();
+        assert_eq!(config.server.port, 9000);
+        assert_eq!(config.server.host, "127.0.0.1");
+        assert_eq!(config.guardrails.max_iterations, 3);
+        assert_eq!(config.auth.api_keys[0].name, "a");
+        assert_eq!(config.auth.api_keys[0].scopes, vec!["*"]);
+        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+    }
+
+    #[test]
+    fn substitutes_variables_whole_and_embedded() {
+        let loaded = load(
+            "server:\n  port: ${PORT}\nmodel:\n  default: \"openai/${MODEL}-mini\"\n",
+            &[("PORT", "7000"), ("MODEL", "gpt-4o")],
+        );
+        let config = loaded.config.unwrap();
+        assert_eq!(config.server.port, 7000);
+        assert_eq!(config.model.default, "openai/gpt-4o-mini");
+    }
+
+    #[test]
+    fn undefined_variable_is_an_error_at_its_line() {
+        let loaded = load("server:\n  host: ${NOPE}\n", &[]);
+        assert!(loaded.config.is_none());
+        let d: Vec<_> = loaded.diagnostics.errors().collect();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].line, Some(2));
+        assert!(d[0].message.contains("NOPE"));
+    }
+
+    #[test]
+    fn type_error_names_key_and_line() {
+        let loaded = load("server:\n  host: x\n  port: many\n", &[]);
+        let d: Vec<_> = loaded.diagnostics.errors().collect();
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].line, Some(3));
+        assert!(d[0].message.contains("server.port"), "{}", d[0].message);
+        assert_eq!(d[0].to_string().split(':').next(), Some("ws/gateway.yaml"));
+    }
+
+    #[test]
+    fn env_type_error_names_the_variable() {
+        let loaded = load("", &[("AGENT_GATEWAY_SERVER__PORT", "lots")]);
+        let d: Vec<_> = loaded.diagnostics.errors().collect();
+        assert!(
+            d[0].message.contains("AGENT_GATEWAY_SERVER__PORT"),
+            "{}",
+            d[0].message
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings_with_lines() {
+        let loaded = load("server:\n  port: 1\n  prot: 2\nextra: true\n", &[]);
+        assert!(loaded.config.is_some());
+        let w: Vec<_> = loaded.diagnostics.warnings().collect();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(w[0].line, Some(3));
+        assert!(w[0].message.contains("server.prot"));
+        assert_eq!(w[1].line, Some(4));
+    }
+
+    #[test]
+    fn invalid_yaml_reports_a_line() {
+        let loaded = load("server:\n  port: [1,\n", &[]);
+        assert!(loaded.config.is_none());
+        assert!(loaded.diagnostics.errors().next().unwrap().line.is_some());
+    }
+
+    #[test]
+    fn semantic_rules() {
+        let loaded = load(
+            "timezone: Mars/Olympus\ncors:\n  allow_credentials: true\nauth:\n  mode: magic\n",
+            &[],
+        );
+        assert!(loaded.config.is_none());
+        let loaded = load(
+            "timezone: Mars/Olympus\ncors:\n  allow_credentials: true\n",
+            &[],
+        );
+        let errors: Vec<_> = loaded.diagnostics.errors().collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].line, Some(1));
+        assert_eq!(errors[1].line, Some(3));
+    }
+
+    #[test]
+    fn sqlite_paths() {
+        let base = Path::new("/ws");
+        assert_eq!(
+            sqlite_path("sqlite+aiosqlite:///agent_gateway.db", base),
+            Some(PathBuf::from("/ws/agent_gateway.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:////var/x.db", base),
+            Some(PathBuf::from("/var/x.db"))
+        );
+        assert_eq!(sqlite_path("postgresql://x", base), None);
+    }
+}
