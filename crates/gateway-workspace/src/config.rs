@@ -52,6 +52,8 @@ pub struct GatewayConfig {
     pub sessions: SessionsConfig,
     /// Credentials for agentgate sites that agents call (`sites:` in AGENT.md), by site URL.
     pub sites: BTreeMap<String, SiteCredentials>,
+    /// How file tools are run (ours).
+    pub tools: ToolsConfig,
 }
 
 impl Default for GatewayConfig {
@@ -79,6 +81,29 @@ impl Default for GatewayConfig {
             providers: BTreeMap::new(),
             sessions: SessionsConfig::default(),
             sites: BTreeMap::new(),
+            tools: ToolsConfig::default(),
+        }
+    }
+}
+
+/// Running file-tool handlers as subprocesses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ToolsConfig {
+    /// Interpreter for `handler.py`.
+    pub python: String,
+    /// Per-call limit unless the tool sets `timeout_ms`.
+    pub timeout_ms: u64,
+    /// A handler printing more than this is stopped and its call fails.
+    pub max_output_bytes: usize,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        Self {
+            python: "python3".into(),
+            timeout_ms: 30_000,
+            max_output_bytes: 1024 * 1024,
         }
     }
 }
