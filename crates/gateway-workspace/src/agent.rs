@@ -271,21 +271,21 @@ pub(crate) fn load_agent(
             "personal agent without a valid setup_schema: users have nothing to configure",
         );
     }
-    if let (Some(schema), false) = (&input_schema, schedules.is_empty()) {
-        if let Ok(validator) = schema::compile(schema) {
-            for (i, entry) in schedules.iter().enumerate() {
-                let problems = schema::violations(&validator, &Value::Object(entry.input.clone()));
-                if !problems.is_empty() {
-                    diagnostics.warning(
-                        &file,
-                        doc.line_of(&format!("schedules[{i}].input")),
-                        format!(
-                            "schedule '{}': input does not match input_schema: {}",
-                            entry.name,
-                            problems.join("; ")
-                        ),
-                    );
-                }
+    if let (Some(schema), false) = (&input_schema, schedules.is_empty())
+        && let Ok(validator) = schema::compile(schema)
+    {
+        for (i, entry) in schedules.iter().enumerate() {
+            let problems = schema::violations(&validator, &Value::Object(entry.input.clone()));
+            if !problems.is_empty() {
+                diagnostics.warning(
+                    &file,
+                    doc.line_of(&format!("schedules[{i}].input")),
+                    format!(
+                        "schedule '{}': input does not match input_schema: {}",
+                        entry.name,
+                        problems.join("; ")
+                    ),
+                );
             }
         }
     }
@@ -380,15 +380,15 @@ fn parse_schedules(
             );
             valid = false;
         }
-        if let Some(tz) = &entry.timezone {
-            if let Err(message) = schedule::parse_timezone(tz) {
-                diagnostics.error(
-                    &doc.path,
-                    doc.line_of(&format!("{at}.timezone")),
-                    format!("schedule '{}': {message}", entry.name),
-                );
-                valid = false;
-            }
+        if let Some(tz) = &entry.timezone
+            && let Err(message) = schedule::parse_timezone(tz)
+        {
+            diagnostics.error(
+                &doc.path,
+                doc.line_of(&format!("{at}.timezone")),
+                format!("schedule '{}': {message}", entry.name),
+            );
+            valid = false;
         }
         if !is_valid_schedule_name(&entry.name) {
             diagnostics.error(
@@ -409,21 +409,21 @@ fn parse_schedules(
             );
             valid = false;
         }
-        if let Some(instructions) = &mut entry.instructions {
-            if instructions.chars().count() > MAX_SCHEDULE_INSTRUCTIONS {
-                diagnostics.warning(
-                    &doc.path,
-                    doc.line_of(&format!("{at}.instructions")),
-                    format!(
-                        "schedule '{}': instructions cut to {MAX_SCHEDULE_INSTRUCTIONS} characters",
-                        entry.name
-                    ),
-                );
-                *instructions = instructions
-                    .chars()
-                    .take(MAX_SCHEDULE_INSTRUCTIONS)
-                    .collect();
-            }
+        if let Some(instructions) = &mut entry.instructions
+            && instructions.chars().count() > MAX_SCHEDULE_INSTRUCTIONS
+        {
+            diagnostics.warning(
+                &doc.path,
+                doc.line_of(&format!("{at}.instructions")),
+                format!(
+                    "schedule '{}': instructions cut to {MAX_SCHEDULE_INSTRUCTIONS} characters",
+                    entry.name
+                ),
+            );
+            *instructions = instructions
+                .chars()
+                .take(MAX_SCHEDULE_INSTRUCTIONS)
+                .collect();
         }
         if valid {
             schedules.push(entry);

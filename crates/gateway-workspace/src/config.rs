@@ -897,10 +897,10 @@ fn validate(config: &GatewayConfig, path: &Path, text: &str, diagnostics: &mut D
             "'cors.allow_credentials' cannot be true while 'cors.allow_origins' contains '*': list the origins",
         );
     }
-    if config.rate_limit.enabled {
-        if let Err(message) = crate::rate::parse_rate(&config.rate_limit.default_limit) {
-            diagnostics.error(path, line("rate_limit.default_limit"), message);
-        }
+    if config.rate_limit.enabled
+        && let Err(message) = crate::rate::parse_rate(&config.rate_limit.default_limit)
+    {
+        diagnostics.error(path, line("rate_limit.default_limit"), message);
     }
     for (route, limit) in &config.rate_limit.routes {
         if let Err(message) = crate::rate::parse_rate(limit) {

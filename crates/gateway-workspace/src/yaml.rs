@@ -20,13 +20,24 @@ pub fn parse(text: &str) -> Result<Value, YamlError> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
-    serde_saphyr::from_str::<Value>(text).map_err(|err| YamlError {
+    serde_saphyr::from_str_with_options::<Value>(text, options()).map_err(|err| YamlError {
         line: err
             .location()
             .and_then(|loc| usize::try_from(loc.line()).ok())
             .filter(|line| *line > 0),
         message: first_line(&err.to_string()),
     })
+}
+
+/// Scalars are read as PyYAML (which 0.2.13 uses) reads what matters here: `y`/`n` stay
+/// strings (`required: [n]` names a property), only `true`/`false` are booleans in untyped
+/// positions (typed booleans still accept `yes`/`on`, see `lenient`), and `.inf`/`.nan`
+/// stay text since JSON has no such numbers.
+fn options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    options.non_finite_float_policy = serde_saphyr::NonFiniteFloatPolicy::AsString;
+    options
 }
 
 fn first_line(text: &str) -> String {
@@ -303,6 +314,15 @@ model:
         assert!(err.line.is_some(), "{err:?}");
         assert_eq!(parse("").unwrap(), Value::Null);
         assert_eq!(parse("a: 1").unwrap(), serde_json::json!({"a": 1}));
+    }
+
+    #[test]
+    fn scalars_read_like_pyyaml() {
+        let v = parse("a: [n, y, yes, true, False, ~, 1_000, .inf]").unwrap();
+        assert_eq!(
+            v["a"],
+            serde_json::json!(["n", "y", "yes", true, false, null, 1000, ".inf"])
+        );
     }
 
     #[test]

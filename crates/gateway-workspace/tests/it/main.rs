@@ -1,4 +1,5 @@
 //! Loading whole workspaces from disk.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

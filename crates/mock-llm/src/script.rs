@@ -1,0 +1,181 @@
+//! What the mock answers: scripted replies, consumed in order, with an always-available default.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Restricts which requests a reply answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Match {
+    /// Exact model name of the request (without provider prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Substring of the last user message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contains: Option<String>,
+}
+
+/// A tool call the reply asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScriptedCall {
+    pub name: String,
+    #[serde(default)]
+    pub arguments: Value,
+    /// Call id; generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// Token counts to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptedUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// One scripted answer. Also the JSON format of the control API and of script files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+    pub matcher: Option<Match>,
+    /// Assistant text; for the default reply, `None` means "echo the last user message".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ScriptedCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<ScriptedUsage>,
+    /// Wait this long before answering.
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// Wait this long between stream chunks.
+    #[serde(default)]
+    pub chunk_delay_ms: u64,
+    /// Answer with this HTTP status (an error) instead of a completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Body of the error answer; a provider-shaped error JSON when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Answer 200 with exactly this (malformed) body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_body: Option<String>,
+    /// How many requests this reply answers before it is used up (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<u32>,
+}
+
+impl Reply {
+    /// A text answer.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: Some(text.into()),
+            ..Self::default()
+        }
+    }
+
+    /// An answer asking for one tool call.
+    pub fn tool_call(name: impl Into<String>, arguments: Value) -> Self {
+        Self::tool_calls(vec![(name, arguments)])
+    }
+
+    /// An answer asking for several tool calls at once.
+    pub fn tool_calls<N: Into<String>>(calls: Vec<(N, Value)>) -> Self {
+        Self {
+            tool_calls: calls
+                .into_iter()
+                .map(|(name, arguments)| ScriptedCall {
+                    name: name.into(),
+                    arguments,
+                    id: None,
+                })
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    /// An HTTP error answer (`body` None: the provider's usual error JSON).
+    pub fn error(status: u16, body: Option<&str>) -> Self {
+        Self {
+            status: Some(status),
+            body: body.map(String::from),
+            ..Self::default()
+        }
+    }
+
+    /// A 200 answer with a body that is not what the provider would send.
+    pub fn malformed(body: impl Into<String>) -> Self {
+        Self {
+            raw_body: Some(body.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Answer only requests for this model.
+    pub fn for_model(mut self, model: impl Into<String>) -> Self {
+        self.matcher.get_or_insert_with(Match::default).model = Some(model.into());
+        self
+    }
+
+    /// Answer only requests whose last user message contains `text`.
+    pub fn when_contains(mut self, text: impl Into<String>) -> Self {
+        self.matcher.get_or_insert_with(Match::default).contains = Some(text.into());
+        self
+    }
+
+    pub fn with_delay(mut self, ms: u64) -> Self {
+        self.delay_ms = ms;
+        self
+    }
+
+    pub fn with_chunk_delay(mut self, ms: u64) -> Self {
+        self.chunk_delay_ms = ms;
+        self
+    }
+
+    pub fn with_usage(mut self, input_tokens: u64, output_tokens: u64) -> Self {
+        self.usage = Some(ScriptedUsage {
+            input_tokens,
+            output_tokens,
+        });
+        self
+    }
+
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// Answer `n` requests with this reply.
+    pub fn times(mut self, n: u32) -> Self {
+        self.times = Some(n);
+        self
+    }
+
+    pub(crate) fn matches(&self, model: &str, last_user: &str) -> bool {
+        let Some(matcher) = &self.matcher else {
+            return true;
+        };
+        matcher.model.as_deref().is_none_or(|m| m == model)
+            && matcher
+                .contains
+                .as_deref()
+                .is_none_or(|c| last_user.contains(c))
+    }
+}
+
+/// One or many replies (the control API and script files accept both).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Replies {
+    Many(Vec<Reply>),
+    One(Box<Reply>),
+}
+
+impl Replies {
+    pub fn into_vec(self) -> Vec<Reply> {
+        match self {
+            Self::Many(replies) => replies,
+            Self::One(reply) => vec![*reply],
+        }
+    }
+}
