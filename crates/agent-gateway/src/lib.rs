@@ -1,1 +1,33 @@
-//! agent-gateway
+//! Agent Gateway: a folder of markdown files (agents, tools, skills) served as a production
+//! API for AI agents.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), agent_gateway::GatewayError> {
+//! let gateway = agent_gateway::Gateway::builder("./workspace").build()?;
+//! let result = gateway.invoke("assistant", "Hello!").await?;
+//! println!("{}", result.result.raw_text);
+//! // Serve it, or nest it in an existing axum app:
+//! let app = axum::Router::new().nest("/ai", gateway.router());
+//! # let _ = app; Ok(()) }
+//! ```
+
+pub mod api;
+pub mod engine;
+mod error;
+pub mod executions;
+mod gateway;
+pub mod hooks;
+mod llm_settings;
+mod runtime;
+mod serve;
+pub mod sessions;
+pub mod tools;
+
+pub use error::GatewayError;
+pub use gateway::{
+    ChatRequest, ChatResult, ChatStreamEvent, ExecutionOptions, ExecutionResult, Gateway,
+    GatewayBuilder, Health, InvokeRequest, RunResult, ScheduleRun,
+};
+pub use gateway_workspace as workspace;
+pub use runtime::check_models;
+pub use serve::{ServeOptions, serve};

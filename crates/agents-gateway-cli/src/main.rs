@@ -1,1 +1,494 @@
-fn main() {}
+//! `agents-gateway`: scaffold, check, serve and talk to a workspace of agents.
+
+mod init;
+mod output;
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use agent_gateway::engine::{EngineEvent, ExecutionStatus};
+use agent_gateway::workspace::{ExternalNames, GatewayConfig, Severity, Workspace};
+use agent_gateway::{ChatRequest, ChatStreamEvent, Gateway, InvokeRequest};
+use anyhow::{Context, anyhow};
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::output::{Format, Table};
+
+#[derive(Parser)]
+#[command(
+    name = "agents-gateway",
+    version,
+    about = "Serve a folder of markdown agents as an API",
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct WorkspaceArg {
+    /// The workspace folder.
+    #[arg(short = 'w', long, default_value = "./workspace")]
+    workspace: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new project with a working workspace.
+    Init {
+        /// Folder to create.
+        name: String,
+    },
+    /// Start the HTTP server.
+    Serve {
+        #[command(flatten)]
+        ws: WorkspaceArg,
+        /// Address to listen on (default: server.host from gateway.yaml, else 0.0.0.0).
+        #[arg(long)]
+        host: Option<String>,
+        /// Port to listen on (default: server.port from gateway.yaml, else 8000).
+        #[arg(short, long)]
+        port: Option<u16>,
+        /// Allow POST /v1/reload to re-read the workspace.
+        #[arg(long)]
+        reload: bool,
+    },
+    /// Run an agent once and print its answer.
+    Invoke {
+        #[command(flatten)]
+        ws: WorkspaceArg,
+        agent: String,
+        message: String,
+        /// Structured input (a JSON object).
+        #[arg(long, value_name = "JSON")]
+        input: Option<String>,
+        #[arg(short = 'f', long = "format", default_value = "table")]
+        format: String,
+        /// Same as `-f json`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Chat with an agent in the terminal (answers stream as they are written).
+    Chat {
+        #[command(flatten)]
+        ws: WorkspaceArg,
+        agent: String,
+    },
+    /// List the agents.
+    Agents {
+        #[command(flatten)]
+        ws: WorkspaceArg,
+        #[arg(short = 'f', long = "format", default_value = "table")]
+        format: String,
+    },
+    /// List the skills.
+    Skills {
+        #[command(flatten)]
+        ws: WorkspaceArg,
+        #[arg(short = 'f', long = "format", default_value = "table")]
+        format: String,
+    },
+    /// Validate the workspace and report every problem with its file and line.
+    Check {
+        #[command(flatten)]
+        ws: WorkspaceArg,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("Error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("Error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Version => {
+            println!("agents-gateway {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init { name } => {
+            let env = GatewayConfig::process_env();
+            init::scaffold(std::path::Path::new(&name), &env)?;
+            println!("Created project '{name}'.");
+            println!("Next: cd {name} && agents-gateway serve");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { ws } => Ok(check(&ws.workspace)),
+        Command::Serve {
+            ws,
+            host,
+            port,
+            reload,
+        } => serve(&ws.workspace, host, port, reload).await,
+        Command::Invoke {
+            ws,
+            agent,
+            message,
+            input,
+            format,
+            json,
+        } => {
+            let format = if json {
+                Format::Json
+            } else {
+                Format::parse(&format, false)?
+            };
+            invoke(&ws.workspace, &agent, &message, input.as_deref(), format).await
+        }
+        Command::Chat { ws, agent } => chat(&ws.workspace, &agent).await,
+        Command::Agents { ws, format } => list_agents(&ws.workspace, Format::parse(&format, true)?),
+        Command::Skills { ws, format } => list_skills(&ws.workspace, Format::parse(&format, true)?),
+    }
+}
+
+fn require_workspace(path: &std::path::Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "workspace folder '{}' not found (create one with `agents-gateway init <name>`, or pass --workspace)",
+            path.display()
+        ))
+    }
+}
+
+fn build_gateway(path: &std::path::Path, reload: bool) -> anyhow::Result<Gateway> {
+    require_workspace(path)?;
+    Gateway::builder(path)
+        .reload(reload)
+        .build()
+        .map_err(|err| anyhow!("{err}"))
+}
+
+async fn serve(
+    path: &std::path::Path,
+    host: Option<String>,
+    port: Option<u16>,
+    reload: bool,
+) -> anyhow::Result<ExitCode> {
+    let gateway = build_gateway(path, reload)?;
+    let config = gateway.config();
+    let host = host.unwrap_or(config.server.host);
+    let port = port.unwrap_or(config.server.port);
+    let addr: SocketAddr = format!("{host}:{port}")
+        .parse()
+        .or_else(|_| format!("[{host}]:{port}").parse())
+        .with_context(|| format!("invalid listen address {host}:{port}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    println!("Starting agent-gateway on {host}:{port}");
+    let health = gateway.health();
+    println!(
+        "Workspace {}: {} agents, {} skills, {} tools ({})",
+        path.display(),
+        health.agent_count,
+        health.skill_count,
+        health.tool_count,
+        health.status
+    );
+    agent_gateway::serve(gateway, listener, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    eprintln!("Shutting down...");
+}
+
+async fn invoke(
+    path: &std::path::Path,
+    agent: &str,
+    message: &str,
+    input: Option<&str>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let gateway = build_gateway(path, false)?;
+    let input = match input {
+        None => serde_json::Map::new(),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => map,
+            _ => return Err(anyhow!("--input must be a JSON object")),
+        },
+    };
+    let result = gateway
+        .invoke_with(InvokeRequest::new(agent, message).input(input))
+        .await
+        .map_err(|err| anyhow!("{err}"))?;
+    let ok = result.status == ExecutionStatus::Completed;
+    match format {
+        Format::Json => {
+            let body = json!({
+                "status": result.stop_reason,
+                "execution_status": result.status,
+                "result": result.result,
+                "usage": result.usage,
+                "error": result.error,
+            });
+            println!("{}", serde_json::to_string_pretty(&body)?);
+        }
+        _ => {
+            println!("Status: {}", result.status.as_str());
+            if let Some(error) = &result.error {
+                println!("Error: {error}");
+            }
+            println!();
+            println!("{}", result.result.raw_text);
+            if let Some(output) = &result.result.output {
+                println!();
+                println!("Structured output:");
+                println!("{}", serde_json::to_string_pretty(output)?);
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn chat(path: &std::path::Path, agent: &str) -> anyhow::Result<ExitCode> {
+    let gateway = build_gateway(path, false)?;
+    if gateway.agent(agent).is_none() {
+        return Err(anyhow!("agent '{agent}' not found in {}", path.display()));
+    }
+    let mut session_id: Option<String> = None;
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        print!("you> ");
+        std::io::stdout().flush()?;
+        let Some(line) = lines.next() else { break };
+        let line = line?;
+        let message = line.trim();
+        if message.is_empty() {
+            continue;
+        }
+        if matches!(message, "exit" | "quit") {
+            break;
+        }
+        let mut request = ChatRequest::new(agent, message);
+        request.session_id = session_id.clone();
+        let mut stream = Box::pin(
+            gateway
+                .chat_stream(request)
+                .map_err(|err| anyhow!("{err}"))?,
+        );
+        print!("agent> ");
+        std::io::stdout().flush()?;
+        let mut wrote = false;
+        while let Some(event) = stream.next().await {
+            match event {
+                ChatStreamEvent::Session { session_id: id, .. } => session_id = Some(id),
+                ChatStreamEvent::Engine(EngineEvent::Token { content }) => {
+                    wrote |= !content.is_empty();
+                    print!("{content}");
+                    std::io::stdout().flush()?;
+                }
+                ChatStreamEvent::Engine(EngineEvent::ToolCall { name, .. }) => {
+                    eprintln!("  [calling {name}]");
+                }
+                ChatStreamEvent::Engine(EngineEvent::ToolResult { .. }) => {}
+                ChatStreamEvent::Error { message } => {
+                    eprintln!("\n[error] {message}");
+                    wrote = true;
+                }
+                ChatStreamEvent::Done { .. } => {}
+            }
+        }
+        if !wrote {
+            print!("(no response)");
+        }
+        println!();
+    }
+    println!("Bye!");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_workspace(path: &std::path::Path) -> anyhow::Result<Workspace> {
+    require_workspace(path)?;
+    let workspace = Workspace::load(path, &GatewayConfig::process_env());
+    if !workspace.config_valid {
+        let errors: Vec<String> = workspace
+            .diagnostics
+            .errors()
+            .map(|d| d.to_string())
+            .collect();
+        return Err(anyhow!("invalid gateway.yaml:\n  {}", errors.join("\n  ")));
+    }
+    Ok(workspace)
+}
+
+fn list_agents(path: &std::path::Path, format: Format) -> anyhow::Result<ExitCode> {
+    let workspace = load_workspace(path)?;
+    let mut table = Table::new(&["id", "skills", "tools", "model"], "No agents found.");
+    for agent in workspace.agents.values() {
+        table.row(vec![
+            json!(agent.id),
+            json!(agent.skills.len()),
+            json!(workspace.tool_names_of(agent).len()),
+            json!(
+                agent
+                    .model
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| "(default)".into())
+            ),
+        ]);
+    }
+    table.print(format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_skills(path: &std::path::Path, format: Format) -> anyhow::Result<ExitCode> {
+    let workspace = load_workspace(path)?;
+    let mut table = Table::new(&["id", "tools", "steps", "description"], "No skills found.");
+    for skill in workspace.skills.values() {
+        table.row(vec![
+            json!(skill.id),
+            json!(skill.all_tools().len()),
+            json!(skill.steps.len()),
+            json!(skill.description),
+        ]);
+    }
+    table.print(format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    println!("Workspace: {}", path.display());
+    let env = GatewayConfig::process_env();
+    let workspace = Workspace::load(path, &env);
+    let mut diagnostics = workspace.all_diagnostics(&ExternalNames::default());
+    if workspace.config_valid {
+        // Missing model keys: a warning now rather than a failed call later.
+        diagnostics.extend(agent_gateway::check_models(&workspace, &env));
+    }
+    println!();
+    println!("Agents:");
+    if workspace.agents.is_empty() {
+        println!("  (none)");
+    }
+    for agent in workspace.agents.values() {
+        let state = if agent.enabled { "" } else { " (disabled)" };
+        println!("  [ok] {}{state}", agent.id);
+    }
+    println!("Skills:");
+    if workspace.skills.is_empty() {
+        println!("  (none)");
+    }
+    for skill in workspace.skills.values() {
+        let workflow = if skill.has_workflow() {
+            format!(" ({} steps)", skill.steps.len())
+        } else {
+            String::new()
+        };
+        println!("  [ok] {}{workflow}", skill.id);
+    }
+    println!("Tools:");
+    if workspace.tools.is_empty() {
+        println!("  (none)");
+    }
+    for tool in workspace.tools.values() {
+        let kind = match &tool.handler {
+            Some(agent_gateway::workspace::ToolHandler::Python(_)) => "function",
+            Some(agent_gateway::workspace::ToolHandler::Executable(_)) => "executable",
+            None => "no handler",
+        };
+        println!("  [ok] {} ({kind})", tool.name);
+    }
+    println!("Schedules:");
+    let schedules: Vec<_> = workspace
+        .agents
+        .values()
+        .flat_map(|a| a.schedules.iter().map(move |s| (a, s)))
+        .collect();
+    if schedules.is_empty() {
+        println!("  (none)");
+    }
+    for (agent, schedule) in schedules {
+        println!("  [ok] {}:{} ({})", agent.id, schedule.name, schedule.cron);
+    }
+    let sorted = agent_gateway::workspace::workspace::sorted(&diagnostics);
+    let warnings: Vec<_> = sorted
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .collect();
+    let errors: Vec<_> = sorted
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect();
+    if !warnings.is_empty() {
+        println!();
+        println!("Warnings:");
+        for warning in &warnings {
+            println!("  [!] {warning}");
+        }
+    }
+    if !errors.is_empty() {
+        println!();
+        println!("Errors:");
+        for error in &errors {
+            println!("  [x] {error}");
+        }
+    }
+    println!();
+    if errors.is_empty() {
+        println!("Validation passed.");
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "Validation failed: {} error(s), {} warning(s).",
+            errors.len(),
+            warnings.len()
+        );
+        ExitCode::FAILURE
+    }
+}

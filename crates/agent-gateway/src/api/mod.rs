@@ -1,0 +1,181 @@
+//! The HTTP API: thin axum handlers grouped by tag, the error envelope, OpenAPI docs, and the
+//! response-header middleware. Handlers parse, call the [`Gateway`], and shape the answer.
+
+mod catalog;
+mod docs;
+pub mod error;
+mod run;
+mod state;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use gateway_workspace::config::SecurityConfig;
+use utoipa::OpenApi;
+use utoipa::openapi::tag::TagBuilder;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::{ApiError, ErrorBody, ErrorDetail, ErrorResponse};
+
+use crate::gateway::Gateway;
+
+/// The built-in tag groups, in display order.
+const TAGS: &[(&str, &str)] = &[
+    ("Health", "Liveness and workspace summary"),
+    (
+        "Agents",
+        "Agents of the workspace and single-turn invocation",
+    ),
+    ("Chat", "Multi-turn conversations, optionally streamed"),
+    ("Sessions", "In-memory chat sessions"),
+    (
+        "Conversations",
+        "Persisted conversations of the current user",
+    ),
+    (
+        "Executions",
+        "Execution records, cancellation and delegation trees",
+    ),
+    ("Schedules", "Cron schedules of agents"),
+    ("Tools", "Tools agents can call"),
+    ("Skills", "Skills: tool groups and workflows"),
+    ("User Config", "Per-user configuration of personal agents"),
+    ("Notifications", "Notification delivery records"),
+    ("Admin", "Administration"),
+];
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Agent Gateway",
+        description = "AI agents defined as markdown files, served as an API."
+    ),
+    components(schemas(ErrorResponse))
+)]
+struct ApiDoc;
+
+/// Builds the API router (with `/docs`, `/redoc` and `/openapi.json`).
+pub fn router(gateway: Gateway) -> Router {
+    let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(catalog::health))
+        .routes(routes!(catalog::list_agents))
+        .routes(routes!(catalog::get_agent))
+        .routes(routes!(run::invoke))
+        .routes(routes!(run::chat))
+        .routes(routes!(catalog::setup_schema))
+        .routes(routes!(catalog::list_skills))
+        .routes(routes!(catalog::get_skill))
+        .routes(routes!(catalog::list_tools))
+        .routes(routes!(catalog::get_tool))
+        .routes(routes!(state::list_sessions))
+        .routes(routes!(state::get_session, state::delete_session))
+        .routes(routes!(state::list_executions))
+        .routes(routes!(state::get_execution))
+        .routes(routes!(state::cancel_execution))
+        .routes(routes!(state::reload))
+        .split_for_parts();
+
+    let mut tags: Vec<utoipa::openapi::tag::Tag> = TAGS
+        .iter()
+        .map(|(name, description)| {
+            TagBuilder::new()
+                .name(*name)
+                .description(Some(*description))
+                .build()
+        })
+        .collect();
+    for (name, description) in &gateway.inner.openapi_tags {
+        if !tags.iter().any(|t| &t.name == name) {
+            tags.push(
+                TagBuilder::new()
+                    .name(name.clone())
+                    .description(Some(description.clone()))
+                    .build(),
+            );
+        }
+    }
+    openapi.tags = Some(tags);
+    openapi.info.version = env!("CARGO_PKG_VERSION").to_string();
+
+    let security = Arc::new(gateway.config().security);
+    api.with_state(gateway)
+        .merge(docs::router(&openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            security,
+            response_headers,
+        ))
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("No route for {} {}", request.method(), request.uri().path()),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// Adds `X-Request-Duration-Ms` to `/v1` responses and the security headers to all.
+async fn response_headers(
+    State(security): State<Arc<SecurityConfig>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_string();
+    let started = Instant::now();
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    if path.starts_with("/v1/")
+        && let Ok(value) = HeaderValue::from_str(&started.elapsed().as_millis().to_string())
+    {
+        headers.insert("x-request-duration-ms", value);
+    }
+    if security.enabled {
+        let csp =
+            if path.starts_with("/docs") || path.starts_with("/redoc") || path == "/openapi.json" {
+                &security.docs_content_security_policy
+            } else if path.starts_with("/dashboard") {
+                &security.dashboard_content_security_policy
+            } else {
+                &security.content_security_policy
+            };
+        let pairs: [(&str, &str); 5] = [
+            ("x-content-type-options", &security.x_content_type_options),
+            ("x-frame-options", &security.x_frame_options),
+            ("referrer-policy", &security.referrer_policy),
+            (
+                "strict-transport-security",
+                &security.strict_transport_security,
+            ),
+            ("content-security-policy", csp),
+        ];
+        for (name, value) in pairs {
+            if value.is_empty() {
+                continue;
+            }
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        }
+    }
+    response
+}

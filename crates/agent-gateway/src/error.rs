@@ -1,0 +1,54 @@
+//! The errors of the gateway's operations. The API maps each to one HTTP status and code
+//! (`api::error`); library users match on them.
+
+use gateway_workspace::Diagnostics;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    #[error("Agent '{0}' not found")]
+    AgentNotFound(String),
+    #[error("Agent '{0}' is disabled")]
+    AgentDisabled(String),
+    #[error("Input validation failed: {}", details.join("; "))]
+    InvalidInput { details: Vec<String> },
+    #[error("Session '{0}' not found")]
+    SessionNotFound(String),
+    #[error("Session '{session_id}' belongs to agent '{owner}', not '{agent_id}'")]
+    SessionAgentMismatch {
+        session_id: String,
+        owner: String,
+        agent_id: String,
+    },
+    #[error("Session '{0}' belongs to another user")]
+    SessionForbidden(String),
+    #[error("Streaming is not supported for asynchronous execution")]
+    StreamingNotSupported,
+    /// The model cannot be reached as configured (missing key, unknown provider).
+    #[error("{message}")]
+    ModelUnavailable {
+        message: String,
+        execution_id: Option<String>,
+    },
+    #[error("Workspace reload is disabled (start the server with --reload)")]
+    ReloadDisabled,
+    #[error("Workspace reload failed: {0}")]
+    ReloadFailed(String),
+    /// `gateway.yaml` has errors: the gateway refuses to start on a configuration it cannot
+    /// read rather than silently running on defaults.
+    #[error("invalid configuration:\n{}", render(.0))]
+    InvalidConfig(Diagnostics),
+    #[error("structured output did not match the requested type: {0}")]
+    OutputMismatch(String),
+    #[error("execution failed: {0}")]
+    ExecutionFailed(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn render(diagnostics: &Diagnostics) -> String {
+    diagnostics
+        .errors()
+        .map(|d| format!("  {d}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,151 @@
+//! One loaded generation of the workspace with everything derived from it: tools, compiled
+//! schemas, the model client. Reload builds a new `Runtime` and swaps it in atomically;
+//! requests in flight keep the one they started with.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use gateway_llm::{LlmClient, ModelTarget};
+use gateway_workspace::{AgentDefinition, Diagnostics, ExternalNames, GatewayConfig, Workspace};
+use jsonschema::Validator;
+use serde_json::Value;
+
+use crate::llm_settings;
+use crate::tools::{FileTool, SharedTool, ToolRegistry};
+
+pub(crate) struct Runtime {
+    pub workspace: Workspace,
+    pub tools: ToolRegistry,
+    /// Compiled argument schemas of every registered tool.
+    pub tool_validators: Arc<HashMap<String, Arc<Validator>>>,
+    /// Compiled `input_schema` / `output_schema` by agent id.
+    pub input_validators: HashMap<String, Arc<Validator>>,
+    pub output_validators: HashMap<String, (Value, Arc<Validator>)>,
+    pub llm: LlmClient,
+    /// Loading problems plus reference checks (what `check` prints).
+    pub diagnostics: Diagnostics,
+}
+
+impl Runtime {
+    pub fn build(
+        workspace: Workspace,
+        code_tools: &[SharedTool],
+        extra_tools: Vec<SharedTool>,
+        env: &BTreeMap<String, String>,
+    ) -> Self {
+        let config = &workspace.config;
+        let file_tools: Vec<SharedTool> = workspace
+            .tools
+            .values()
+            .map(|definition| {
+                Arc::new(FileTool::new(definition.clone(), config.tools.clone())) as SharedTool
+            })
+            .collect();
+        let tools = ToolRegistry::new(code_tools, file_tools, extra_tools);
+
+        let mut tool_validators = HashMap::new();
+        for tool in tools.all() {
+            match gateway_workspace::schema::compile(tool.parameters()) {
+                Ok(validator) => {
+                    tool_validators.insert(tool.name().to_string(), Arc::new(validator));
+                }
+                Err(message) => {
+                    tracing::warn!(tool = tool.name(), %message, "tool arguments will not be validated");
+                }
+            }
+        }
+
+        let compile = |schema: &Option<Value>| {
+            schema.as_ref().and_then(|s| {
+                gateway_workspace::schema::compile(s)
+                    .ok()
+                    .map(|v| (s.clone(), Arc::new(v)))
+            })
+        };
+        let mut input_validators = HashMap::new();
+        let mut output_validators = HashMap::new();
+        for agent in workspace.agents.values() {
+            if let Some((_, validator)) = compile(&agent.input_schema) {
+                input_validators.insert(agent.id.clone(), validator);
+            }
+            if let Some(pair) = compile(&agent.output_schema) {
+                output_validators.insert(agent.id.clone(), pair);
+            }
+        }
+
+        let llm = LlmClient::new(llm_settings::from_config(config, env));
+        let external = ExternalNames {
+            tools: tools.all().map(|t| t.name().to_string()).collect(),
+            mcp_servers: Default::default(),
+        };
+        let mut diagnostics = workspace.all_diagnostics(&external);
+        diagnostics.extend(model_diagnostics(&workspace, &llm));
+        Self {
+            workspace,
+            tools,
+            tool_validators: Arc::new(tool_validators),
+            input_validators,
+            output_validators,
+            llm,
+            diagnostics,
+        }
+    }
+
+    pub fn agent(&self, id: &str) -> Option<&AgentDefinition> {
+        self.workspace.agents.get(id)
+    }
+
+    /// The tools `agent` may call.
+    pub fn agent_tools(&self, agent: &AgentDefinition) -> Vec<SharedTool> {
+        let names = self.workspace.tool_names_of(agent);
+        self.tools.resolve_for_agent(&agent.id, &names)
+    }
+
+    pub fn model_target(&self, agent: &AgentDefinition) -> ModelTarget {
+        model_target(&self.workspace.config, agent)
+    }
+}
+
+/// Warnings for agents whose model (or fallback) cannot be called as configured: a missing
+/// key is reported when the workspace is checked, not only when a call fails.
+pub fn check_models(workspace: &Workspace, env: &BTreeMap<String, String>) -> Diagnostics {
+    let llm = LlmClient::new(llm_settings::from_config(&workspace.config, env));
+    model_diagnostics(workspace, &llm)
+}
+
+fn model_diagnostics(workspace: &Workspace, llm: &LlmClient) -> Diagnostics {
+    let mut diagnostics = Diagnostics::new();
+    for agent in workspace.agents.values() {
+        let target = model_target(&workspace.config, agent);
+        let names = std::iter::once(target.name.clone()).chain(target.fallback.clone());
+        for name in names {
+            if let Err(err) = llm.check_model(&name) {
+                diagnostics.warning(&agent.file, None, format!("agent '{}': {err}", agent.id));
+            }
+        }
+    }
+    diagnostics
+}
+
+/// The model an agent uses: its own settings over `gateway.yaml`'s `model` section.
+pub(crate) fn model_target(config: &GatewayConfig, agent: &AgentDefinition) -> ModelTarget {
+    let own = &agent.model;
+    let uses_default = own.name.is_none();
+    ModelTarget {
+        name: own
+            .name
+            .clone()
+            .unwrap_or_else(|| config.model.default.clone()),
+        temperature: Some(own.temperature.unwrap_or(config.model.temperature)),
+        max_tokens: Some(own.max_tokens.unwrap_or(config.model.max_tokens)),
+        api_base: own.api_base.clone().or_else(|| {
+            uses_default
+                .then(|| config.model.api_base.clone())
+                .flatten()
+        }),
+        fallback: own
+            .fallback
+            .clone()
+            .or_else(|| config.model.fallback.clone()),
+    }
+}

@@ -1,0 +1,282 @@
+//! In-memory chat sessions: bounded in count (least recently used evicted), forgotten after an
+//! idle TTL, each keeping at most a fixed number of messages. Turns of one session run one at
+//! a time (the session's own lock), different sessions in parallel.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use gateway_llm::{Message, Role};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// One conversation with one agent.
+#[derive(Debug, Clone)]
+pub struct ChatSession {
+    pub id: String,
+    pub agent_id: String,
+    pub user_id: Option<String>,
+    /// User, assistant and tool messages (no system prompt).
+    pub messages: Vec<Message>,
+    /// `input` accumulated over the turns.
+    pub input: Map<String, Value>,
+    pub turn_count: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ChatSession {
+    fn new(agent_id: &str, user_id: Option<String>) -> Self {
+        let now = Utc::now();
+        Self {
+            id: new_session_id(),
+            agent_id: agent_id.to_string(),
+            user_id,
+            messages: Vec::new(),
+            input: Map::new(),
+            turn_count: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Drops the oldest whole turns (a user message and what followed it) beyond `max`.
+    pub fn trim(&mut self, max: usize) {
+        while self.messages.len() > max {
+            let next_turn = self
+                .messages
+                .iter()
+                .enumerate()
+                .skip(1)
+                .find(|(_, m)| m.role == Role::User)
+                .map(|(i, _)| i);
+            match next_turn {
+                Some(i) => {
+                    self.messages.drain(..i);
+                }
+                None => {
+                    // A single turn longer than the cap: keep its newest messages.
+                    let excess = self.messages.len() - max;
+                    self.messages.drain(..excess);
+                }
+            }
+        }
+    }
+
+    pub fn summary(&self) -> SessionInfo {
+        SessionInfo {
+            session_id: self.id.clone(),
+            agent_id: self.agent_id.clone(),
+            user_id: self.user_id.clone(),
+            turn_count: self.turn_count,
+            message_count: self.messages.len(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// `sess_` and 12 hex digits, as 0.2.13.
+pub fn new_session_id() -> String {
+    format!("sess_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// What listings show of a session.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SessionInfo {
+    pub session_id: String,
+    pub agent_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    pub turn_count: u32,
+    pub message_count: usize,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub type SharedSession = Arc<tokio::sync::Mutex<ChatSession>>;
+
+struct Entry {
+    session: SharedSession,
+    summary: SessionInfo,
+    last_used: Instant,
+}
+
+/// The session table.
+pub struct SessionStore {
+    entries: Mutex<HashMap<String, Entry>>,
+    ttl: Duration,
+    max_sessions: usize,
+    max_messages: usize,
+}
+
+impl SessionStore {
+    pub fn new(ttl: Duration, max_sessions: usize, max_messages: usize) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            ttl,
+            max_sessions: max_sessions.max(1),
+            max_messages: max_messages.max(2),
+        }
+    }
+
+    pub fn max_messages(&self) -> usize {
+        self.max_messages
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        // A poisoned lock only means another thread panicked mid-update of plain data.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts a new session.
+    pub fn create(&self, agent_id: &str, user_id: Option<String>) -> SharedSession {
+        self.insert(ChatSession::new(agent_id, user_id))
+    }
+
+    /// Adds an existing session (restored from the database).
+    pub fn insert(&self, session: ChatSession) -> SharedSession {
+        let id = session.id.clone();
+        let summary = session.summary();
+        let shared = Arc::new(tokio::sync::Mutex::new(session));
+        let mut entries = self.lock();
+        self.sweep(&mut entries);
+        while entries.len() >= self.max_sessions {
+            let oldest = entries
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(id, _)| id.clone());
+            match oldest {
+                Some(oldest) => {
+                    entries.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+        entries.insert(
+            id,
+            Entry {
+                session: Arc::clone(&shared),
+                summary,
+                last_used: Instant::now(),
+            },
+        );
+        shared
+    }
+
+    fn sweep(&self, entries: &mut HashMap<String, Entry>) {
+        let ttl = self.ttl;
+        entries.retain(|_, e| e.last_used.elapsed() < ttl);
+    }
+
+    /// The live session, unless unknown or idle for longer than the TTL.
+    pub fn get(&self, id: &str) -> Option<SharedSession> {
+        let mut entries = self.lock();
+        let expired = entries
+            .get(id)
+            .is_some_and(|e| e.last_used.elapsed() >= self.ttl);
+        if expired {
+            entries.remove(id);
+            return None;
+        }
+        let entry = entries.get_mut(id)?;
+        entry.last_used = Instant::now();
+        Some(Arc::clone(&entry.session))
+    }
+
+    /// Records the state after a turn (for listings without locking every session).
+    pub fn update_summary(&self, session: &ChatSession) {
+        if let Some(entry) = self.lock().get_mut(&session.id) {
+            entry.summary = session.summary();
+            entry.last_used = Instant::now();
+        }
+    }
+
+    pub fn summary(&self, id: &str) -> Option<SessionInfo> {
+        let entries = self.lock();
+        entries
+            .get(id)
+            .filter(|e| e.last_used.elapsed() < self.ttl)
+            .map(|e| e.summary.clone())
+    }
+
+    /// Live sessions, most recently used first.
+    pub fn list(
+        &self,
+        agent_id: Option<&str>,
+        user_id: Option<&str>,
+        limit: usize,
+    ) -> Vec<SessionInfo> {
+        let mut entries = self.lock();
+        self.sweep(&mut entries);
+        let mut found: Vec<(&Instant, &SessionInfo)> = entries
+            .values()
+            .filter(|e| agent_id.is_none_or(|a| e.summary.agent_id == a))
+            .filter(|e| user_id.is_none_or(|u| e.summary.user_id.as_deref() == Some(u)))
+            .map(|e| (&e.last_used, &e.summary))
+            .collect();
+        found.sort_by(|a, b| b.0.cmp(a.0));
+        found
+            .into_iter()
+            .take(limit)
+            .map(|(_, s)| s.clone())
+            .collect()
+    }
+
+    pub fn remove(&self, id: &str) -> bool {
+        self.lock().remove(id).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn evicts_least_recently_used_and_expires() {
+        let store = SessionStore::new(Duration::from_secs(60), 2, 10);
+        let a = store.create("x", None).lock().await.id.clone();
+        let b = store.create("x", None).lock().await.id.clone();
+        assert!(store.get(&a).is_some()); // a is now the most recent
+        let c = store.create("x", None).lock().await.id.clone();
+        assert!(store.get(&b).is_none(), "b was least recently used");
+        assert!(store.get(&a).is_some());
+        assert!(store.get(&c).is_some());
+
+        let short = SessionStore::new(Duration::from_millis(20), 10, 10);
+        let id = short.create("x", None).lock().await.id.clone();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(short.get(&id).is_none());
+        assert!(short.list(None, None, 10).is_empty());
+    }
+
+    #[test]
+    fn ids_look_like_reference() {
+        let id = new_session_id();
+        assert!(id.starts_with("sess_"));
+        assert_eq!(id.len(), 17);
+    }
+
+    #[test]
+    fn trims_whole_turns() {
+        let mut s = ChatSession::new("x", None);
+        for i in 0..5 {
+            s.messages.push(Message::user(format!("q{i}")));
+            s.messages.push(Message::assistant(format!("a{i}")));
+        }
+        s.trim(5);
+        assert_eq!(s.messages.len(), 4);
+        assert_eq!(s.messages[0].content, "q3");
+    }
+}

@@ -1,0 +1,105 @@
+use serde_json::Value;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn openapi_describes_every_route_with_tags() {
+    let ws = TestWorkspace::new();
+    ws.agent("assistant", "description: ok", "Help.");
+    let mock = mock_llm::MockLlm::start().await.unwrap();
+    let server = TestServer::start(
+        agent_gateway::Gateway::builder(ws.path())
+            .env(mock_env(&mock))
+            .openapi_tag("Reports", "Custom reports")
+            .openapi_tag("Agents", "duplicate of a built-in tag"),
+    )
+    .await;
+    let (status, spec) = server.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(
+        spec["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        spec["openapi"]
+    );
+    let paths = spec["paths"].as_object().unwrap();
+    for path in [
+        "/v1/health",
+        "/v1/agents",
+        "/v1/agents/{agent_id}",
+        "/v1/agents/{agent_id}/invoke",
+        "/v1/agents/{agent_id}/chat",
+        "/v1/sessions/{session_id}",
+        "/v1/tools",
+        "/v1/skills/{skill_id}",
+        "/v1/reload",
+    ] {
+        assert!(paths.contains_key(path), "missing {path}");
+    }
+    let invoke = &spec["paths"]["/v1/agents/{agent_id}/invoke"]["post"];
+    assert_eq!(invoke["tags"][0], "Agents");
+    assert!(invoke["responses"]["404"].is_object());
+    let tags: Vec<&str> = spec["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tags.iter().filter(|t| **t == "Agents").count(), 1);
+    assert!(tags.contains(&"Reports"));
+    assert_eq!(tags.len(), 13);
+    assert!(spec["components"]["schemas"]["ErrorResponse"].is_object());
+}
+
+#[tokio::test]
+async fn swagger_ui_and_redoc_are_served_offline() {
+    let ws = TestWorkspace::new();
+    let (_mock, server) = start(&ws).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirect = client
+        .get(format!("{}/docs", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), 308);
+    assert_eq!(redirect.headers()["location"], "docs/");
+    let page = server
+        .client
+        .get(format!("{}/docs/", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(
+        !html.contains("cdn."),
+        "Swagger UI must not load from a CDN"
+    );
+    let init = server
+        .client
+        .get(format!("{}/docs/swagger-initializer.js", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(init.text().await.unwrap().contains("../openapi.json"));
+    let redoc = server
+        .client
+        .get(format!("{}/redoc", server.url))
+        .send()
+        .await
+        .unwrap();
+    let html = redoc.text().await.unwrap();
+    assert!(html.contains("redoc/redoc.standalone.js") && !html.contains("cdn."));
+    let js = server
+        .client
+        .get(format!("{}/redoc/redoc.standalone.js", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 200);
+    assert!(js.bytes().await.unwrap().len() > 500_000);
+    let _: Value = server.get("/openapi.json").await.1;
+}

@@ -1,0 +1,10 @@
+//! Black-box tests: the real server on a random port, a mock LLM over real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod api_errors;
+mod chat;
+mod docs;
+mod invoke;
+mod library;
+mod support;
+mod tools;

@@ -1,0 +1,205 @@
+//! Shared helpers: a workspace written to a temp folder, a mock LLM, and the real server on a
+//! random port.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use agent_gateway::{Gateway, GatewayBuilder};
+use mock_llm::MockLlm;
+use serde_json::Value;
+
+/// The model every test agent uses unless it names another.
+pub const MODEL: &str = "openai/gpt-test";
+
+/// A workspace folder built file by file.
+pub struct TestWorkspace {
+    dir: tempfile::TempDir,
+}
+
+impl TestWorkspace {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ws = Self { dir };
+        ws.file(
+            "gateway.yaml",
+            &format!("model:\n  default: {MODEL}\npersistence:\n  enabled: false\n"),
+        );
+        ws
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self, relative: &str, content: &str) -> PathBuf {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, content).expect("write");
+        path
+    }
+
+    /// `agents/<id>/AGENT.md` with the given frontmatter lines.
+    pub fn agent(&self, id: &str, frontmatter: &str, prompt: &str) -> &Self {
+        self.file(
+            &format!("agents/{id}/AGENT.md"),
+            &format!("---\n{frontmatter}\n---\n{prompt}\n"),
+        );
+        self
+    }
+
+    pub fn skill(&self, id: &str, frontmatter: &str) -> &Self {
+        self.file(
+            &format!("skills/{id}/SKILL.md"),
+            &format!("---\n{frontmatter}\n---\nUse the tools wisely.\n"),
+        );
+        self
+    }
+
+    /// A file tool with a Python handler.
+    pub fn python_tool(&self, name: &str, parameters: &str, handler: &str) -> &Self {
+        self.file(
+            &format!("tools/{name}/TOOL.md"),
+            &format!(
+                "---\nname: {name}\ndescription: test tool {name}\nparameters:\n{parameters}\n---\n"
+            ),
+        );
+        self.file(&format!("tools/{name}/handler.py"), handler);
+        self
+    }
+
+    /// A file tool with an executable handler.
+    #[cfg(unix)]
+    pub fn executable_tool(&self, name: &str, parameters: &str, script: &str) -> &Self {
+        use std::os::unix::fs::PermissionsExt;
+        self.file(
+            &format!("tools/{name}/TOOL.md"),
+            &format!(
+                "---\nname: {name}\ndescription: test tool {name}\nparameters:\n{parameters}\n---\n"
+            ),
+        );
+        let path = self.file(&format!("tools/{name}/handler"), script);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        self
+    }
+}
+
+/// The environment of a gateway whose OpenAI provider is the mock.
+pub fn mock_env(mock: &MockLlm) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("OPENAI_API_KEY".to_string(), "test-key".to_string()),
+        ("OPENAI_API_BASE".to_string(), mock.openai_base()),
+    ])
+}
+
+/// A running server.
+pub struct TestServer {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub gateway: Gateway,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestServer {
+    pub async fn start(builder: GatewayBuilder) -> Self {
+        let gateway = builder.build().expect("gateway builds");
+        Self::serve(gateway).await
+    }
+
+    pub async fn serve(gateway: Gateway) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let served = gateway.clone();
+        tokio::spawn(async move {
+            let _ = agent_gateway::serve(served, listener, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Self {
+            url: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            gateway,
+            _shutdown: tx,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .delete(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// Starts the mock and a server over `ws` talking to it.
+pub async fn start(ws: &TestWorkspace) -> (MockLlm, TestServer) {
+    let mock = MockLlm::start().await.expect("mock starts");
+    let server = TestServer::start(Gateway::builder(ws.path()).env(mock_env(&mock))).await;
+    (mock, server)
+}
+
+/// Asserts the error envelope and returns its code.
+pub fn error_code(body: &Value) -> &str {
+    let error = body
+        .get("error")
+        .unwrap_or_else(|| panic!("no error envelope in {body}"));
+    assert!(
+        error
+            .get("message")
+            .and_then(Value::as_str)
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    error["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no code in {body}"))
+}
+
+/// Parses a `text/event-stream` body into (event, data) pairs.
+pub fn parse_sse(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|frame| !frame.trim().is_empty())
+        .map(|frame| {
+            let mut event = String::new();
+            let mut data = String::new();
+            for line in frame.lines() {
+                if let Some(rest) = line.strip_prefix("event:") {
+                    event = rest.trim().to_string();
+                } else if let Some(rest) = line.strip_prefix("data:") {
+                    data.push_str(rest.trim_start());
+                }
+            }
+            (event, serde_json::from_str(&data).unwrap_or(Value::Null))
+        })
+        .collect()
+}

@@ -1,0 +1,201 @@
+//! The `agents-gateway` binary, run as a user would.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use mock_llm::{MockLlm, Reply};
+
+fn bin() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agents-gateway"));
+    // A clean environment: no provider keys or overrides leak in from the machine.
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "error");
+    command
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn write(root: &Path, relative: &str, content: &str) {
+    let path = root.join(relative);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+#[test]
+fn version_and_help() {
+    let output = bin().arg("version").output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        text(&output).0.trim(),
+        format!("agents-gateway {}", env!("CARGO_PKG_VERSION"))
+    );
+    let output = bin().output().unwrap();
+    assert!(
+        !output.status.success(),
+        "no arguments prints help and fails"
+    );
+    assert!(text(&output).1.contains("Usage"));
+}
+
+#[test]
+fn init_creates_a_project_that_passes_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bin()
+        .current_dir(dir.path())
+        .args(["init", "demo"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{:?}", text(&output));
+    assert!(text(&output).0.starts_with("Created project 'demo'."));
+    let output = bin()
+        .current_dir(dir.path().join("demo"))
+        .arg("check")
+        .output()
+        .unwrap();
+    let (stdout, _) = text(&output);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("[ok] assistant"), "{stdout}");
+    assert!(stdout.contains("[ok] current-time (function)"), "{stdout}");
+    assert!(
+        stdout.trim_end().ends_with("Validation passed."),
+        "{stdout}"
+    );
+    let output = bin()
+        .current_dir(dir.path())
+        .args(["init", "demo"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(text(&output).1.contains("already exists"));
+}
+
+#[test]
+fn check_reports_every_mistake_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    write(
+        ws,
+        "gateway.yaml",
+        "server:\n  port: 8000\n  colour: blue\nmodel:\n  default: openai/gpt-4o-mini\n",
+    );
+    write(
+        ws,
+        "agents/writer/AGENT.md",
+        "---\ndescription: writes\nskills:\n  - research\n  - nonexistent\ndelegates_to:\n  - ghost\nschedules:\n  - name: daily\n    cron: \"61 * * * *\"\n    message: go\ninput_schema:\n  type: objekt\n---\nWrite well.\n",
+    );
+    write(
+        ws,
+        "agents/Bad_Name/AGENT.md",
+        "---\ndescription: x\n---\nX.\n",
+    );
+    write(
+        ws,
+        "agents/empty/AGENT.md",
+        "---\ndescription: nothing below\n---\n\n",
+    );
+    write(
+        ws,
+        "agents/broken/AGENT.md",
+        "---\ndescription: [unclosed\n---\nBody.\n",
+    );
+    write(
+        ws,
+        "skills/research/SKILL.md",
+        "---\ndescription: r\ntools:\n  - search\nsteps:\n  - name: one\n    tool: search\n    prompt: both\n  - name: two\n    tool: search\n    input:\n      q: $.steps.later.output\n---\nResearch.\n",
+    );
+    write(
+        ws,
+        "tools/search/TOOL.md",
+        "---\ndescription: find\nparameters:\n  q:\n    type: string\n    required: true\n---\n",
+    );
+    write(
+        ws,
+        "tools/search/handler.py",
+        "def handle(arguments, context):\n    return []\n",
+    );
+
+    let output = bin().args(["check", "-w"]).arg(ws).output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    let expect = [
+        "agents/writer/AGENT.md:5: agent 'writer' uses unknown skill 'nonexistent'",
+        "agents/writer/AGENT.md:7: agent 'writer' delegates to unknown agent 'ghost'",
+        "agents/writer/AGENT.md:10: schedule 'daily': invalid cron expression '61 * * * *'",
+        "agents/writer/AGENT.md:12: 'input_schema': invalid JSON Schema",
+        "agents/Bad_Name: invalid id 'Bad_Name'",
+        "agents/empty/AGENT.md: AGENT.md has no prompt",
+        "agents/broken/AGENT.md:2: invalid frontmatter YAML",
+        "skills/research/SKILL.md:6: step 'one' must have exactly one of 'tool', 'tools' or 'prompt'",
+        "skills/research/SKILL.md:9: step 'two' refers to '$.steps.later'",
+        "gateway.yaml:3: unknown key 'server.colour'",
+        "OPENAI_API_KEY",
+    ];
+    for needle in expect {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+    assert!(stdout.contains("Errors:") && stdout.contains("Warnings:"));
+    assert!(stdout.trim_end().contains("Validation failed"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invoke_and_list_against_the_mock() {
+    let mock = MockLlm::start().await.unwrap();
+    mock.push(Reply::text("Bonjour!"));
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    write(ws, "gateway.yaml", "model:\n  default: openai/gpt-test\n");
+    write(
+        ws,
+        "agents/greeter/AGENT.md",
+        "---\ndescription: greets\n---\nGreet in French.\n",
+    );
+    let base = mock.openai_base();
+    let ws_path = ws.to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        bin()
+            .args(["invoke", "greeter", "hello", "-f", "json", "-w"])
+            .arg(&ws_path)
+            .env("OPENAI_API_KEY", "k")
+            .env("OPENAI_API_BASE", base)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    let body: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(body["status"], "completed");
+    assert_eq!(body["result"]["raw_text"], "Bonjour!");
+
+    let output = bin()
+        .args(["agents", "-f", "csv", "-w"])
+        .arg(ws)
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&output).0.trim(),
+        "id,skills,tools,model\ngreeter,0,0,(default)"
+    );
+    let output = bin()
+        .args(["invoke", "nobody", "hi", "-w"])
+        .arg(ws)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output).1.contains("Agent 'nobody' not found"));
+    let output = bin()
+        .args(["agents", "-f", "xml", "-w"])
+        .arg(ws)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+}
