@@ -47,13 +47,16 @@ impl FileTool {
     }
 
     fn command(&self, handler: &ToolHandler) -> Command {
+        // The process runs in the tool's folder, so relative paths would no longer resolve.
+        let absolute =
+            |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let mut command = match handler {
             ToolHandler::Python(script) => {
                 let mut c = Command::new(&self.settings.python);
-                c.arg("-c").arg(PYTHON_RUNNER).arg(script);
+                c.arg("-c").arg(PYTHON_RUNNER).arg(absolute(script));
                 c
             }
-            ToolHandler::Executable(program) => Command::new(program),
+            ToolHandler::Executable(program) => Command::new(absolute(program)),
         };
         command
             .current_dir(&self.definition.dir)
@@ -303,6 +306,24 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out, json!("fetched x"));
+    }
+
+    #[tokio::test]
+    async fn relative_workspace_paths_resolve() {
+        // A workspace given as a relative path (`serve -w examples/workspace`).
+        let dir = tempfile::tempdir_in(".").unwrap();
+        let relative = PathBuf::from(dir.path().file_name().unwrap());
+        write(
+            &relative,
+            "handler.py",
+            "def handle(arguments, context):\n    return 'found'\n",
+        );
+        let t = tool(
+            &relative,
+            ToolHandler::Python(relative.join("handler.py")),
+            None,
+        );
+        assert_eq!(t.call(json!({}), &context()).await.unwrap(), json!("found"));
     }
 
     #[tokio::test]

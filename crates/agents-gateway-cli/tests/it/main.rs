@@ -199,3 +199,48 @@ async fn invoke_and_list_against_the_mock() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_streams_answers_and_keeps_the_session() {
+    use std::io::Write;
+    let mock = MockLlm::start().await.unwrap();
+    mock.push(Reply::text("Hello Ann!"));
+    mock.push(Reply::text("You are Ann."));
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().to_path_buf();
+    write(&ws, "gateway.yaml", "model:\n  default: openai/gpt-test\n");
+    write(&ws, "agents/buddy/AGENT.md", "Chat kindly.\n");
+    let base = mock.openai_base();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = bin()
+            .args(["chat", "buddy", "-w"])
+            .arg(&ws)
+            .env("OPENAI_API_KEY", "k")
+            .env("OPENAI_API_BASE", base)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"I am Ann\n\nwho am I?\nquit\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("agent> Hello Ann!\n"), "{stdout}");
+    assert!(stdout.contains("agent> You are Ann.\n"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("Bye!"), "{stdout}");
+    let second = &mock.requests()[1].body["messages"];
+    assert_eq!(
+        second.as_array().unwrap().len(),
+        4,
+        "the second turn carries the first: {second}"
+    );
+}

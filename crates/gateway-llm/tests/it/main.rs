@@ -362,7 +362,6 @@ async fn malformed_bodies_and_timeouts() {
     settings.retry_base_delay = Duration::from_millis(1);
     let mut target = ModelTarget::new("openai/m");
     target.api_base = Some(mock.openai_base());
-    let started = std::time::Instant::now();
     let err = LlmClient::new(settings)
         .complete(&target, &request())
         .await
