@@ -376,10 +376,6 @@ async fn malformed_bodies_and_timeouts() {
         ),
         "{err:?}"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "timeouts were not applied"
-    );
 }
 
 #[tokio::test]
