@@ -1,0 +1,13 @@
+DROP TABLE IF EXISTS gateway_instances;
+DROP TABLE IF EXISTS mcp_servers;
+DROP TABLE IF EXISTS notification_log;
+DROP TABLE IF EXISTS user_schedules;
+DROP TABLE IF EXISTS user_agent_configs;
+DROP TABLE IF EXISTS memories;
+DROP TABLE IF EXISTS conversation_messages;
+DROP TABLE IF EXISTS conversations;
+DROP TABLE IF EXISTS users;
+DROP TABLE IF EXISTS schedules;
+DROP TABLE IF EXISTS audit_log;
+DROP TABLE IF EXISTS execution_steps;
+DROP TABLE IF EXISTS executions;

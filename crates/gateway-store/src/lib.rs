@@ -1,0 +1,160 @@
+//! Persistence of Agent Gateway: executions and their steps, conversations, and the other
+//! tables of the reference schema, on SQLite (the embedded default) or PostgreSQL, with an
+//! in-memory twin for `persistence.enabled: false`.
+//!
+//! Every backend implements [`Store`] with the same behaviour; one test suite runs against
+//! all of them.
+
+mod memory;
+pub mod migrate;
+mod records;
+mod sql;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use memory::MemoryStore;
+pub use records::{
+    ConversationRecord, ConversationTurn, ExecutionFilter, ExecutionOutcome, ExecutionRecord,
+    ExecutionStatus, MessageRecord, StepRecord,
+};
+pub use sql::{Backend, SqlStore};
+
+/// Why a storage operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("migration error: {0}")]
+    Migration(String),
+    #[error("invalid database URL '{url}': {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("unreadable row: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Database(err.to_string())
+    }
+}
+
+/// What a cancel request found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelResult {
+    /// The execution was queued or running and is now cancelled.
+    Cancelled,
+    NotFound,
+    /// It had already ended with this status.
+    AlreadyFinished(ExecutionStatus),
+}
+
+/// The storage operations the gateway needs.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `memory`, `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    async fn insert_execution(&self, record: &ExecutionRecord) -> Result<(), StoreError>;
+
+    /// `queued` → `running` (a cancelled execution stays cancelled). Returns whether it moved.
+    async fn mark_running(&self, execution_id: &str, at: DateTime<Utc>)
+    -> Result<bool, StoreError>;
+
+    /// Records the end of an execution and its steps in one transaction. An execution
+    /// cancelled meanwhile stays `cancelled`; the final status is returned.
+    async fn finish_execution(
+        &self,
+        execution_id: &str,
+        outcome: &ExecutionOutcome,
+        steps: &[StepRecord],
+    ) -> Result<ExecutionStatus, StoreError>;
+
+    async fn get_execution(
+        &self,
+        execution_id: &str,
+    ) -> Result<Option<ExecutionRecord>, StoreError>;
+
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<ExecutionRecord>, StoreError>;
+
+    /// The execution and every execution delegated from it (directly or not), by depth then
+    /// age. Starts from the root when `execution_id` is itself a delegated child.
+    async fn workflow(&self, execution_id: &str) -> Result<Vec<ExecutionRecord>, StoreError>;
+
+    async fn execution_steps(&self, execution_id: &str) -> Result<Vec<StepRecord>, StoreError>;
+
+    async fn cancel_execution(
+        &self,
+        execution_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<CancelResult, StoreError>;
+
+    /// Which of `execution_ids` have been cancelled (by any instance).
+    async fn cancelled_among(&self, execution_ids: &[String]) -> Result<Vec<String>, StoreError>;
+
+    /// Records that `instance_id` is alive.
+    async fn heartbeat(&self, instance_id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Forgets an instance that stopped cleanly.
+    async fn remove_instance(&self, instance_id: &str) -> Result<(), StoreError>;
+
+    /// Marks `failed` (with `reason`) every queued or running execution whose instance has
+    /// not been seen since `stale_before`. Returns how many.
+    async fn fail_orphans(
+        &self,
+        stale_before: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<u64, StoreError>;
+
+    /// Appends a chat turn, creating the conversation on its first turn.
+    async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError>;
+
+    async fn get_conversation(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationRecord>, StoreError>;
+
+    /// Conversations of `user_id` (optionally of one agent), most recently updated first.
+    async fn list_conversations(
+        &self,
+        user_id: Option<&str>,
+        agent_id: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<ConversationRecord>, StoreError>;
+
+    /// Messages of a conversation, oldest first.
+    async fn conversation_messages(
+        &self,
+        conversation_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<MessageRecord>, StoreError>;
+
+    async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, StoreError>;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the store for a `persistence.url` (SQLite paths relative to `base_dir`; PostgreSQL
+/// tables in `schema` when given) and brings its schema to the latest version.
+pub async fn open(
+    url: &str,
+    base_dir: &Path,
+    schema: Option<&str>,
+) -> Result<SharedStore, StoreError> {
+    let store = SqlStore::connect_in_schema(url, base_dir, schema).await?;
+    migrate::upgrade(&store, None).await?;
+    Ok(Arc::new(store))
+}
+
+/// A message id: 16 hex digits (as 0.2.13).
+pub fn new_message_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_string()
+}

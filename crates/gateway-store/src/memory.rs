@@ -1,0 +1,356 @@
+//! The in-memory store (`persistence.enabled: false`): the same behaviour as the SQL store,
+//! kept in this process and bounded.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::records::*;
+use crate::{CancelResult, Store, StoreError};
+
+/// Most executions kept; the oldest finished ones are dropped first.
+const MAX_EXECUTIONS: usize = 10_000;
+/// Most conversations kept; the least recently updated are dropped first.
+const MAX_CONVERSATIONS: usize = 10_000;
+
+#[derive(Default)]
+struct State {
+    executions: HashMap<String, ExecutionRecord>,
+    order: VecDeque<String>,
+    steps: HashMap<String, Vec<StepRecord>>,
+    conversations: HashMap<String, ConversationRecord>,
+    messages: HashMap<String, Vec<MessageRecord>>,
+}
+
+/// Everything in memory, nothing survives the process.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn matches(record: &ExecutionRecord, filter: &ExecutionFilter) -> bool {
+    filter
+        .agent_id
+        .as_ref()
+        .is_none_or(|a| &record.agent_id == a)
+        && filter
+            .session_id
+            .as_ref()
+            .is_none_or(|s| record.session_id.as_ref() == Some(s))
+        && filter
+            .user_id
+            .as_ref()
+            .is_none_or(|u| record.user_id.as_ref() == Some(u))
+        && filter.status.is_none_or(|s| record.status == s)
+        && filter.root_execution_id.as_ref().is_none_or(|r| {
+            record.root_execution_id.as_ref() == Some(r) || &record.execution_id == r
+        })
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn insert_execution(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let id = record.execution_id.clone();
+        if state
+            .executions
+            .insert(id.clone(), record.clone())
+            .is_none()
+        {
+            state.order.push_back(id);
+        }
+        while state.order.len() > MAX_EXECUTIONS {
+            // Drop the oldest finished execution; keep unfinished ones whatever their age.
+            let Some(position) = state.order.iter().position(|id| {
+                state
+                    .executions
+                    .get(id)
+                    .is_none_or(|r| r.status.is_terminal())
+            }) else {
+                break;
+            };
+            if let Some(old) = state.order.remove(position) {
+                state.executions.remove(&old);
+                state.steps.remove(&old);
+            }
+        }
+        Ok(())
+    }
+
+    async fn mark_running(
+        &self,
+        execution_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.executions.get_mut(execution_id) {
+            Some(record) if record.status == ExecutionStatus::Queued => {
+                record.status = ExecutionStatus::Running;
+                record.started_at = Some(at);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn finish_execution(
+        &self,
+        execution_id: &str,
+        outcome: &ExecutionOutcome,
+        steps: &[StepRecord],
+    ) -> Result<ExecutionStatus, StoreError> {
+        let mut state = self.lock();
+        let status = match state.executions.get_mut(execution_id) {
+            Some(record) => {
+                if record.status != ExecutionStatus::Cancelled {
+                    record.status = outcome.status;
+                }
+                record.result = outcome.result.clone();
+                record.usage = outcome.usage.clone();
+                if record.error.is_none() {
+                    record.error = outcome.error.clone();
+                }
+                record.completed_at.get_or_insert(outcome.completed_at);
+                record.status
+            }
+            None => outcome.status,
+        };
+        state
+            .steps
+            .entry(execution_id.to_string())
+            .or_default()
+            .extend(steps.iter().cloned());
+        Ok(status)
+    }
+
+    async fn get_execution(
+        &self,
+        execution_id: &str,
+    ) -> Result<Option<ExecutionRecord>, StoreError> {
+        Ok(self.lock().executions.get(execution_id).cloned())
+    }
+
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let state = self.lock();
+        let mut found: Vec<ExecutionRecord> = state
+            .executions
+            .values()
+            .filter(|r| matches(r, filter))
+            .cloned()
+            .collect();
+        if filter.root_execution_id.is_some() {
+            found.sort_by(|a, b| {
+                (a.delegation_depth, a.created_at).cmp(&(b.delegation_depth, b.created_at))
+            });
+        } else {
+            found.sort_by(|a, b| {
+                (b.created_at, &b.execution_id).cmp(&(a.created_at, &a.execution_id))
+            });
+        }
+        Ok(found
+            .into_iter()
+            .skip(filter.offset.max(0) as usize)
+            .take(filter.limit.max(0) as usize)
+            .collect())
+    }
+
+    async fn workflow(&self, execution_id: &str) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let Some(record) = self.get_execution(execution_id).await? else {
+            return Ok(Vec::new());
+        };
+        let root = record.root_execution_id.unwrap_or(record.execution_id);
+        self.list_executions(&ExecutionFilter {
+            root_execution_id: Some(root),
+            limit: 10_000,
+            ..ExecutionFilter::default()
+        })
+        .await
+    }
+
+    async fn execution_steps(&self, execution_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        let mut steps = self
+            .lock()
+            .steps
+            .get(execution_id)
+            .cloned()
+            .unwrap_or_default();
+        steps.sort_by_key(|s| s.sequence);
+        Ok(steps)
+    }
+
+    async fn cancel_execution(
+        &self,
+        execution_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<CancelResult, StoreError> {
+        let mut state = self.lock();
+        Ok(match state.executions.get_mut(execution_id) {
+            None => CancelResult::NotFound,
+            Some(record) if record.status.is_terminal() => {
+                CancelResult::AlreadyFinished(record.status)
+            }
+            Some(record) => {
+                record.status = ExecutionStatus::Cancelled;
+                record.completed_at = Some(at);
+                record
+                    .error
+                    .get_or_insert_with(|| "Cancelled by request".to_string());
+                CancelResult::Cancelled
+            }
+        })
+    }
+
+    async fn cancelled_among(&self, execution_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let state = self.lock();
+        Ok(execution_ids
+            .iter()
+            .filter(|id| {
+                state
+                    .executions
+                    .get(*id)
+                    .is_some_and(|r| r.status == ExecutionStatus::Cancelled)
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn heartbeat(&self, _instance_id: &str, _at: DateTime<Utc>) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn remove_instance(&self, _instance_id: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn fail_orphans(
+        &self,
+        _stale_before: DateTime<Utc>,
+        _reason: &str,
+    ) -> Result<u64, StoreError> {
+        // Nothing outlives the process that owns this memory.
+        Ok(0)
+    }
+
+    async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let conversation = state
+            .conversations
+            .entry(turn.conversation_id.clone())
+            .or_insert_with(|| ConversationRecord {
+                conversation_id: turn.conversation_id.clone(),
+                agent_id: turn.agent_id.clone(),
+                user_id: turn.user_id.clone(),
+                title: turn.title.clone(),
+                summary: None,
+                message_count: 0,
+                created_at: turn.at,
+                updated_at: turn.at,
+            });
+        conversation.message_count += turn.messages.len() as i64;
+        conversation.updated_at = turn.at;
+        if conversation.title.is_none() {
+            conversation.title = turn.title.clone();
+        }
+        let messages = state
+            .messages
+            .entry(turn.conversation_id.clone())
+            .or_default();
+        for (role, content) in &turn.messages {
+            messages.push(MessageRecord {
+                message_id: crate::new_message_id(),
+                role: role.clone(),
+                content: content.clone(),
+                created_at: turn.at,
+            });
+        }
+        if state.conversations.len() > MAX_CONVERSATIONS {
+            let by_age: BTreeMap<DateTime<Utc>, String> = state
+                .conversations
+                .values()
+                .map(|c| (c.updated_at, c.conversation_id.clone()))
+                .collect();
+            if let Some((_, oldest)) = by_age.into_iter().next() {
+                state.conversations.remove(&oldest);
+                state.messages.remove(&oldest);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_conversation(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        Ok(self.lock().conversations.get(conversation_id).cloned())
+    }
+
+    async fn list_conversations(
+        &self,
+        user_id: Option<&str>,
+        agent_id: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<ConversationRecord>, StoreError> {
+        let state = self.lock();
+        let mut found: Vec<ConversationRecord> = state
+            .conversations
+            .values()
+            .filter(|c| c.user_id.as_deref() == user_id)
+            .filter(|c| agent_id.is_none_or(|a| c.agent_id == a))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| {
+            (b.updated_at, &b.conversation_id).cmp(&(a.updated_at, &a.conversation_id))
+        });
+        Ok(found
+            .into_iter()
+            .skip(offset.max(0) as usize)
+            .take(limit.max(0) as usize)
+            .collect())
+    }
+
+    async fn conversation_messages(
+        &self,
+        conversation_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .messages
+            .get(conversation_id)
+            .map(|m| {
+                m.iter()
+                    .skip(offset.max(0) as usize)
+                    .take(limit.max(0) as usize)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        state.messages.remove(conversation_id);
+        Ok(state.conversations.remove(conversation_id).is_some())
+    }
+}

@@ -1,0 +1,192 @@
+//! What the store keeps: plain records, independent of how the engine produces them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Lifecycle state of an execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    Timeout,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Timeout => "timeout",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            "timeout" => Self::Timeout,
+            _ => return None,
+        })
+    }
+
+    /// Finished: no further transition happens.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Self::Queued | Self::Running)
+    }
+}
+
+/// One execution (a run of an agent).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ExecutionRecord {
+    pub execution_id: String,
+    pub agent_id: String,
+    pub status: ExecutionStatus,
+    pub message: String,
+    #[schema(value_type = Object)]
+    pub input: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub options: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub usage: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_execution_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_execution_id: Option<String>,
+    pub delegation_depth: i64,
+    /// The gateway process that runs (or ran) it.
+    #[serde(skip)]
+    pub instance_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ExecutionRecord {
+    pub fn new(
+        execution_id: &str,
+        agent_id: &str,
+        message: &str,
+        input: Map<String, Value>,
+    ) -> Self {
+        Self {
+            execution_id: execution_id.to_string(),
+            agent_id: agent_id.to_string(),
+            status: ExecutionStatus::Queued,
+            message: message.to_string(),
+            input,
+            options: None,
+            result: None,
+            error: None,
+            usage: None,
+            session_id: None,
+            user_id: None,
+            schedule_id: None,
+            schedule_name: None,
+            parent_execution_id: None,
+            root_execution_id: None,
+            delegation_depth: 0,
+            instance_id: None,
+            started_at: None,
+            completed_at: None,
+            created_at: Utc::now(),
+        }
+    }
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionOutcome {
+    pub status: ExecutionStatus,
+    pub result: Option<Value>,
+    pub usage: Option<Value>,
+    pub error: Option<String>,
+    pub completed_at: DateTime<Utc>,
+}
+
+/// One step of an execution: an LLM call, a tool call or a tool result.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct StepRecord {
+    pub step_type: String,
+    pub sequence: i64,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub duration_ms: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which executions to list. Filters combine; newest first unless `root` is set (then the
+/// delegation tree: by depth, oldest first).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecutionFilter {
+    pub agent_id: Option<String>,
+    pub session_id: Option<String>,
+    pub root_execution_id: Option<String>,
+    pub user_id: Option<String>,
+    pub status: Option<ExecutionStatus>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A persisted chat conversation (one per session).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ConversationRecord {
+    pub conversation_id: String,
+    pub agent_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    pub title: Option<String>,
+    pub summary: Option<String>,
+    pub message_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct MessageRecord {
+    pub message_id: String,
+    pub role: String,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A chat turn to append: the conversation's identity and the new messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationTurn {
+    pub conversation_id: String,
+    pub agent_id: String,
+    pub user_id: Option<String>,
+    /// Set on the first turn only (the first user message, shortened).
+    pub title: Option<String>,
+    /// (role, content) pairs in order.
+    pub messages: Vec<(String, String)>,
+    pub at: DateTime<Utc>,
+}

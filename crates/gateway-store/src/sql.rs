@@ -1,0 +1,708 @@
+//! The SQL store: one set of queries (with `$N` parameters) run on SQLite or PostgreSQL.
+//!
+//! SQLite gets a single-connection writer pool next to a reader pool, in WAL mode: writes
+//! are serialised in the process instead of racing for the file lock, so concurrent
+//! requests never see "database is locked".
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::records::*;
+use crate::{CancelResult, Store, StoreError};
+
+/// Which database a [`SqlStore`] talks to.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// A store on SQLite or PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pub(crate) backend: Backend,
+    /// Where the SQLite file lives (None for PostgreSQL).
+    pub sqlite_path: Option<PathBuf>,
+}
+
+/// Runs `$body` with `$pool` bound to the writer pool of either backend.
+macro_rules! on_write {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite { write: $pool, .. } => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$pool` bound to the reader pool of either backend.
+macro_rules! on_read {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite { read: $pool, .. } => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Decodes an execution row (the same column names on both backends).
+macro_rules! execution_row {
+    ($row:expr) => {{
+        let row = $row;
+        let status: String = row.try_get("status")?;
+        ExecutionRecord {
+            execution_id: row.try_get("id")?,
+            agent_id: row.try_get("agent_id")?,
+            status: ExecutionStatus::parse(&status).ok_or_else(|| {
+                StoreError::Corrupt(format!("unknown execution status '{status}'"))
+            })?,
+            message: row.try_get("message")?,
+            input: match row.try_get::<Option<Value>, _>("input")? {
+                Some(Value::Object(map)) => map,
+                _ => Map::new(),
+            },
+            options: row.try_get("options")?,
+            result: row.try_get("result")?,
+            error: row.try_get("error")?,
+            usage: row.try_get("usage")?,
+            session_id: row.try_get("session_id")?,
+            user_id: row.try_get("user_id")?,
+            schedule_id: row.try_get("schedule_id")?,
+            schedule_name: row.try_get("schedule_name")?,
+            parent_execution_id: row.try_get("parent_execution_id")?,
+            root_execution_id: row.try_get("root_execution_id")?,
+            delegation_depth: row.try_get("delegation_depth")?,
+            instance_id: row.try_get("instance_id")?,
+            started_at: row.try_get("started_at")?,
+            completed_at: row.try_get("completed_at")?,
+            created_at: row.try_get("created_at")?,
+        }
+    }};
+}
+
+macro_rules! conversation_row {
+    ($row:expr) => {{
+        let row = $row;
+        ConversationRecord {
+            conversation_id: row.try_get("conversation_id")?,
+            agent_id: row.try_get("agent_id")?,
+            user_id: row.try_get("user_id")?,
+            title: row.try_get("title")?,
+            summary: row.try_get("summary")?,
+            message_count: row.try_get("message_count")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        }
+    }};
+}
+
+const EXECUTION_COLUMNS: &str = "id, agent_id, status, message, input, options, result, usage, error, session_id, user_id, schedule_id, schedule_name, parent_execution_id, root_execution_id, delegation_depth, instance_id, started_at, completed_at, created_at";
+
+/// Whether a URL names PostgreSQL, SQLite, or neither.
+fn classify(url: &str) -> Option<&'static str> {
+    let scheme = url
+        .split("://")
+        .next()
+        .unwrap_or(url)
+        .split(':')
+        .next()
+        .unwrap_or(url);
+    let base = scheme.split('+').next().unwrap_or(scheme);
+    match base {
+        "postgres" | "postgresql" => Some("postgres"),
+        "sqlite" => Some("sqlite"),
+        _ => None,
+    }
+}
+
+/// `postgresql+asyncpg://...` → `postgresql://...` (SQLAlchemy driver suffixes are dropped).
+fn postgres_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => format!("{}://{rest}", scheme.split('+').next().unwrap_or(scheme)),
+        None => url.to_string(),
+    }
+}
+
+/// The file of a SQLite URL (`sqlite+aiosqlite:///x.db`, `sqlite:///x.db`, `sqlite://x.db`,
+/// `sqlite:x.db`), relative paths resolved against `base`; `None` for `:memory:`.
+fn sqlite_file(url: &str, base: &Path) -> Result<Option<PathBuf>, StoreError> {
+    let rest = url.split_once(':').map(|(_, r)| r).unwrap_or_default();
+    let path = rest
+        .strip_prefix("///")
+        .or_else(|| rest.strip_prefix("//"))
+        .unwrap_or(rest);
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() {
+        return Err(StoreError::InvalidUrl {
+            url: url.to_string(),
+            reason: "no database file (expected sqlite:///path/to/file.db)".into(),
+        });
+    }
+    if path == ":memory:" {
+        return Ok(None);
+    }
+    let path = Path::new(path);
+    Ok(Some(if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }))
+}
+
+impl SqlStore {
+    /// Connects without touching the schema (see [`crate::migrate`]).
+    pub async fn connect(url: &str, base_dir: &Path) -> Result<Self, StoreError> {
+        Self::connect_in_schema(url, base_dir, None).await
+    }
+
+    /// Like [`SqlStore::connect`]; on PostgreSQL the tables live in `schema` (created when
+    /// missing), as `persistence.db_schema` asks.
+    pub async fn connect_in_schema(
+        url: &str,
+        base_dir: &Path,
+        schema: Option<&str>,
+    ) -> Result<Self, StoreError> {
+        match classify(url) {
+            Some("postgres") => {
+                let unreachable = |err: sqlx::Error| {
+                    StoreError::Database(format!("cannot connect to PostgreSQL: {err}"))
+                };
+                let mut options = sqlx::postgres::PgConnectOptions::from_str(&postgres_url(url))
+                    .map_err(|err| StoreError::InvalidUrl {
+                        url: url.to_string(),
+                        reason: err.to_string(),
+                    })?;
+                if let Some(schema) = schema {
+                    if schema.is_empty()
+                        || !schema
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
+                        return Err(StoreError::InvalidUrl {
+                            url: url.to_string(),
+                            reason: format!(
+                                "schema name '{schema}' may only contain letters, digits and '_'"
+                            ),
+                        });
+                    }
+                    let setup = PgPoolOptions::new()
+                        .max_connections(1)
+                        .connect_with(options.clone())
+                        .await
+                        .map_err(unreachable)?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+                    )))
+                    .execute(&setup)
+                    .await?;
+                    setup.close().await;
+                    options = options.options([("search_path", schema)]);
+                }
+                let pool = PgPoolOptions::new()
+                    .max_connections(20)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .map_err(unreachable)?;
+                Ok(Self {
+                    backend: Backend::Postgres(pool),
+                    sqlite_path: None,
+                })
+            }
+            Some("sqlite") => {
+                let file = sqlite_file(url, base_dir)?;
+                let options = match &file {
+                    Some(path) => {
+                        if let Some(parent) = path.parent() {
+                            std::fs::create_dir_all(parent).map_err(|err| {
+                                StoreError::Database(format!(
+                                    "cannot create {}: {err}",
+                                    parent.display()
+                                ))
+                            })?;
+                        }
+                        SqliteConnectOptions::new()
+                            .filename(path)
+                            .create_if_missing(true)
+                    }
+                    None => SqliteConnectOptions::from_str("sqlite::memory:")?,
+                }
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true);
+                let write = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options.clone())
+                    .await
+                    .map_err(|err| {
+                        StoreError::Database(format!("cannot open SQLite database: {err}"))
+                    })?;
+                // An in-memory database exists once per connection: read through the writer.
+                let read = if file.is_some() {
+                    SqlitePoolOptions::new()
+                        .max_connections(8)
+                        .connect_with(options.read_only(true))
+                        .await
+                        .map_err(|err| {
+                            StoreError::Database(format!("cannot open SQLite database: {err}"))
+                        })?
+                } else {
+                    write.clone()
+                };
+                Ok(Self {
+                    backend: Backend::Sqlite { read, write },
+                    sqlite_path: file,
+                })
+            }
+            _ => Err(StoreError::InvalidUrl {
+                url: url.to_string(),
+                reason: "expected a sqlite:// or postgresql:// URL".into(),
+            }),
+        }
+    }
+
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Bind parameters: JSON values are stored as text on SQLite and JSONB on PostgreSQL by the
+/// driver from the same `serde_json::Value`.
+fn json(value: &Option<Value>) -> Option<sqlx::types::Json<&Value>> {
+    value.as_ref().map(sqlx::types::Json)
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    async fn insert_execution(&self, r: &ExecutionRecord) -> Result<(), StoreError> {
+        let input = Value::Object(r.input.clone());
+        on_write!(self, pool => {
+            sqlx::query(
+                "INSERT INTO executions (id, agent_id, status, message, input, options, session_id, user_id, schedule_id, schedule_name, parent_execution_id, root_execution_id, delegation_depth, instance_id, started_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            )
+            .bind(&r.execution_id)
+            .bind(&r.agent_id)
+            .bind(r.status.as_str())
+            .bind(&r.message)
+            .bind(sqlx::types::Json(&input))
+            .bind(json(&r.options))
+            .bind(&r.session_id)
+            .bind(&r.user_id)
+            .bind(&r.schedule_id)
+            .bind(&r.schedule_name)
+            .bind(&r.parent_execution_id)
+            .bind(&r.root_execution_id)
+            .bind(r.delegation_depth)
+            .bind(&r.instance_id)
+            .bind(r.started_at)
+            .bind(r.created_at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn mark_running(
+        &self,
+        execution_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = on_write!(self, pool => {
+            sqlx::query("UPDATE executions SET status = 'running', started_at = $2 WHERE id = $1 AND status = 'queued'")
+                .bind(execution_id)
+                .bind(at)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    async fn finish_execution(
+        &self,
+        execution_id: &str,
+        outcome: &ExecutionOutcome,
+        steps: &[StepRecord],
+    ) -> Result<ExecutionStatus, StoreError> {
+        let status: String = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // A cancel that landed first wins: the row keeps `cancelled`.
+            sqlx::query(
+                "UPDATE executions SET status = CASE WHEN status = 'cancelled' THEN status ELSE $2 END, result = $3, usage = $4, error = COALESCE(error, $5), completed_at = COALESCE(completed_at, $6) WHERE id = $1",
+            )
+            .bind(execution_id)
+            .bind(outcome.status.as_str())
+            .bind(json(&outcome.result))
+            .bind(json(&outcome.usage))
+            .bind(&outcome.error)
+            .bind(outcome.completed_at)
+            .execute(&mut *tx)
+            .await?;
+            for step in steps {
+                sqlx::query("INSERT INTO execution_steps (execution_id, step_type, sequence, data, duration_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(execution_id)
+                    .bind(&step.step_type)
+                    .bind(step.sequence)
+                    .bind(sqlx::types::Json(&step.data))
+                    .bind(step.duration_ms)
+                    .bind(step.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let status: Option<String> = sqlx::query_scalar("SELECT status FROM executions WHERE id = $1")
+                .bind(execution_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            status.unwrap_or_else(|| outcome.status.as_str().to_string())
+        });
+        ExecutionStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown status '{status}'")))
+    }
+
+    async fn get_execution(
+        &self,
+        execution_id: &str,
+    ) -> Result<Option<ExecutionRecord>, StoreError> {
+        let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1");
+        on_read!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(execution_id).fetch_optional(pool).await?;
+            match row {
+                Some(row) => Ok(Some(execution_row!(&row))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn list_executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> Result<Vec<ExecutionRecord>, StoreError> {
+        // Optional filters as `($n IS NULL OR column = $n)`: one statement for every combination.
+        let order = if filter.root_execution_id.is_some() {
+            "delegation_depth ASC, created_at ASC"
+        } else {
+            "created_at DESC, id DESC"
+        };
+        let sql = format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE ($1 IS NULL OR agent_id = $1) AND ($2 IS NULL OR session_id = $2) AND ($3 IS NULL OR root_execution_id = $3 OR id = $3) AND ($4 IS NULL OR user_id = $4) AND ($5 IS NULL OR status = $5) ORDER BY {order} LIMIT $6 OFFSET $7"
+        );
+        let status = filter.status.map(ExecutionStatus::as_str);
+        on_read!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&filter.agent_id)
+                .bind(&filter.session_id)
+                .bind(&filter.root_execution_id)
+                .bind(&filter.user_id)
+                .bind(status)
+                .bind(filter.limit.max(0))
+                .bind(filter.offset.max(0))
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(execution_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    async fn workflow(&self, execution_id: &str) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let Some(record) = self.get_execution(execution_id).await? else {
+            return Ok(Vec::new());
+        };
+        let root = record
+            .root_execution_id
+            .clone()
+            .unwrap_or(record.execution_id.clone());
+        self.list_executions(&ExecutionFilter {
+            root_execution_id: Some(root),
+            limit: 10_000,
+            ..ExecutionFilter::default()
+        })
+        .await
+    }
+
+    async fn execution_steps(&self, execution_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        on_read!(self, pool => {
+            let rows = sqlx::query("SELECT step_type, sequence, data, duration_ms, created_at FROM execution_steps WHERE execution_id = $1 ORDER BY sequence ASC, id ASC")
+                .bind(execution_id)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(StepRecord {
+                    step_type: row.try_get("step_type")?,
+                    sequence: row.try_get("sequence")?,
+                    data: row.try_get::<Option<Value>, _>("data")?.unwrap_or(Value::Null),
+                    duration_ms: row.try_get("duration_ms")?,
+                    created_at: row.try_get("created_at")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    async fn cancel_execution(
+        &self,
+        execution_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<CancelResult, StoreError> {
+        on_write!(self, pool => {
+            let changed = sqlx::query("UPDATE executions SET status = 'cancelled', completed_at = $2, error = COALESCE(error, 'Cancelled by request') WHERE id = $1 AND status IN ('queued', 'running')")
+                .bind(execution_id)
+                .bind(at)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            if changed > 0 {
+                return Ok(CancelResult::Cancelled);
+            }
+            let status: Option<String> = sqlx::query_scalar("SELECT status FROM executions WHERE id = $1")
+                .bind(execution_id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(match status.as_deref().and_then(ExecutionStatus::parse) {
+                Some(status) => CancelResult::AlreadyFinished(status),
+                None => CancelResult::NotFound,
+            })
+        })
+    }
+
+    async fn cancelled_among(&self, execution_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        if execution_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A JSON array parameter keeps the statement the same for any number of ids.
+        let ids = Value::Array(
+            execution_ids
+                .iter()
+                .map(|id| Value::String(id.clone()))
+                .collect(),
+        );
+        let ids = sqlx::types::Json(ids);
+        match &self.backend {
+            Backend::Sqlite { read, .. } => Ok(sqlx::query_scalar(
+                "SELECT id FROM executions WHERE status = 'cancelled' AND id IN (SELECT value FROM json_each($1))",
+            )
+            .bind(ids)
+            .fetch_all(read)
+            .await?),
+            Backend::Postgres(pool) => Ok(sqlx::query_scalar(
+                "SELECT id FROM executions WHERE status = 'cancelled' AND id IN (SELECT jsonb_array_elements_text($1))",
+            )
+            .bind(ids)
+            .fetch_all(pool)
+            .await?),
+        }
+    }
+
+    async fn heartbeat(&self, instance_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        on_write!(self, pool => {
+            sqlx::query("INSERT INTO gateway_instances (id, started_at, heartbeat_at) VALUES ($1, $2, $2) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at")
+                .bind(instance_id)
+                .bind(at)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    async fn remove_instance(&self, instance_id: &str) -> Result<(), StoreError> {
+        on_write!(self, pool => {
+            sqlx::query("DELETE FROM gateway_instances WHERE id = $1").bind(instance_id).execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    async fn fail_orphans(
+        &self,
+        stale_before: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        let now = Utc::now();
+        let failed = on_write!(self, pool => {
+            sqlx::query(
+                "UPDATE executions SET status = 'failed', error = $2, completed_at = $3 WHERE status IN ('queued', 'running') AND (instance_id IS NULL OR instance_id NOT IN (SELECT id FROM gateway_instances WHERE heartbeat_at >= $1))",
+            )
+            .bind(stale_before)
+            .bind(reason)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        on_write!(self, pool => {
+            sqlx::query("DELETE FROM gateway_instances WHERE heartbeat_at < $1").bind(stale_before).execute(pool).await?;
+        });
+        Ok(failed)
+    }
+
+    async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError> {
+        let count = turn.messages.len() as i64;
+        on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO conversations (conversation_id, agent_id, user_id, title, message_count, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (conversation_id) DO UPDATE SET message_count = conversations.message_count + excluded.message_count, updated_at = excluded.updated_at, title = COALESCE(conversations.title, excluded.title)",
+            )
+            .bind(&turn.conversation_id)
+            .bind(&turn.agent_id)
+            .bind(&turn.user_id)
+            .bind(&turn.title)
+            .bind(count)
+            .bind(turn.at)
+            .execute(&mut *tx)
+            .await?;
+            let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM conversation_messages WHERE conversation_id = $1")
+                .bind(&turn.conversation_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            for (i, (role, content)) in turn.messages.iter().enumerate() {
+                sqlx::query("INSERT INTO conversation_messages (message_id, conversation_id, seq, role, content, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(crate::new_message_id())
+                    .bind(&turn.conversation_id)
+                    .bind(next + 1 + i as i64)
+                    .bind(role)
+                    .bind(content)
+                    .bind(turn.at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn get_conversation(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        on_read!(self, pool => {
+            let row = sqlx::query("SELECT conversation_id, agent_id, user_id, title, summary, message_count, created_at, updated_at FROM conversations WHERE conversation_id = $1")
+                .bind(conversation_id)
+                .fetch_optional(pool)
+                .await?;
+            match row {
+                Some(row) => Ok(Some(conversation_row!(&row))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn list_conversations(
+        &self,
+        user_id: Option<&str>,
+        agent_id: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<ConversationRecord>, StoreError> {
+        on_read!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT conversation_id, agent_id, user_id, title, summary, message_count, created_at, updated_at FROM conversations WHERE (($1 IS NULL AND user_id IS NULL) OR user_id = $1) AND ($2 IS NULL OR agent_id = $2) ORDER BY updated_at DESC, conversation_id DESC LIMIT $3 OFFSET $4",
+            )
+            .bind(user_id)
+            .bind(agent_id)
+            .bind(limit.max(0))
+            .bind(offset.max(0))
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(conversation_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    async fn conversation_messages(
+        &self,
+        conversation_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        on_read!(self, pool => {
+            let rows = sqlx::query("SELECT message_id, role, content, created_at FROM conversation_messages WHERE conversation_id = $1 ORDER BY seq ASC LIMIT $2 OFFSET $3")
+                .bind(conversation_id)
+                .bind(limit.max(0))
+                .bind(offset.max(0))
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(MessageRecord {
+                    message_id: row.try_get("message_id")?,
+                    role: row.try_get("role")?,
+                    content: row.try_get("content")?,
+                    created_at: row.try_get("created_at")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, StoreError> {
+        let deleted = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM conversation_messages WHERE conversation_id = $1").bind(conversation_id).execute(&mut *tx).await?;
+            let n = sqlx::query("DELETE FROM conversations WHERE conversation_id = $1").bind(conversation_id).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            n
+        });
+        Ok(deleted > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(classify("sqlite+aiosqlite:///x.db"), Some("sqlite"));
+        assert_eq!(classify("postgresql+asyncpg://u@h/db"), Some("postgres"));
+        assert_eq!(classify("mysql://x"), None);
+        assert_eq!(
+            postgres_url("postgresql+asyncpg://u@h/db"),
+            "postgresql://u@h/db"
+        );
+        let base = Path::new("/ws");
+        assert_eq!(
+            sqlite_file("sqlite+aiosqlite:///agent_gateway.db", base).unwrap(),
+            Some(PathBuf::from("/ws/agent_gateway.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite:////var/db/x.db", base).unwrap(),
+            Some(PathBuf::from("/var/db/x.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite:data/x.db", base).unwrap(),
+            Some(PathBuf::from("/ws/data/x.db"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:", base).unwrap(), None);
+        assert!(sqlite_file("sqlite://", base).is_err());
+    }
+}

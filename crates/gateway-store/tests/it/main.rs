@@ -1,0 +1,595 @@
+//! One suite, every backend: memory and SQLite always, PostgreSQL when `TEST_POSTGRES_URL`
+//! is set (CI sets it).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use gateway_store::{
+    CancelResult, ConversationTurn, ExecutionFilter, ExecutionOutcome, ExecutionRecord,
+    ExecutionStatus, MemoryStore, SqlStore, StepRecord, Store, migrate,
+};
+use serde_json::json;
+
+/// A store under test and what cleans it up.
+struct Subject {
+    name: &'static str,
+    store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+    cleanup: Option<(String, String)>,
+}
+
+impl Drop for Subject {
+    fn drop(&mut self) {
+        // Drop the test's PostgreSQL schema (best effort, on a fresh runtime).
+        if let Some((url, schema)) = self.cleanup.take() {
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+                        )))
+                        .execute(&pool)
+                        .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+fn postgres_url() -> Option<String> {
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!("note: TEST_POSTGRES_URL is not set; PostgreSQL cases skipped");
+            None
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn sqlite() -> (SqlStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqlStore::connect("sqlite:///test.db", dir.path())
+        .await
+        .unwrap();
+    migrate::upgrade(&store, None).await.unwrap();
+    (store, dir)
+}
+
+async fn postgres(url: &str) -> (SqlStore, String) {
+    let schema = unique("t");
+    let store = SqlStore::connect_in_schema(url, std::path::Path::new("."), Some(&schema))
+        .await
+        .unwrap();
+    migrate::upgrade(&store, None).await.unwrap();
+    (store, schema)
+}
+
+async fn subjects() -> Vec<Subject> {
+    let mut all = vec![Subject {
+        name: "memory",
+        store: Arc::new(MemoryStore::new()),
+        _dir: None,
+        cleanup: None,
+    }];
+    let (store, dir) = sqlite().await;
+    all.push(Subject {
+        name: "sqlite",
+        store: Arc::new(store),
+        _dir: Some(dir),
+        cleanup: None,
+    });
+    if let Some(url) = postgres_url() {
+        let (store, schema) = postgres(&url).await;
+        all.push(Subject {
+            name: "postgres",
+            store: Arc::new(store),
+            _dir: None,
+            cleanup: Some((url, schema)),
+        });
+    }
+    all
+}
+
+fn execution(agent: &str) -> ExecutionRecord {
+    let mut record = ExecutionRecord::new(
+        &uuid::Uuid::new_v4().to_string(),
+        agent,
+        "hello",
+        serde_json::Map::new(),
+    );
+    record.input.insert("city".into(), json!("Oslo"));
+    record.instance_id = Some("instance-a".into());
+    record
+}
+
+fn outcome(status: ExecutionStatus) -> ExecutionOutcome {
+    ExecutionOutcome {
+        status,
+        result: Some(json!({"raw_text": "done", "output": null})),
+        usage: Some(json!({"input_tokens": 3})),
+        error: None,
+        completed_at: Utc::now(),
+    }
+}
+
+#[tokio::test]
+async fn execution_lifecycle_and_steps() {
+    for subject in subjects().await {
+        let store = &subject.store;
+        let record = execution("writer");
+        store.insert_execution(&record).await.unwrap();
+        let id = &record.execution_id;
+        assert!(
+            store.mark_running(id, Utc::now()).await.unwrap(),
+            "{}",
+            subject.name
+        );
+        assert!(
+            !store.mark_running(id, Utc::now()).await.unwrap(),
+            "only queued → running"
+        );
+        let loaded = store.get_execution(id).await.unwrap().unwrap();
+        assert_eq!(loaded.status, ExecutionStatus::Running, "{}", subject.name);
+        assert_eq!(loaded.input["city"], "Oslo");
+        assert!(loaded.started_at.is_some());
+
+        let steps = vec![
+            StepRecord {
+                step_type: "llm_call".into(),
+                sequence: 1,
+                data: json!({"model": "m"}),
+                duration_ms: 5,
+                created_at: Utc::now(),
+            },
+            StepRecord {
+                step_type: "tool_call".into(),
+                sequence: 2,
+                data: json!({"tool_name": "t"}),
+                duration_ms: 0,
+                created_at: Utc::now(),
+            },
+        ];
+        let status = store
+            .finish_execution(id, &outcome(ExecutionStatus::Completed), &steps)
+            .await
+            .unwrap();
+        assert_eq!(status, ExecutionStatus::Completed);
+        let loaded = store.get_execution(id).await.unwrap().unwrap();
+        assert_eq!(
+            loaded.status,
+            ExecutionStatus::Completed,
+            "{}",
+            subject.name
+        );
+        assert_eq!(loaded.result.unwrap()["raw_text"], "done");
+        assert_eq!(loaded.usage.unwrap()["input_tokens"], 3);
+        assert!(loaded.completed_at.is_some());
+        let read_steps = store.execution_steps(id).await.unwrap();
+        assert_eq!(read_steps.len(), 2, "{}", subject.name);
+        assert_eq!(read_steps[0].step_type, "llm_call");
+        assert_eq!(read_steps[1].data["tool_name"], "t");
+        assert!(store.get_execution("nope").await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn cancel_wins_over_a_late_finish() {
+    for subject in subjects().await {
+        let store = &subject.store;
+        let record = execution("a");
+        store.insert_execution(&record).await.unwrap();
+        let id = &record.execution_id;
+        assert_eq!(
+            store.cancel_execution(id, Utc::now()).await.unwrap(),
+            CancelResult::Cancelled
+        );
+        assert_eq!(
+            store
+                .cancelled_among(&[id.clone(), "other".into()])
+                .await
+                .unwrap(),
+            vec![id.clone()],
+            "{}",
+            subject.name
+        );
+        let status = store
+            .finish_execution(id, &outcome(ExecutionStatus::Completed), &[])
+            .await
+            .unwrap();
+        assert_eq!(status, ExecutionStatus::Cancelled, "{}", subject.name);
+        assert_eq!(
+            store.cancel_execution(id, Utc::now()).await.unwrap(),
+            CancelResult::AlreadyFinished(ExecutionStatus::Cancelled)
+        );
+        assert_eq!(
+            store.cancel_execution("missing", Utc::now()).await.unwrap(),
+            CancelResult::NotFound
+        );
+        assert!(
+            !store.mark_running(id, Utc::now()).await.unwrap(),
+            "a cancelled execution never starts"
+        );
+    }
+}
+
+#[tokio::test]
+async fn listing_filters_order_and_pages() {
+    for subject in subjects().await {
+        let store = &subject.store;
+        let agent = unique("agent");
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let mut record = execution(&agent);
+            record.created_at = Utc::now() - Duration::seconds(10 - i);
+            record.session_id = Some(if i % 2 == 0 {
+                "s-even".into()
+            } else {
+                "s-odd".into()
+            });
+            store.insert_execution(&record).await.unwrap();
+            ids.push(record.execution_id);
+        }
+        let filter = |f: ExecutionFilter| ExecutionFilter {
+            agent_id: Some(agent.clone()),
+            limit: if f.limit == 0 { 50 } else { f.limit },
+            ..f
+        };
+        let all = store
+            .list_executions(&filter(ExecutionFilter::default()))
+            .await
+            .unwrap();
+        let listed: Vec<&str> = all.iter().map(|r| r.execution_id.as_str()).collect();
+        let newest_first: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+        assert_eq!(listed, newest_first, "{}", subject.name);
+        let even = store
+            .list_executions(&filter(ExecutionFilter {
+                session_id: Some("s-even".into()),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        assert_eq!(even.len(), 3);
+        let page = store
+            .list_executions(&filter(ExecutionFilter {
+                limit: 2,
+                offset: 1,
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        assert_eq!(page.len(), 2);
+        assert_eq!(page[0].execution_id, ids[3]);
+        let queued = store
+            .list_executions(&filter(ExecutionFilter {
+                status: Some(ExecutionStatus::Queued),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        assert_eq!(queued.len(), 5);
+    }
+}
+
+#[tokio::test]
+async fn delegation_tree_from_any_node() {
+    for subject in subjects().await {
+        let store = &subject.store;
+        let root = execution("boss");
+        let mut child = execution("researcher");
+        child.parent_execution_id = Some(root.execution_id.clone());
+        child.root_execution_id = Some(root.execution_id.clone());
+        child.delegation_depth = 1;
+        let mut grandchild = execution("writer");
+        grandchild.parent_execution_id = Some(child.execution_id.clone());
+        grandchild.root_execution_id = Some(root.execution_id.clone());
+        grandchild.delegation_depth = 2;
+        for r in [&grandchild, &root, &child] {
+            store.insert_execution(r).await.unwrap();
+        }
+        for start in [&root, &child, &grandchild] {
+            let tree = store.workflow(&start.execution_id).await.unwrap();
+            let agents: Vec<&str> = tree.iter().map(|r| r.agent_id.as_str()).collect();
+            assert_eq!(
+                agents,
+                vec!["boss", "researcher", "writer"],
+                "{}",
+                subject.name
+            );
+        }
+        assert!(store.workflow("missing").await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn orphans_of_dead_instances_fail_at_the_next_start() {
+    for subject in subjects().await {
+        if subject.name == "memory" {
+            continue;
+        }
+        let store = &subject.store;
+        let now = Utc::now();
+        let dead = unique("dead");
+        let alive = unique("alive");
+        store
+            .heartbeat(&dead, now - Duration::minutes(10))
+            .await
+            .unwrap();
+        store.heartbeat(&alive, now).await.unwrap();
+        let mut orphan = execution("a");
+        orphan.instance_id = Some(dead.clone());
+        orphan.status = ExecutionStatus::Running;
+        let mut healthy = execution("a");
+        healthy.instance_id = Some(alive.clone());
+        healthy.status = ExecutionStatus::Running;
+        let mut done = execution("a");
+        done.instance_id = Some(dead.clone());
+        for r in [&orphan, &healthy, &done] {
+            store.insert_execution(r).await.unwrap();
+        }
+        store
+            .finish_execution(
+                &done.execution_id,
+                &outcome(ExecutionStatus::Completed),
+                &[],
+            )
+            .await
+            .unwrap();
+        let failed = store
+            .fail_orphans(now - Duration::seconds(60), "gateway instance stopped")
+            .await
+            .unwrap();
+        assert!(failed >= 1, "{}", subject.name);
+        let orphan = store
+            .get_execution(&orphan.execution_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(orphan.status, ExecutionStatus::Failed);
+        assert_eq!(orphan.error.as_deref(), Some("gateway instance stopped"));
+        let healthy = store
+            .get_execution(&healthy.execution_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(healthy.status, ExecutionStatus::Running, "{}", subject.name);
+        let done = store
+            .get_execution(&done.execution_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.status, ExecutionStatus::Completed);
+    }
+}
+
+#[tokio::test]
+async fn conversations_accumulate_turns() {
+    for subject in subjects().await {
+        let store = &subject.store;
+        let user = unique("user");
+        let conversation = unique("sess");
+        let turn = |messages: Vec<(&str, &str)>, title: Option<&str>| ConversationTurn {
+            conversation_id: conversation.clone(),
+            agent_id: "buddy".into(),
+            user_id: Some(user.clone()),
+            title: title.map(String::from),
+            messages: messages
+                .into_iter()
+                .map(|(r, c)| (r.to_string(), c.to_string()))
+                .collect(),
+            at: Utc::now(),
+        };
+        store
+            .append_turn(&turn(
+                vec![("user", "Hi, I am Ann"), ("assistant", "Hello Ann")],
+                Some("Hi, I am Ann"),
+            ))
+            .await
+            .unwrap();
+        store
+            .append_turn(&turn(
+                vec![("user", "Who am I?"), ("assistant", "Ann")],
+                Some("ignored"),
+            ))
+            .await
+            .unwrap();
+        let record = store
+            .get_conversation(&conversation)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.message_count, 4, "{}", subject.name);
+        assert_eq!(record.title.as_deref(), Some("Hi, I am Ann"));
+        assert!(record.updated_at >= record.created_at);
+        let messages = store
+            .conversation_messages(&conversation, 100, 0)
+            .await
+            .unwrap();
+        let text: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(
+            text,
+            vec!["Hi, I am Ann", "Hello Ann", "Who am I?", "Ann"],
+            "{}",
+            subject.name
+        );
+        assert!(messages.iter().all(|m| m.message_id.len() == 16));
+        let page = store
+            .conversation_messages(&conversation, 2, 1)
+            .await
+            .unwrap();
+        assert_eq!(page[0].content, "Hello Ann");
+
+        let listed = store
+            .list_conversations(Some(&user), None, 10, 0)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(
+            store
+                .list_conversations(Some(&user), Some("other"), 10, 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .list_conversations(Some("someone-else"), None, 10, 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.delete_conversation(&conversation).await.unwrap());
+        assert!(
+            store
+                .get_conversation(&conversation)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .conversation_messages(&conversation, 10, 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
+/// SQLite under concurrent writers and readers: no "database is locked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_survives_concurrent_load() {
+    let (store, _dir) = sqlite().await;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                let record = execution("load");
+                store.insert_execution(&record).await?;
+                store.mark_running(&record.execution_id, Utc::now()).await?;
+                store
+                    .list_executions(&ExecutionFilter {
+                        agent_id: Some("load".into()),
+                        limit: 5,
+                        ..Default::default()
+                    })
+                    .await?;
+                store
+                    .finish_execution(
+                        &record.execution_id,
+                        &outcome(ExecutionStatus::Completed),
+                        &[],
+                    )
+                    .await?;
+            }
+            Ok::<_, gateway_store::StoreError>(())
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let all = store
+        .list_executions(&ExecutionFilter {
+            agent_id: Some("load".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 500);
+    assert!(all.iter().all(|r| r.status == ExecutionStatus::Completed));
+}
+
+#[tokio::test]
+async fn migrations_go_up_and_down_by_step_and_to_a_version() {
+    let mut stores = Vec::new();
+    let (sqlite_store, dir) = sqlite().await;
+    stores.push(("sqlite", sqlite_store, None));
+    if let Some(url) = postgres_url() {
+        let (store, schema) = postgres(&url).await;
+        stores.push(("postgres", store, Some((url, schema))));
+    }
+    for (name, store, cleanup) in stores {
+        assert_eq!(migrate::current(&store).await.unwrap(), 1, "{name}");
+        let history = migrate::history(&store).await.unwrap();
+        assert_eq!(history.len(), 1);
+        assert!(history[0].applied);
+        // Data written, then downgraded one step (to 0): the tables are gone.
+        store.insert_execution(&execution("x")).await.unwrap();
+        assert_eq!(migrate::downgrade(&store, None).await.unwrap(), 0, "{name}");
+        assert!(
+            store.get_execution("x").await.is_err(),
+            "{name}: table dropped"
+        );
+        assert!(
+            migrate::downgrade(&store, Some(5)).await.is_err(),
+            "unknown version"
+        );
+        assert_eq!(migrate::upgrade(&store, Some(1)).await.unwrap(), 1);
+        assert_eq!(
+            migrate::upgrade(&store, None).await.unwrap(),
+            1,
+            "idempotent"
+        );
+        assert!(
+            store
+                .list_executions(&ExecutionFilter {
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        if let Some((url, schema)) = cleanup {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA \"{schema}\" CASCADE"
+            )))
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    }
+    drop(dir);
+}
+
+#[tokio::test]
+async fn data_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = execution("persist");
+    {
+        let store = gateway_store::open("sqlite+aiosqlite:///data/gw.db", dir.path(), None)
+            .await
+            .unwrap();
+        store.insert_execution(&record).await.unwrap();
+    }
+    assert!(dir.path().join("data/gw.db").exists());
+    let store = gateway_store::open("sqlite:///data/gw.db", dir.path(), None)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get_execution(&record.execution_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        gateway_store::open("mysql://nope", dir.path(), None)
+            .await
+            .is_err()
+    );
+}
