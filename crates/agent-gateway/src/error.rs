@@ -41,6 +41,9 @@ pub enum GatewayError {
     OutputMismatch(String),
     #[error("execution failed: {0}")]
     ExecutionFailed(String),
+    /// The database could not be reached or refused the operation.
+    #[error("storage unavailable: {0}")]
+    Storage(String),
     #[error("{0}")]
     Internal(String),
 }

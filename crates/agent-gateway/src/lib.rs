@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), agent_gateway::GatewayError> {
-//! let gateway = agent_gateway::Gateway::builder("./workspace").build()?;
+//! let gateway = agent_gateway::Gateway::builder("./workspace").build().await?;
 //! let result = gateway.invoke("assistant", "Hello!").await?;
 //! println!("{}", result.result.raw_text);
 //! // Serve it, or nest it in an existing axum app:
@@ -25,9 +25,10 @@ pub mod tools;
 
 pub use error::GatewayError;
 pub use gateway::{
-    ChatRequest, ChatResult, ChatStreamEvent, ExecutionOptions, ExecutionResult, Gateway,
-    GatewayBuilder, Health, InvokeRequest, RunResult, ScheduleRun,
+    CancelOutcome, ChatRequest, ChatResult, ChatStreamEvent, ExecutionOptions, ExecutionResult,
+    Gateway, GatewayBuilder, Health, InvokeRequest, RunResult, ScheduleRun,
 };
+pub use gateway_store as store;
 pub use gateway_workspace as workspace;
 pub use runtime::check_models;
 pub use serve::{ServeOptions, serve};

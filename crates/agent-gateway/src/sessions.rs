@@ -132,9 +132,11 @@ impl SessionStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Starts a new session.
-    pub fn create(&self, agent_id: &str, user_id: Option<String>) -> SharedSession {
-        self.insert(ChatSession::new(agent_id, user_id))
+    /// Starts a new session; returns its id and the session.
+    pub fn create(&self, agent_id: &str, user_id: Option<String>) -> (String, SharedSession) {
+        let session = ChatSession::new(agent_id, user_id);
+        let id = session.id.clone();
+        (id, self.insert(session))
     }
 
     /// Adds an existing session (restored from the database).
@@ -246,16 +248,16 @@ mod tests {
     #[tokio::test]
     async fn evicts_least_recently_used_and_expires() {
         let store = SessionStore::new(Duration::from_secs(60), 2, 10);
-        let a = store.create("x", None).lock().await.id.clone();
-        let b = store.create("x", None).lock().await.id.clone();
+        let (a, _) = store.create("x", None);
+        let (b, _) = store.create("x", None);
         assert!(store.get(&a).is_some()); // a is now the most recent
-        let c = store.create("x", None).lock().await.id.clone();
+        let (c, _) = store.create("x", None);
         assert!(store.get(&b).is_none(), "b was least recently used");
         assert!(store.get(&a).is_some());
         assert!(store.get(&c).is_some());
 
         let short = SessionStore::new(Duration::from_millis(20), 10, 10);
-        let id = short.create("x", None).lock().await.id.clone();
+        let (id, _) = short.create("x", None);
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert!(short.get(&id).is_none());
         assert!(short.list(None, None, 10).is_empty());

@@ -33,7 +33,7 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct WorkspaceArg {
     /// The workspace folder.
-    #[arg(short = 'w', long, default_value = "./workspace")]
+    #[arg(short = 'w', long, default_value = "./workspace", global = true)]
     workspace: PathBuf,
 }
 
@@ -98,8 +98,27 @@ enum Command {
         #[command(flatten)]
         ws: WorkspaceArg,
     },
+    /// Manage the database schema (persistence.url of the workspace).
+    Db {
+        #[command(flatten)]
+        ws: WorkspaceArg,
+        #[command(subcommand)]
+        action: DbAction,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum DbAction {
+    /// Apply migrations up to VERSION (default: the latest).
+    Upgrade { version: Option<i64> },
+    /// Revert migrations down to VERSION (default: one step).
+    Downgrade { version: Option<i64> },
+    /// Print the current schema version.
+    Current,
+    /// List every migration and whether it is applied.
+    History,
 }
 
 fn main() -> ExitCode {
@@ -165,6 +184,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             invoke(&ws.workspace, &agent, &message, input.as_deref(), format).await
         }
         Command::Chat { ws, agent } => chat(&ws.workspace, &agent).await,
+        Command::Db { ws, action } => db(&ws.workspace, action).await,
         Command::Agents { ws, format } => list_agents(&ws.workspace, Format::parse(&format, true)?),
         Command::Skills { ws, format } => list_skills(&ws.workspace, Format::parse(&format, true)?),
     }
@@ -181,11 +201,12 @@ fn require_workspace(path: &std::path::Path) -> anyhow::Result<()> {
     }
 }
 
-fn build_gateway(path: &std::path::Path, reload: bool) -> anyhow::Result<Gateway> {
+async fn build_gateway(path: &std::path::Path, reload: bool) -> anyhow::Result<Gateway> {
     require_workspace(path)?;
     Gateway::builder(path)
         .reload(reload)
         .build()
+        .await
         .map_err(|err| anyhow!("{err}"))
 }
 
@@ -195,7 +216,7 @@ async fn serve(
     port: Option<u16>,
     reload: bool,
 ) -> anyhow::Result<ExitCode> {
-    let gateway = build_gateway(path, reload)?;
+    let gateway = build_gateway(path, reload).await?;
     let config = gateway.config();
     let host = host.unwrap_or(config.server.host);
     let port = port.unwrap_or(config.server.port);
@@ -249,7 +270,7 @@ async fn invoke(
     input: Option<&str>,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let gateway = build_gateway(path, false)?;
+    let gateway = build_gateway(path, false).await?;
     let input = match input {
         None => serde_json::Map::new(),
         Some(text) => match serde_json::from_str::<Value>(text) {
@@ -295,7 +316,7 @@ async fn invoke(
 }
 
 async fn chat(path: &std::path::Path, agent: &str) -> anyhow::Result<ExitCode> {
-    let gateway = build_gateway(path, false)?;
+    let gateway = build_gateway(path, false).await?;
     if gateway.agent(agent).is_none() {
         return Err(anyhow!("agent '{agent}' not found in {}", path.display()));
     }
@@ -319,6 +340,7 @@ async fn chat(path: &std::path::Path, agent: &str) -> anyhow::Result<ExitCode> {
         let mut stream = Box::pin(
             gateway
                 .chat_stream(request)
+                .await
                 .map_err(|err| anyhow!("{err}"))?,
         );
         print!("agent> ");
@@ -349,6 +371,62 @@ async fn chat(path: &std::path::Path, agent: &str) -> anyhow::Result<ExitCode> {
         println!();
     }
     println!("Bye!");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn db(path: &std::path::Path, action: DbAction) -> anyhow::Result<ExitCode> {
+    use agent_gateway::store::{SqlStore, migrate};
+    let workspace = load_workspace(path)?;
+    let persistence = &workspace.config.persistence;
+    if !persistence.enabled {
+        return Err(anyhow!(
+            "persistence is disabled in {}/gateway.yaml: there is no database",
+            path.display()
+        ));
+    }
+    let store =
+        SqlStore::connect_in_schema(&persistence.url, path, persistence.db_schema.as_deref())
+            .await
+            .map_err(|err| anyhow!("{err}"))?;
+    match action {
+        DbAction::Upgrade { version } => {
+            let reached = migrate::upgrade(&store, version)
+                .await
+                .map_err(|err| anyhow!("{err}"))?;
+            println!("Upgraded to {reached}");
+        }
+        DbAction::Downgrade { version } => {
+            let reached = migrate::downgrade(&store, version)
+                .await
+                .map_err(|err| anyhow!("{err}"))?;
+            println!("Downgraded to {reached}");
+        }
+        DbAction::Current => {
+            println!(
+                "{}",
+                migrate::current(&store)
+                    .await
+                    .map_err(|err| anyhow!("{err}"))?
+            );
+        }
+        DbAction::History => {
+            for migration in migrate::history(&store)
+                .await
+                .map_err(|err| anyhow!("{err}"))?
+            {
+                let mark = if migration.applied {
+                    "applied"
+                } else {
+                    "pending"
+                };
+                println!(
+                    "{:>4}  {mark:<8} {}",
+                    migration.version, migration.description
+                );
+            }
+        }
+    }
+    store.close().await;
     Ok(ExitCode::SUCCESS)
 }
 

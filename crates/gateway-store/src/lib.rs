@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 pub use memory::MemoryStore;
 pub use records::{
     ConversationRecord, ConversationTurn, ExecutionFilter, ExecutionOutcome, ExecutionRecord,
-    ExecutionStatus, MessageRecord, StepRecord,
+    ExecutionStatus, InstanceRecord, MessageRecord, StepRecord,
 };
 pub use sql::{Backend, SqlStore};
 
@@ -98,19 +98,19 @@ pub trait Store: Send + Sync {
     /// Which of `execution_ids` have been cancelled (by any instance).
     async fn cancelled_among(&self, execution_ids: &[String]) -> Result<Vec<String>, StoreError>;
 
-    /// Records that `instance_id` is alive.
-    async fn heartbeat(&self, instance_id: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Records that an instance is alive (`heartbeat_at` of `instance` is the time).
+    async fn heartbeat(&self, instance: &InstanceRecord) -> Result<(), StoreError>;
+
+    /// The instances that have registered and not been removed.
+    async fn instances(&self) -> Result<Vec<InstanceRecord>, StoreError>;
 
     /// Forgets an instance that stopped cleanly.
     async fn remove_instance(&self, instance_id: &str) -> Result<(), StoreError>;
 
-    /// Marks `failed` (with `reason`) every queued or running execution whose instance has
-    /// not been seen since `stale_before`. Returns how many.
-    async fn fail_orphans(
-        &self,
-        stale_before: DateTime<Utc>,
-        reason: &str,
-    ) -> Result<u64, StoreError>;
+    /// Marks `failed` (with `reason`) every queued or running execution that does not belong
+    /// to one of the `alive` instances, and forgets every other instance. Returns how many
+    /// executions failed.
+    async fn fail_orphans(&self, alive: &[String], reason: &str) -> Result<u64, StoreError>;
 
     /// Appends a chat turn, creating the conversation on its first turn.
     async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError>;
@@ -138,6 +138,13 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<MessageRecord>, StoreError>;
 
     async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, StoreError>;
+
+    /// Marks a conversation ended (its session was deleted). Returns whether it exists.
+    async fn end_conversation(
+        &self,
+        conversation_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

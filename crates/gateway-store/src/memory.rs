@@ -233,19 +233,19 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn heartbeat(&self, _instance_id: &str, _at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn heartbeat(&self, _instance: &InstanceRecord) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn instances(&self) -> Result<Vec<InstanceRecord>, StoreError> {
+        Ok(Vec::new())
     }
 
     async fn remove_instance(&self, _instance_id: &str) -> Result<(), StoreError> {
         Ok(())
     }
 
-    async fn fail_orphans(
-        &self,
-        _stale_before: DateTime<Utc>,
-        _reason: &str,
-    ) -> Result<u64, StoreError> {
+    async fn fail_orphans(&self, _alive: &[String], _reason: &str) -> Result<u64, StoreError> {
         // Nothing outlives the process that owns this memory.
         Ok(0)
     }
@@ -264,6 +264,7 @@ impl Store for MemoryStore {
                 message_count: 0,
                 created_at: turn.at,
                 updated_at: turn.at,
+                ended_at: None,
             });
         conversation.message_count += turn.messages.len() as i64;
         conversation.updated_at = turn.at;
@@ -346,6 +347,20 @@ impl Store for MemoryStore {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn end_conversation(
+        &self,
+        conversation_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(match self.lock().conversations.get_mut(conversation_id) {
+            Some(conversation) => {
+                conversation.ended_at.get_or_insert(at);
+                true
+            }
+            None => false,
+        })
     }
 
     async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, StoreError> {

@@ -167,6 +167,9 @@ pub struct ConversationRecord {
     pub message_count: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Set when its session was deleted: the history stays, the session cannot resume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
 }
 
 /// One message of a conversation.
@@ -189,4 +192,14 @@ pub struct ConversationTurn {
     /// (role, content) pairs in order.
     pub messages: Vec<(String, String)>,
     pub at: DateTime<Utc>,
+}
+
+/// A gateway process sharing the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRecord {
+    pub id: String,
+    /// Machine the process runs on.
+    pub host: String,
+    pub pid: i64,
+    pub heartbeat_at: DateTime<Utc>,
 }

@@ -102,6 +102,7 @@ macro_rules! conversation_row {
             message_count: row.try_get("message_count")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
+            ended_at: row.try_get("ended_at")?,
         }
     }};
 }
@@ -521,15 +522,35 @@ impl Store for SqlStore {
         }
     }
 
-    async fn heartbeat(&self, instance_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn heartbeat(&self, instance: &InstanceRecord) -> Result<(), StoreError> {
         on_write!(self, pool => {
-            sqlx::query("INSERT INTO gateway_instances (id, started_at, heartbeat_at) VALUES ($1, $2, $2) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at")
-                .bind(instance_id)
-                .bind(at)
+            sqlx::query("INSERT INTO gateway_instances (id, host, pid, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at")
+                .bind(&instance.id)
+                .bind(&instance.host)
+                .bind(instance.pid)
+                .bind(instance.heartbeat_at)
                 .execute(pool)
                 .await?;
         });
         Ok(())
+    }
+
+    async fn instances(&self) -> Result<Vec<InstanceRecord>, StoreError> {
+        on_read!(self, pool => {
+            let rows = sqlx::query("SELECT id, host, pid, heartbeat_at FROM gateway_instances ORDER BY started_at")
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(InstanceRecord {
+                    id: row.try_get("id")?,
+                    host: row.try_get("host")?,
+                    pid: row.try_get("pid")?,
+                    heartbeat_at: row.try_get("heartbeat_at")?,
+                });
+            }
+            Ok(out)
+        })
     }
 
     async fn remove_instance(&self, instance_id: &str) -> Result<(), StoreError> {
@@ -539,25 +560,27 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn fail_orphans(
-        &self,
-        stale_before: DateTime<Utc>,
-        reason: &str,
-    ) -> Result<u64, StoreError> {
+    async fn fail_orphans(&self, alive: &[String], reason: &str) -> Result<u64, StoreError> {
+        let alive = sqlx::types::Json(Value::Array(
+            alive.iter().map(|id| Value::String(id.clone())).collect(),
+        ));
         let now = Utc::now();
+        let (executions, instances) = match &self.backend {
+            Backend::Sqlite { .. } => (
+                "UPDATE executions SET status = 'failed', error = $2, completed_at = $3 WHERE status IN ('queued', 'running') AND (instance_id IS NULL OR instance_id NOT IN (SELECT value FROM json_each($1)))",
+                "DELETE FROM gateway_instances WHERE id NOT IN (SELECT value FROM json_each($1))",
+            ),
+            Backend::Postgres(_) => (
+                "UPDATE executions SET status = 'failed', error = $2, completed_at = $3 WHERE status IN ('queued', 'running') AND (instance_id IS NULL OR instance_id NOT IN (SELECT jsonb_array_elements_text($1)))",
+                "DELETE FROM gateway_instances WHERE id NOT IN (SELECT jsonb_array_elements_text($1))",
+            ),
+        };
         let failed = on_write!(self, pool => {
-            sqlx::query(
-                "UPDATE executions SET status = 'failed', error = $2, completed_at = $3 WHERE status IN ('queued', 'running') AND (instance_id IS NULL OR instance_id NOT IN (SELECT id FROM gateway_instances WHERE heartbeat_at >= $1))",
-            )
-            .bind(stale_before)
-            .bind(reason)
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        on_write!(self, pool => {
-            sqlx::query("DELETE FROM gateway_instances WHERE heartbeat_at < $1").bind(stale_before).execute(pool).await?;
+            let mut tx = pool.begin().await?;
+            let failed = sqlx::query(executions).bind(&alive).bind(reason).bind(now).execute(&mut *tx).await?.rows_affected();
+            sqlx::query(instances).bind(&alive).execute(&mut *tx).await?;
+            tx.commit().await?;
+            failed
         });
         Ok(failed)
     }
@@ -602,7 +625,7 @@ impl Store for SqlStore {
         conversation_id: &str,
     ) -> Result<Option<ConversationRecord>, StoreError> {
         on_read!(self, pool => {
-            let row = sqlx::query("SELECT conversation_id, agent_id, user_id, title, summary, message_count, created_at, updated_at FROM conversations WHERE conversation_id = $1")
+            let row = sqlx::query("SELECT conversation_id, agent_id, user_id, title, summary, message_count, created_at, updated_at, ended_at FROM conversations WHERE conversation_id = $1")
                 .bind(conversation_id)
                 .fetch_optional(pool)
                 .await?;
@@ -622,7 +645,7 @@ impl Store for SqlStore {
     ) -> Result<Vec<ConversationRecord>, StoreError> {
         on_read!(self, pool => {
             let rows = sqlx::query(
-                "SELECT conversation_id, agent_id, user_id, title, summary, message_count, created_at, updated_at FROM conversations WHERE (($1 IS NULL AND user_id IS NULL) OR user_id = $1) AND ($2 IS NULL OR agent_id = $2) ORDER BY updated_at DESC, conversation_id DESC LIMIT $3 OFFSET $4",
+                "SELECT conversation_id, agent_id, user_id, title, summary, message_count, created_at, updated_at, ended_at FROM conversations WHERE (($1 IS NULL AND user_id IS NULL) OR user_id = $1) AND ($2 IS NULL OR agent_id = $2) ORDER BY updated_at DESC, conversation_id DESC LIMIT $3 OFFSET $4",
             )
             .bind(user_id)
             .bind(agent_id)
@@ -662,6 +685,22 @@ impl Store for SqlStore {
             }
             Ok(out)
         })
+    }
+
+    async fn end_conversation(
+        &self,
+        conversation_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let changed = on_write!(self, pool => {
+            sqlx::query("UPDATE conversations SET ended_at = COALESCE(ended_at, $2) WHERE conversation_id = $1")
+                .bind(conversation_id)
+                .bind(at)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(changed > 0)
     }
 
     async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, StoreError> {

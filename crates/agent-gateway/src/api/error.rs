@@ -170,6 +170,14 @@ impl From<GatewayError> for ApiError {
             GatewayError::ReloadDisabled => {
                 Self::new(StatusCode::FORBIDDEN, "reload_disabled", message)
             }
+            GatewayError::Storage(_) => {
+                tracing::error!(%message, "storage failure");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    message,
+                )
+            }
             GatewayError::ReloadFailed(_) => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", message)
             }

@@ -2,8 +2,10 @@
 //! response-header middleware. Handlers parse, call the [`Gateway`], and shape the answer.
 
 mod catalog;
+mod conversations;
 mod docs;
 pub mod error;
+pub mod identity;
 mod run;
 mod state;
 
@@ -77,7 +79,11 @@ pub fn router(gateway: Gateway) -> Router {
         .routes(routes!(state::get_session, state::delete_session))
         .routes(routes!(state::list_executions))
         .routes(routes!(state::get_execution))
+        .routes(routes!(state::execution_steps))
+        .routes(routes!(state::execution_workflow))
         .routes(routes!(state::cancel_execution))
+        .routes(routes!(conversations::list_conversations))
+        .routes(routes!(conversations::conversation_messages))
         .routes(routes!(state::reload))
         .split_for_parts();
 

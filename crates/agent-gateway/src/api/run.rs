@@ -122,7 +122,7 @@ pub async fn invoke(
             timeout_ms: options.timeout_ms,
             run_async: options.run_async,
         });
-    let prepared = gateway.prepare_invoke(request)?;
+    let prepared = gateway.prepare_invoke(request).await?;
     let execution_id = prepared.execution_id.clone();
     if prepared.run_async {
         let queued = QueuedResponse {
@@ -198,7 +198,7 @@ pub async fn chat(
         user_id: None,
     };
     if options.stream {
-        let stream = gateway.chat_stream(request)?;
+        let stream = gateway.chat_stream(request).await?;
         let events = stream.map(|event| Ok::<Event, Infallible>(sse_event(event)));
         let mut response = Sse::new(events).into_response();
         let headers = response.headers_mut();

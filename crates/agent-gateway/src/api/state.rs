@@ -7,12 +7,17 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorDetail, ErrorResponse, IdKind, check_id};
 use crate::engine::ExecutionStatus;
-use crate::executions::{CancelOutcome, ExecutionRecord};
-use crate::gateway::Gateway;
+use crate::executions::{ExecutionRecord, StepRecord};
+use crate::gateway::{CancelOutcome, Gateway};
 use crate::sessions::SessionInfo;
+use gateway_store::ExecutionFilter;
 
-fn check_limit(name: &str, value: usize, max: usize) -> Result<(), ApiError> {
-    if (1..=max).contains(&value) {
+pub(super) fn check_limit<N: PartialOrd + From<u8> + std::fmt::Display + Copy>(
+    name: &str,
+    value: N,
+    max: N,
+) -> Result<(), ApiError> {
+    if value >= N::from(1) && value <= max {
         Ok(())
     } else {
         Err(ApiError::validation(
@@ -77,7 +82,7 @@ pub async fn delete_session(
     ApiPath(session_id): ApiPath<String>,
 ) -> Result<Json<Deleted>, ApiError> {
     check_id("session_id", &session_id, IdKind::Dotted)?;
-    if gateway.sessions().remove(&session_id) {
+    if gateway.delete_session(&session_id).await? {
         Ok(Json(Deleted { deleted: true }))
     } else {
         Err(ApiError::not_found("session", &session_id))
@@ -88,24 +93,58 @@ pub async fn delete_session(
 pub struct ExecutionQuery {
     pub agent_id: Option<String>,
     pub session_id: Option<String>,
+    /// The delegation tree of this root (ordered by depth, then age).
+    pub root_execution_id: Option<String>,
+    /// `queued`, `running`, `completed`, `failed`, `cancelled` or `timeout`.
+    pub status: Option<String>,
     /// 1–500, default 50.
-    pub limit: Option<usize>,
+    pub limit: Option<i64>,
+    /// Default 0.
+    pub offset: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/v1/executions", tag = "Executions", summary = "List executions",
+    description = "Newest first; filters combine.",
     params(ExecutionQuery),
-    responses((status = 200, body = [ExecutionRecord]), (status = 422, body = ErrorResponse)))]
+    responses((status = 200, body = [ExecutionRecord]), (status = 422, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn list_executions(
     State(gateway): State<Gateway>,
     ApiQuery(query): ApiQuery<ExecutionQuery>,
 ) -> Result<Json<Vec<ExecutionRecord>>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     check_limit("limit", limit, 500)?;
-    Ok(Json(gateway.executions().list(
-        query.agent_id.as_deref(),
-        query.session_id.as_deref(),
+    let offset = query.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::validation(
+            "offset must not be negative",
+            Vec::new(),
+        ));
+    }
+    let status =
+        match query.status.as_deref() {
+            None => None,
+            Some(text) => Some(ExecutionStatus::parse(text).ok_or_else(|| {
+                ApiError::validation(format!("unknown status '{text}'"), Vec::new())
+            })?),
+        };
+    let filter = ExecutionFilter {
+        agent_id: query.agent_id,
+        session_id: query.session_id,
+        root_execution_id: query.root_execution_id,
+        user_id: None,
+        status,
         limit,
-    )))
+        offset,
+    };
+    Ok(Json(gateway.executions(&filter).await?))
+}
+
+async fn found(gateway: &Gateway, execution_id: &str) -> Result<ExecutionRecord, ApiError> {
+    check_id("execution_id", execution_id, IdKind::Strict)?;
+    gateway
+        .execution(execution_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("execution", execution_id))
 }
 
 #[utoipa::path(get, path = "/v1/executions/{execution_id}", tag = "Executions", summary = "Execution status",
@@ -115,12 +154,31 @@ pub async fn get_execution(
     State(gateway): State<Gateway>,
     ApiPath(execution_id): ApiPath<String>,
 ) -> Result<Json<ExecutionRecord>, ApiError> {
-    check_id("execution_id", &execution_id, IdKind::Strict)?;
-    gateway
-        .executions()
-        .get(&execution_id)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("execution", &execution_id))
+    Ok(Json(found(&gateway, &execution_id).await?))
+}
+
+#[utoipa::path(get, path = "/v1/executions/{execution_id}/steps", tag = "Executions", summary = "Execution steps",
+    description = "The recorded model calls, tool calls and tool results of an execution, in order.",
+    params(("execution_id" = String, Path, description = "Execution id")),
+    responses((status = 200, body = [StepRecord]), (status = 404, body = ErrorResponse)))]
+pub async fn execution_steps(
+    State(gateway): State<Gateway>,
+    ApiPath(execution_id): ApiPath<String>,
+) -> Result<Json<Vec<StepRecord>>, ApiError> {
+    found(&gateway, &execution_id).await?;
+    Ok(Json(gateway.execution_steps(&execution_id).await?))
+}
+
+#[utoipa::path(get, path = "/v1/executions/{execution_id}/workflow", tag = "Executions", summary = "Full delegation workflow tree",
+    description = "The execution's root and every execution delegated from it, by depth then age.",
+    params(("execution_id" = String, Path, description = "Execution id")),
+    responses((status = 200, body = [ExecutionRecord]), (status = 404, body = ErrorResponse)))]
+pub async fn execution_workflow(
+    State(gateway): State<Gateway>,
+    ApiPath(execution_id): ApiPath<String>,
+) -> Result<Json<Vec<ExecutionRecord>>, ApiError> {
+    found(&gateway, &execution_id).await?;
+    Ok(Json(gateway.workflow(&execution_id).await?))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -130,6 +188,7 @@ pub struct CancelResponse {
 }
 
 #[utoipa::path(post, path = "/v1/executions/{execution_id}/cancel", tag = "Executions", summary = "Cancel execution",
+    description = "A queued execution never starts; a running one stops at its next step.",
     params(("execution_id" = String, Path, description = "Execution id")),
     responses((status = 200, body = CancelResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn cancel_execution(
@@ -137,7 +196,7 @@ pub async fn cancel_execution(
     ApiPath(execution_id): ApiPath<String>,
 ) -> Result<Json<CancelResponse>, ApiError> {
     check_id("execution_id", &execution_id, IdKind::Strict)?;
-    match gateway.executions().cancel(&execution_id) {
+    match gateway.cancel(&execution_id).await? {
         CancelOutcome::Cancelled => Ok(Json(CancelResponse {
             execution_id,
             status: ExecutionStatus::Cancelled,

@@ -51,34 +51,7 @@ impl StopReason {
     }
 }
 
-/// Lifecycle state of an execution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ExecutionStatus {
-    Queued,
-    Running,
-    Completed,
-    Failed,
-    Cancelled,
-    Timeout,
-}
-
-impl ExecutionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-            Self::Timeout => "timeout",
-        }
-    }
-
-    pub fn is_terminal(self) -> bool {
-        !matches!(self, Self::Queued | Self::Running)
-    }
-}
+pub use gateway_store::ExecutionStatus;
 
 /// Resources used by one execution.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]

@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use gateway_store::StepRecord;
+
 use super::{EngineEvent, Failure, StopReason, Usage, output};
 use crate::hooks::{HookEvent, Hooks};
 use crate::tools::{SharedTool, ToolContext, ToolError};
@@ -61,6 +63,8 @@ pub(crate) struct RunOutcome {
     pub failure: Option<Failure>,
     /// Messages added during the run (assistant turns, tool results), for chat history.
     pub transcript: Vec<Message>,
+    /// What happened, step by step (model calls, tool calls, tool results), for the record.
+    pub steps: Vec<StepRecord>,
 }
 
 enum Interrupt {
@@ -85,8 +89,19 @@ struct Run {
     spec: RunSpec,
     usage: Usage,
     transcript: Vec<Message>,
+    steps: Vec<StepRecord>,
     last_text: String,
     tool_calls_made: u32,
+}
+
+/// Step texts longer than this are cut in the record (the model saw them whole).
+const STEP_TEXT_LIMIT: usize = 2048;
+
+fn clip(text: &str) -> (String, bool) {
+    match text.char_indices().nth(STEP_TEXT_LIMIT) {
+        None => (text.to_string(), false),
+        Some((cut, _)) => (text[..cut].to_string(), true),
+    }
 }
 
 /// Runs the loop to its end. Never fails: every problem becomes the outcome's stop reason.
@@ -96,6 +111,7 @@ pub(crate) async fn run(spec: RunSpec) -> RunOutcome {
         spec,
         usage: Usage::default(),
         transcript: Vec::new(),
+        steps: Vec::new(),
         last_text: String::new(),
         tool_calls_made: 0,
     };
@@ -115,7 +131,18 @@ impl Run {
             error,
             failure: None,
             transcript: std::mem::take(&mut self.transcript),
+            steps: std::mem::take(&mut self.steps),
         }
+    }
+
+    fn step(&mut self, step_type: &str, data: Value, duration_ms: u64) {
+        self.steps.push(StepRecord {
+            step_type: step_type.to_string(),
+            sequence: self.steps.len() as i64 + 1,
+            data,
+            duration_ms: duration_ms as i64,
+            created_at: chrono::Utc::now(),
+        });
     }
 
     fn interrupted(&mut self, interrupt: Interrupt) -> RunOutcome {
@@ -186,7 +213,18 @@ impl Run {
             };
             self.tool_calls_made += allowed.len() as u32;
             self.usage.tool_calls += allowed.len() as u32;
-            for (call, output) in allowed.iter().zip(results) {
+            for (call, (output, success, duration_ms)) in allowed.iter().zip(results) {
+                self.step(
+                    "tool_call",
+                    json!({"tool_name": call.name, "call_id": call.id, "arguments": call.arguments}),
+                    0,
+                );
+                let (recorded, truncated) = clip(&model_text(&output));
+                self.step(
+                    "tool_result",
+                    json!({"tool_name": call.name, "call_id": call.id, "success": success, "result": recorded, "truncated": truncated}),
+                    duration_ms,
+                );
                 let text = truncate(&model_text(&output), limits.max_tool_output_chars);
                 self.transcript
                     .push(Message::tool_result(&call.id, &call.name, text));
@@ -285,6 +323,20 @@ impl Run {
         let after = match &result {
             Ok(completion) => {
                 self.usage.add_llm_call(&completion.model, completion.usage);
+                let (content, _) = clip(&completion.text);
+                self.step(
+                    "llm_call",
+                    json!({
+                        "model": completion.model,
+                        "input_tokens": completion.usage.input_tokens,
+                        "output_tokens": completion.usage.output_tokens,
+                        "cost_usd": gateway_llm::pricing::cost_usd(&completion.model, &completion.usage),
+                        "has_tool_calls": !completion.tool_calls.is_empty(),
+                        "tool_calls_count": completion.tool_calls.len(),
+                        "content": content,
+                    }),
+                    duration_ms,
+                );
                 HookEvent::LlmCallAfter {
                     model,
                     agent_id,
@@ -345,20 +397,28 @@ impl Run {
     }
 
     /// Runs the calls concurrently (bounded), results in call order.
-    async fn execute_calls(&self, calls: &[ToolCall]) -> Vec<Value> {
+    async fn execute_calls(&self, calls: &[ToolCall]) -> Vec<(Value, bool, u64)> {
         // Collected first: a lazily mapped iterator inside the stream would make the future
         // not `Send` for every lifetime.
-        let pending: Vec<_> = calls.iter().map(|call| self.execute_call(call)).collect();
+        let pending: Vec<_> = calls
+            .iter()
+            .map(|call| async move {
+                let started = Instant::now();
+                let (output, success) = self.execute_call(call).await;
+                (output, success, started.elapsed().as_millis() as u64)
+            })
+            .collect();
         futures::stream::iter(pending)
             .buffered(self.spec.limits.max_parallel_tool_calls.max(1))
             .collect()
             .await
     }
 
-    /// One tool call; every failure becomes `{"error": ...}` for the model.
-    async fn execute_call(&self, call: &ToolCall) -> Value {
+    /// One tool call and whether it succeeded; every failure becomes `{"error": ...}` for
+    /// the model.
+    async fn execute_call(&self, call: &ToolCall) -> (Value, bool) {
         let spec = &self.spec;
-        let error = |message: String| json!({ "error": message });
+        let error = |message: String| (json!({ "error": message }), false);
         let Some(tool) = spec.tools.iter().find(|t| t.name() == call.name) else {
             return error(format!("Unknown tool: '{}'", call.name));
         };
@@ -411,7 +471,7 @@ impl Run {
             })
             .await;
         match result {
-            Ok(value) => value,
+            Ok(value) => (value, true),
             Err(ToolError::Timeout(_)) => error(format!("Tool '{}' timed out", call.name)),
             Err(ToolError::Failed(message)) => {
                 tracing::info!(tool = %call.name, agent = %spec.agent_id, error = %message, "tool call failed");

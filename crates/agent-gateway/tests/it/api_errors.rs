@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::support::*;
 
-async fn server() -> (MockLlm, TestServer) {
+async fn server() -> (TestWorkspace, MockLlm, TestServer) {
     let ws = TestWorkspace::new();
     ws.agent("assistant", "description: ok", "Help.");
     ws.agent("off", "enabled: false", "Disabled.");
@@ -15,17 +15,14 @@ async fn server() -> (MockLlm, TestServer) {
         "input_schema:\n  type: object\n  required: [n]\n  properties:\n    n: {type: integer}",
         "Typed.",
     );
-    // Keep the folder alive for the server's lifetime.
-    let path = ws.path().to_path_buf();
-    std::mem::forget(ws);
     let mock = MockLlm::start().await.unwrap();
-    let server = TestServer::start(Gateway::builder(&path).env(mock_env(&mock))).await;
-    (mock, server)
+    let server = TestServer::start(Gateway::builder(ws.path()).env(mock_env(&mock))).await;
+    (ws, mock, server)
 }
 
 #[tokio::test]
 async fn invoke_and_chat_error_paths() {
-    let (mock, server) = server().await;
+    let (_ws, mock, server) = server().await;
     let cases: Vec<(&str, serde_json::Value, u16, &str)> = vec![
         (
             "/v1/agents/ghost/invoke",
@@ -147,7 +144,7 @@ async fn invoke_and_chat_error_paths() {
 
 #[tokio::test]
 async fn read_error_paths() {
-    let (_mock, server) = server().await;
+    let (_ws, _mock, server) = server().await;
     let cases = [
         ("/v1/agents/ghost", 404, "agent_not_found"),
         ("/v1/skills/ghost", 404, "skill_not_found"),
@@ -214,10 +211,9 @@ async fn a_missing_provider_key_is_a_503_naming_the_variable() {
 async fn model_failures_are_failed_executions_not_http_errors() {
     let ws = TestWorkspace::new();
     ws.agent("a", "description: a", "A.");
-    ws.file(
-        "gateway.yaml",
-        &format!("model:\n  default: {MODEL}\nproviders:\n  openai:\n    max_retries: 0\n"),
-    );
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nproviders:\n  openai:\n    max_retries: 0\n"
+    ));
     let (mock, server) = start(&ws).await;
     mock.push(Reply::malformed("{\"choices\": oops"));
     let (status, body) = server
@@ -236,7 +232,7 @@ async fn model_failures_are_failed_executions_not_http_errors() {
 
 #[tokio::test]
 async fn every_response_has_security_and_timing_headers() {
-    let (_mock, server) = server().await;
+    let (_ws, _mock, server) = server().await;
     for path in ["/v1/health", "/v1/agents/ghost", "/docs/"] {
         let response = server
             .client

@@ -150,10 +150,9 @@ async fn streaming_emits_events_in_order() {
 async fn streaming_reports_model_failure_then_done() {
     let ws = TestWorkspace::new();
     ws.agent("fragile", "description: x", "X.");
-    ws.file(
-        "gateway.yaml",
-        &format!("model:\n  default: {MODEL}\nproviders:\n  openai:\n    max_retries: 0\n"),
-    );
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nproviders:\n  openai:\n    max_retries: 0\n"
+    ));
     let (mock, server) = start(&ws).await;
     mock.push(Reply::error(500, None));
     let response = server

@@ -159,9 +159,7 @@ async fn fallback_model_answers_when_the_primary_fails() {
         "model:\n  name: openai/primary\n  fallback: openai/backup",
         "Answer.",
     );
-    ws.file(
-        "gateway.yaml",
-        &format!("model:\n  default: {MODEL}\nproviders:\n  openai:\n    max_retries: 1\n    retry_base_delay_ms: 1\n"),
+    ws.config(&format!("model:\n  default: {MODEL}\nproviders:\n  openai:\n    max_retries: 1\n    retry_base_delay_ms: 1\n"),
     );
     let (mock, server) = start(&ws).await;
     mock.push(Reply::error(500, None).for_model("primary").times(10));
@@ -196,12 +194,9 @@ async fn guardrails_stop_runaway_runs_with_a_reason() {
         "  text:\n    type: string",
         "def handle(arguments, context):\n    return arguments\n",
     );
-    ws.file(
-        "gateway.yaml",
-        &format!(
-            "model:\n  default: {MODEL}\nguardrails:\n  max_iterations: 3\n  max_tool_calls: 100\n"
-        ),
-    );
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nguardrails:\n  max_iterations: 3\n  max_tool_calls: 100\n"
+    ));
     let (mock, server) = start(&ws).await;
     mock.push(Reply::tool_call("echo", json!({"text": "again"})).times(10));
     let (status, body) = server
@@ -231,10 +226,9 @@ async fn tool_call_budget_and_timeout_stop_runs() {
         "  text:\n    type: string",
         "def handle(arguments, context):\n    return 'ok'\n",
     );
-    ws.file(
-        "gateway.yaml",
-        &format!("model:\n  default: {MODEL}\nguardrails:\n  max_tool_calls: 2\n"),
-    );
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nguardrails:\n  max_tool_calls: 2\n"
+    ));
     let (mock, server) = start(&ws).await;
     mock.push(Reply::tool_calls(vec![
         ("echo", json!({"text": "1"})),

@@ -21,6 +21,7 @@ async fn invoke_and_chat_from_rust_with_typed_output() {
     let gateway = Gateway::builder(ws.path())
         .env(mock_env(&mock))
         .build()
+        .await
         .unwrap();
 
     mock.push(Reply::text("{\"value\": 4}"));
@@ -103,6 +104,7 @@ async fn hooks_fire_around_invocations_and_failures_are_ignored() {
         Gateway::builder(ws.path())
             .on("agent.started", |_| async { Ok(()) })
             .build()
+            .await
             .is_err()
     );
 }
@@ -115,6 +117,7 @@ async fn the_router_nests_under_a_prefix() {
     let gateway = Gateway::builder(ws.path())
         .env(mock_env(&mock))
         .build()
+        .await
         .unwrap();
     let app = axum::Router::new()
         .route("/", axum::routing::get(|| async { "host app" }))
@@ -164,10 +167,9 @@ async fn environment_overrides_the_file_and_code_overrides_both() {
         "  x:\n    type: string",
         "def handle(arguments, context):\n    return 'ok'\n",
     );
-    ws.file(
-        "gateway.yaml",
-        &format!("model:\n  default: {MODEL}\nguardrails:\n  max_iterations: 5\n"),
-    );
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nguardrails:\n  max_iterations: 5\n"
+    ));
     let mock = MockLlm::start().await.unwrap();
     mock.push(Reply::tool_call("noop", json!({"x": "1"})).times(100));
 
@@ -179,6 +181,7 @@ async fn environment_overrides_the_file_and_code_overrides_both() {
     let gateway = Gateway::builder(ws.path())
         .env(env.clone())
         .build()
+        .await
         .unwrap();
     let result = gateway.invoke("looper", "go").await.unwrap();
     assert_eq!(result.usage.llm_calls, 2, "env (2) beats the file (5)");
@@ -187,6 +190,7 @@ async fn environment_overrides_the_file_and_code_overrides_both() {
         .env(env)
         .configure(|config| config.guardrails.max_iterations = 1)
         .build()
+        .await
         .unwrap();
     let result = gateway.invoke("looper", "go").await.unwrap();
     assert_eq!(result.usage.llm_calls, 1, "code beats env");
@@ -199,6 +203,7 @@ async fn an_invalid_gateway_yaml_refuses_to_start() {
     let err = Gateway::builder(ws.path())
         .env(Default::default())
         .build()
+        .await
         .err()
         .unwrap();
     let text = err.to_string();

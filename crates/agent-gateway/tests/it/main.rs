@@ -6,5 +6,6 @@ mod chat;
 mod docs;
 mod invoke;
 mod library;
+mod persistence;
 mod support;
 mod tools;

@@ -14,17 +14,49 @@ pub const MODEL: &str = "openai/gpt-test";
 /// A workspace folder built file by file.
 pub struct TestWorkspace {
     dir: tempfile::TempDir,
+    /// The PostgreSQL schema this workspace's tests use (dropped with the workspace).
+    pg_schema: Option<(String, String)>,
+}
+
+/// Which store the black-box suite runs on: `AGW_TEST_PERSISTENCE` = `sqlite` (default),
+/// `postgres` (with `TEST_POSTGRES_URL`, one schema per workspace) or `memory`.
+fn postgres_schema() -> Option<(String, String)> {
+    (std::env::var("AGW_TEST_PERSISTENCE").as_deref() == Ok("postgres")).then(|| {
+        let url = std::env::var("TEST_POSTGRES_URL")
+            .expect("AGW_TEST_PERSISTENCE=postgres needs TEST_POSTGRES_URL");
+        (url, format!("gw_{}", uuid::Uuid::new_v4().simple()))
+    })
 }
 
 impl TestWorkspace {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ws = Self { dir };
-        ws.file(
-            "gateway.yaml",
-            &format!("model:\n  default: {MODEL}\npersistence:\n  enabled: false\n"),
-        );
+        let ws = Self {
+            dir,
+            pg_schema: postgres_schema(),
+        };
+        ws.config(&format!("model:\n  default: {MODEL}\n"));
         ws
+    }
+
+    fn persistence_section(&self) -> String {
+        match &self.pg_schema {
+            Some((url, schema)) => format!(
+                "persistence:\n  backend: postgres\n  url: \"{url}\"\n  db_schema: {schema}\n"
+            ),
+            None if std::env::var("AGW_TEST_PERSISTENCE").as_deref() == Ok("memory") => {
+                "persistence:\n  enabled: false\n".to_string()
+            }
+            None => "persistence:\n  url: sqlite:///gateway.db\n".to_string(),
+        }
+    }
+
+    /// Writes `gateway.yaml`: `yaml` plus the persistence section of this test run.
+    pub fn config(&self, yaml: &str) {
+        self.file(
+            "gateway.yaml",
+            &format!("{yaml}\n{}", self.persistence_section()),
+        );
     }
 
     pub fn path(&self) -> &Path {
@@ -83,6 +115,29 @@ impl TestWorkspace {
     }
 }
 
+impl Drop for TestWorkspace {
+    fn drop(&mut self) {
+        if let Some((url, schema)) = self.pg_schema.take() {
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async move {
+                    if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+                        )))
+                        .execute(&pool)
+                        .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
 /// The environment of a gateway whose OpenAI provider is the mock.
 pub fn mock_env(mock: &MockLlm) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -101,7 +156,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(builder: GatewayBuilder) -> Self {
-        let gateway = builder.build().expect("gateway builds");
+        let gateway = builder.build().await.expect("gateway builds");
         Self::serve(gateway).await
     }
 

@@ -172,10 +172,9 @@ async fn long_tool_output_is_truncated_for_the_model() {
         "  n:\n    type: integer",
         "def handle(arguments, context):\n    return 'x' * 50000\n",
     );
-    ws.file(
-        "gateway.yaml",
-        &format!("model:\n  default: {MODEL}\nguardrails:\n  max_tool_output_chars: 1000\n"),
-    );
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nguardrails:\n  max_tool_output_chars: 1000\n"
+    ));
     let (mock, server) = start(&ws).await;
     mock.push(Reply::tool_call("big", json!({"n": 1})));
     mock.push(Reply::text("long"));

@@ -244,3 +244,133 @@ async fn chat_streams_answers_and_keeps_the_session() {
         "the second turn carries the first: {second}"
     );
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_healthy(base: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(response) = client.get(format!("{base}/v1/health")).send().await
+            && response.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("server at {base} never became healthy");
+}
+
+fn serve(ws: &Path, port: u16, mock: &MockLlm) -> std::process::Child {
+    bin()
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "-w",
+        ])
+        .arg(ws)
+        .env("OPENAI_API_KEY", "k")
+        .env("OPENAI_API_BASE", mock.openai_base())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_server_leaves_no_running_execution_behind() {
+    let mock = MockLlm::start().await.unwrap();
+    mock.push(Reply::text("never delivered").with_delay(60_000));
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    write(
+        ws,
+        "gateway.yaml",
+        "model:\n  default: openai/gpt-test\npersistence:\n  url: sqlite:///state/gateway.db\n",
+    );
+    write(ws, "agents/slow/AGENT.md", "Take your time.\n");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut first = serve(ws, port, &mock);
+    wait_healthy(&base).await;
+    let client = reqwest::Client::new();
+    let queued: serde_json::Value = client
+        .post(format!("{base}/v1/agents/slow/invoke"))
+        .json(&serde_json::json!({"message": "go", "options": {"async": true}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = queued["execution_id"].as_str().unwrap().to_string();
+    let mut status = String::new();
+    for _ in 0..100 {
+        let record: serde_json::Value = client
+            .get(format!("{base}/v1/executions/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        status = record["status"].as_str().unwrap_or_default().to_string();
+        if status == "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, "running");
+
+    first.kill().unwrap(); // SIGKILL: no shutdown code runs
+    first.wait().unwrap();
+
+    let mut second = serve(ws, port, &mock);
+    wait_healthy(&base).await;
+    let record: serde_json::Value = client
+        .get(format!("{base}/v1/executions/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(record["status"], "failed", "{record}");
+    assert!(
+        record["error"]
+            .as_str()
+            .unwrap()
+            .contains("stopped before it finished"),
+        "{record}"
+    );
+    assert!(record["completed_at"].is_string());
+
+    // The schema commands on the same database.
+    let run = |args: &[&str]| {
+        let output = bin().args(args).arg("-w").arg(ws).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {:?}", text(&output));
+        text(&output).0.trim().to_string()
+    };
+    assert_eq!(run(&["db", "current"]), "1");
+    assert!(run(&["db", "history"]).contains("applied"));
+    assert_eq!(run(&["db", "downgrade"]), "Downgraded to 0");
+    assert_eq!(run(&["db", "current"]), "0");
+    assert_eq!(run(&["db", "upgrade"]), "Upgraded to 1");
+    let output = bin()
+        .args(["db", "upgrade", "7", "-w"])
+        .arg(ws)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output).1.contains("unknown version 7"));
+}

@@ -193,6 +193,8 @@ CREATE TABLE mcp_servers (
 
 CREATE TABLE gateway_instances (
     id TEXT PRIMARY KEY NOT NULL,
+    host TEXT NOT NULL DEFAULT '',
+    pid BIGINT NOT NULL DEFAULT 0,
     started_at TIMESTAMPTZ NOT NULL,
     heartbeat_at TIMESTAMPTZ NOT NULL
 );

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use gateway_store::{
     CancelResult, ConversationTurn, ExecutionFilter, ExecutionOutcome, ExecutionRecord,
-    ExecutionStatus, MemoryStore, SqlStore, StepRecord, Store, migrate,
+    ExecutionStatus, InstanceRecord, MemoryStore, SqlStore, StepRecord, Store, migrate,
 };
 use serde_json::json;
 
@@ -312,20 +312,34 @@ async fn delegation_tree_from_any_node() {
 }
 
 #[tokio::test]
-async fn orphans_of_dead_instances_fail_at_the_next_start() {
+async fn orphans_of_dead_instances_fail() {
     for subject in subjects().await {
         if subject.name == "memory" {
             continue;
         }
         let store = &subject.store;
-        let now = Utc::now();
+        let instance = |id: &str| InstanceRecord {
+            id: id.to_string(),
+            host: "h".into(),
+            pid: 42,
+            heartbeat_at: Utc::now(),
+        };
         let dead = unique("dead");
         let alive = unique("alive");
-        store
-            .heartbeat(&dead, now - Duration::minutes(10))
+        store.heartbeat(&instance(&dead)).await.unwrap();
+        store.heartbeat(&instance(&alive)).await.unwrap();
+        let ids: Vec<String> = store
+            .instances()
             .await
-            .unwrap();
-        store.heartbeat(&alive, now).await.unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        assert!(
+            ids.contains(&dead) && ids.contains(&alive),
+            "{}",
+            subject.name
+        );
         let mut orphan = execution("a");
         orphan.instance_id = Some(dead.clone());
         orphan.status = ExecutionStatus::Running;
@@ -346,7 +360,7 @@ async fn orphans_of_dead_instances_fail_at_the_next_start() {
             .await
             .unwrap();
         let failed = store
-            .fail_orphans(now - Duration::seconds(60), "gateway instance stopped")
+            .fail_orphans(std::slice::from_ref(&alive), "gateway instance stopped")
             .await
             .unwrap();
         assert!(failed >= 1, "{}", subject.name);
@@ -369,6 +383,16 @@ async fn orphans_of_dead_instances_fail_at_the_next_start() {
             .unwrap()
             .unwrap();
         assert_eq!(done.status, ExecutionStatus::Completed);
+        let ids: Vec<String> = store
+            .instances()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(ids, vec![alive.clone()], "the dead instance is forgotten");
+        store.remove_instance(&alive).await.unwrap();
+        assert!(store.instances().await.unwrap().is_empty());
     }
 }
 
@@ -448,6 +472,24 @@ async fn conversations_accumulate_turns() {
                 .unwrap()
                 .is_empty()
         );
+        assert!(
+            store
+                .end_conversation(&conversation, Utc::now())
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .get_conversation(&conversation)
+                .await
+                .unwrap()
+                .unwrap()
+                .ended_at
+                .is_some(),
+            "{}",
+            subject.name
+        );
+        assert!(!store.end_conversation("missing", Utc::now()).await.unwrap());
         assert!(store.delete_conversation(&conversation).await.unwrap());
         assert!(
             store
