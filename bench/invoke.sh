@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Invoke throughput and latency through the gateway with the mock LLM answering instantly:
+# concurrency 1, 10 and 50, persistence on SQLite and on PostgreSQL (TEST_POSTGRES_URL,
+# default postgres://postgres@127.0.0.1:5432/test). Prints one JSON line per run, then the
+# summary line last.
+source "$(dirname "$0")/lib.sh"
+build
+start_mock
+PG_URL="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+SCHEMA="bench_$(date +%s)_$$"
+
+declare -A STORES=(
+  [sqlite]="persistence:\n  url: sqlite:///bench.db"
+  [postgres]="persistence:\n  url: \"$PG_URL\"\n  db_schema: $SCHEMA"
+)
+summary=()
+errors=0
+for store in sqlite postgres; do
+  ws="$WORK/ws-$store"
+  make_workspace "$ws" "$(printf "${STORES[$store]}")"
+  start_gateway "$ws"
+  for c in 1 10 50; do
+    line=$(load "invoke-$store-c$c" "$c" "$GATEWAY_URL/v1/agents/bench/invoke" '{"message":"hello"}')
+    echo "$line"
+    rps=$(python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(int(d['rps']))" "$line")
+    p50=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['p50_ms'])" "$line")
+    p99=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['p99_ms'])" "$line")
+    e=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['errors'])" "$line")
+    errors=$((errors + e))
+    summary+=("$store/c$c ${rps}rps p50=${p50}ms p99=${p99}ms err=$e")
+  done
+  stop_gateway
+done
+psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS \"$SCHEMA\" CASCADE" >/dev/null 2>&1 || true
+echo "invoke: ${summary[*]} (errors total: $errors)"
+[ "$errors" -eq 0 ]
