@@ -42,19 +42,34 @@ fn parse() -> Result<Args, String> {
         match flag.as_str() {
             "--url" => args.url = value()?,
             "--method" => {
-                args.method = value()?.parse().map_err(|_| "invalid --method".to_string())?;
+                args.method = value()?
+                    .parse()
+                    .map_err(|_| "invalid --method".to_string())?;
             }
             "--body" => args.body = Some(value()?),
             "--header" => {
                 let header = value()?;
-                let (name, v) = header.split_once(':').ok_or("--header expects 'Name: value'")?;
-                args.headers.push((name.trim().to_string(), v.trim().to_string()));
+                let (name, v) = header
+                    .split_once(':')
+                    .ok_or("--header expects 'Name: value'")?;
+                args.headers
+                    .push((name.trim().to_string(), v.trim().to_string()));
             }
-            "--concurrency" | "-c" => args.concurrency = value()?.parse().map_err(|_| "invalid --concurrency")?,
-            "--duration" | "-d" => args.duration = Duration::from_secs_f64(value()?.parse().map_err(|_| "invalid --duration")?),
-            "--warmup" => args.warmup = Duration::from_secs_f64(value()?.parse().map_err(|_| "invalid --warmup")?),
+            "--concurrency" | "-c" => {
+                args.concurrency = value()?.parse().map_err(|_| "invalid --concurrency")?
+            }
+            "--duration" | "-d" => {
+                args.duration =
+                    Duration::from_secs_f64(value()?.parse().map_err(|_| "invalid --duration")?)
+            }
+            "--warmup" => {
+                args.warmup =
+                    Duration::from_secs_f64(value()?.parse().map_err(|_| "invalid --warmup")?)
+            }
             "--label" => args.label = value()?,
-            "--expect-status" => args.expect_status = value()?.parse().map_err(|_| "invalid --expect-status")?,
+            "--expect-status" => {
+                args.expect_status = value()?.parse().map_err(|_| "invalid --expect-status")?
+            }
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
@@ -71,7 +86,12 @@ fn parse() -> Result<Args, String> {
 }
 
 /// Sends requests until `stop`, returning (latencies in microseconds, errors).
-async fn worker(client: reqwest::Client, args: Arc<Args>, stop: Arc<AtomicBool>, record_after: Instant) -> (Vec<u32>, u64) {
+async fn worker(
+    client: reqwest::Client,
+    args: Arc<Args>,
+    stop: Arc<AtomicBool>,
+    record_after: Instant,
+) -> (Vec<u32>, u64) {
     let mut latencies = Vec::new();
     let mut errors = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -80,7 +100,9 @@ async fn worker(client: reqwest::Client, args: Arc<Args>, stop: Arc<AtomicBool>,
             request = request.header(name, value);
         }
         if let Some(body) = &args.body {
-            request = request.header("content-type", "application/json").body(body.clone());
+            request = request
+                .header("content-type", "application/json")
+                .body(body.clone());
         }
         let started = Instant::now();
         let ok = match request.send().await {
@@ -120,7 +142,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let client = match reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build() {
+    let client = match reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()
+    {
         Ok(client) => client,
         Err(err) => {
             eprintln!("Error: {err}");
@@ -131,7 +156,14 @@ async fn main() -> ExitCode {
     let started = Instant::now();
     let record_after = started + args.warmup;
     let workers: Vec<_> = (0..args.concurrency)
-        .map(|_| tokio::spawn(worker(client.clone(), Arc::clone(&args), Arc::clone(&stop), record_after)))
+        .map(|_| {
+            tokio::spawn(worker(
+                client.clone(),
+                Arc::clone(&args),
+                Arc::clone(&stop),
+                record_after,
+            ))
+        })
         .collect();
     tokio::time::sleep(args.warmup + args.duration).await;
     stop.store(true, Ordering::Relaxed);
@@ -157,5 +189,9 @@ async fn main() -> ExitCode {
         "max_ms": percentile(&latencies, 100.0),
     });
     println!("{summary}");
-    if latencies.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if latencies.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
