@@ -2,6 +2,7 @@
 
 mod init;
 mod output;
+mod site;
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -98,6 +99,11 @@ enum Command {
         #[command(flatten)]
         ws: WorkspaceArg,
     },
+    /// Discover and call agentgate sites.
+    Site {
+        #[command(subcommand)]
+        action: SiteAction,
+    },
     /// Manage the database schema (persistence.url of the workspace).
     Db {
         #[command(flatten)]
@@ -107,6 +113,38 @@ enum Command {
     },
     /// Print the version.
     Version,
+}
+
+#[derive(clap::Args)]
+struct SiteAuth {
+    /// Key for sites with api_key auth.
+    #[arg(long, env = "AGENTGATE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Token for sites with bearer auth.
+    #[arg(long, env = "AGENTGATE_BEARER_TOKEN", hide_env_values = true)]
+    bearer_token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum SiteAction {
+    /// Print a site's intents and flows.
+    Discover {
+        url: String,
+        #[arg(short = 'f', long = "format", default_value = "table")]
+        format: String,
+        #[command(flatten)]
+        auth: SiteAuth,
+    },
+    /// Call an intent and print its result.
+    Call {
+        url: String,
+        intent: String,
+        /// Named arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        json: String,
+        #[command(flatten)]
+        auth: SiteAuth,
+    },
 }
 
 #[derive(Subcommand)]
@@ -185,6 +223,30 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Chat { ws, agent } => chat(&ws.workspace, &agent).await,
         Command::Db { ws, action } => db(&ws.workspace, action).await,
+        Command::Site { action } => {
+            match action {
+                SiteAction::Discover { url, format, auth } => {
+                    let credentials = site::Credentials {
+                        api_key: auth.api_key,
+                        bearer_token: auth.bearer_token,
+                    };
+                    site::discover(&url, Format::parse(&format, false)?, &credentials).await?;
+                }
+                SiteAction::Call {
+                    url,
+                    intent,
+                    json,
+                    auth,
+                } => {
+                    let credentials = site::Credentials {
+                        api_key: auth.api_key,
+                        bearer_token: auth.bearer_token,
+                    };
+                    site::call(&url, &intent, &json, &credentials).await?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Agents { ws, format } => list_agents(&ws.workspace, Format::parse(&format, true)?),
         Command::Skills { ws, format } => list_skills(&ws.workspace, Format::parse(&format, true)?),
     }

@@ -65,11 +65,12 @@ impl Intent {
     }
 }
 
-/// One step of a flow: the entry step, or a step allowed after another.
+/// One step of a flow: the entry step, or a step allowed after others.
 pub struct Step {
     name: String,
     description: String,
-    after: Option<String>,
+    /// Steps this one may follow; empty for the entry step.
+    after: Vec<String>,
     callable: Callable,
 }
 
@@ -89,7 +90,7 @@ impl Step {
         Self {
             name: name.into(),
             description: description.into(),
-            after: None,
+            after: Vec::new(),
             callable: typed(handler),
         }
     }
@@ -110,15 +111,39 @@ impl Step {
         Self {
             name: name.into(),
             description: description.into(),
-            after: Some(after.into()),
+            after: vec![after.into()],
             callable: typed(handler),
         }
     }
 
-    /// A step over JSON; `after: None` makes it the entry step.
+    /// A step allowed after any of `after` — including itself, for a step that may repeat
+    /// (a conversation's next message, say).
+    pub fn after_any<I, O, F, Fut, A, S>(
+        name: impl Into<String>,
+        after: A,
+        description: impl Into<String>,
+        handler: F,
+    ) -> Self
+    where
+        I: DeserializeOwned + JsonSchema + Send + 'static,
+        O: Serialize + JsonSchema + Send + 'static,
+        F: Fn(Context, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, HandlerError>> + Send + 'static,
+        A: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            name: name.into(),
+            description: description.into(),
+            after: after.into_iter().map(Into::into).collect(),
+            callable: typed(handler),
+        }
+    }
+
+    /// A step over JSON; an empty `after` makes it the entry step.
     pub fn dynamic<F, Fut>(
         name: impl Into<String>,
-        after: Option<String>,
+        after: Vec<String>,
         description: impl Into<String>,
         input_schema: Value,
         output_schema: Value,
@@ -342,7 +367,7 @@ impl BuiltFlow {
                 });
             }
         }
-        let entries: Vec<&Step> = flow.steps.iter().filter(|s| s.after.is_none()).collect();
+        let entries: Vec<&Step> = flow.steps.iter().filter(|s| s.after.is_empty()).collect();
         if entries.len() != 1 {
             return Err(BuildError::EntrySteps {
                 flow: name,
@@ -351,9 +376,7 @@ impl BuiltFlow {
         }
         let entry = entries[0].name.clone();
         for step in &flow.steps {
-            if let Some(after) = &step.after
-                && !names.contains(after)
-            {
+            if let Some(after) = step.after.iter().find(|a| !names.contains(*a)) {
                 return Err(BuildError::UnknownAfter {
                     flow: name,
                     step: step.name.clone(),
@@ -364,7 +387,7 @@ impl BuiltFlow {
         let children = |parent: &str| -> Vec<String> {
             flow.steps
                 .iter()
-                .filter(|s| s.after.as_deref() == Some(parent))
+                .filter(|s| s.after.iter().any(|a| a == parent))
                 .map(|s| s.name.clone())
                 .collect()
         };
@@ -393,7 +416,7 @@ impl BuiltFlow {
                 .map(|s| StepDef {
                     name: s.name.clone(),
                     description: s.description.clone(),
-                    entry: s.after.is_none(),
+                    entry: s.after.is_empty(),
                     next_steps: children(&s.name),
                     input_schema: s.callable.input_schema.clone(),
                     output_schema: s.callable.output_schema.clone(),

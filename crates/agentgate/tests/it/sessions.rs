@@ -338,3 +338,31 @@ async fn expiry(store: Arc<dyn SessionStore>) {
         (404, Some("session_not_found"))
     );
 }
+
+#[tokio::test]
+async fn a_step_may_repeat_until_the_flow_ends() {
+    let echo = |_ctx: Context, _args: Nothing| async move { Ok::<_, HandlerError>(json!("ok")) };
+    let app = AgentApp::builder("loop")
+        .flow(
+            Flow::server("talk", "")
+                .step(Step::entry("begin", "", echo))
+                .step(Step::after_any("say", ["begin", "say"], "", echo))
+                .step(Step::after_any("end", ["begin", "say"], "", echo)),
+        )
+        .build()
+        .unwrap();
+    let manifest = app.manifest().clone();
+    assert_eq!(manifest.flows[0].steps[1].next_steps, vec!["say", "end"]);
+    let site = serve(app).await;
+    let (_, started) = site.post("/agent/flows/talk/start", "{}", &[]).await;
+    let sid = started["session_id"].as_str().unwrap().to_string();
+    let h = [("x-session-id", sid.as_str())];
+    site.post("/agent/flows/talk/step/begin", "{}", &h).await;
+    for _ in 0..3 {
+        let (status, answer) = site.post("/agent/flows/talk/step/say", "{}", &h).await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["flow_complete"], false);
+    }
+    let (_, answer) = site.post("/agent/flows/talk/step/end", "{}", &h).await;
+    assert_eq!(answer["flow_complete"], true);
+}

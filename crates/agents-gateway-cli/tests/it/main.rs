@@ -374,3 +374,77 @@ async fn a_killed_server_leaves_no_running_execution_behind() {
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output).1.contains("unknown version 7"));
 }
+
+#[path = "../../../agentgate/examples/shared/foodpanda.rs"]
+#[allow(dead_code)]
+mod foodpanda;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn site_discover_and_call_an_agentgate_site() {
+    let app = foodpanda::app(std::sync::Arc::new(
+        agentgate::server::MemorySessionStore::default(),
+    ))
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app.mount(axum::Router::new())).await });
+    let run =
+        |args: Vec<String>| tokio::task::spawn_blocking(move || bin().args(args).output().unwrap());
+    let output = run(vec!["site".into(), "discover".into(), url.clone()])
+        .await
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stdout.contains("FoodPanda 1.0"), "{stdout}");
+    assert!(stdout.contains("auth: api_key (X-API-Key)"));
+    assert!(stdout.contains("search_restaurants"));
+    assert!(
+        stdout.contains("search(query, location) → select_restaurant"),
+        "{stdout}"
+    );
+    let output = run(vec![
+        "site".into(),
+        "discover".into(),
+        url.clone(),
+        "-f".into(),
+        "json".into(),
+    ])
+    .await
+    .unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&text(&output).0).unwrap();
+    assert_eq!(manifest["flows"][1]["name"], "track_delivery");
+
+    let call = |key: &str| {
+        vec![
+            "site".to_string(),
+            "call".into(),
+            url.clone(),
+            "search_restaurants".into(),
+            "--json".into(),
+            r#"{"query": "pizza", "location": "Berlin"}"#.into(),
+            "--api-key".into(),
+            key.to_string(),
+        ]
+    };
+    let output = run(call("demo-key")).await.unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(result[1]["name"], "Burger Barn");
+    let output = run(call("wrong")).await.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output).1.contains("unauthorized"),
+        "{:?}",
+        text(&output)
+    );
+    let output = run(vec![
+        "site".into(),
+        "discover".into(),
+        "http://127.0.0.1:1".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output).1.contains("does not speak agentgate"));
+}
