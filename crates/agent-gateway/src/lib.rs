@@ -18,6 +18,7 @@ pub mod executions;
 mod gateway;
 pub mod hooks;
 mod llm_settings;
+mod publish;
 mod runtime;
 mod serve;
 pub mod sessions;

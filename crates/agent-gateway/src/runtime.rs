@@ -10,8 +10,20 @@ use gateway_workspace::{AgentDefinition, Diagnostics, ExternalNames, GatewayConf
 use jsonschema::Validator;
 use serde_json::Value;
 
+use crate::gateway::GatewayHandle;
 use crate::llm_settings;
 use crate::tools::{FileTool, SharedTool, ToolRegistry};
+
+/// What a runtime is built from besides the workspace.
+pub(crate) struct Parts<'a> {
+    pub code_tools: &'a [SharedTool],
+    /// Tools of the agentgate sites agents listed, and the problems met discovering them.
+    pub site_tools: Vec<SharedTool>,
+    pub site_diagnostics: Diagnostics,
+    pub env: &'a BTreeMap<String, String>,
+    pub handle: &'a GatewayHandle,
+    pub agentgate_sessions: Arc<dyn agentgate::server::SessionStore>,
+}
 
 pub(crate) struct Runtime {
     pub workspace: Workspace,
@@ -24,15 +36,20 @@ pub(crate) struct Runtime {
     pub llm: LlmClient,
     /// Loading problems plus reference checks (what `check` prints).
     pub diagnostics: Diagnostics,
+    /// The agentgate endpoints publishing this generation's agents (when enabled).
+    pub agentgate: Option<axum::Router>,
 }
 
 impl Runtime {
-    pub fn build(
-        workspace: Workspace,
-        code_tools: &[SharedTool],
-        extra_tools: Vec<SharedTool>,
-        env: &BTreeMap<String, String>,
-    ) -> Self {
+    pub fn build(workspace: Workspace, parts: Parts<'_>) -> Self {
+        let Parts {
+            code_tools,
+            site_tools: extra_tools,
+            site_diagnostics,
+            env,
+            handle,
+            agentgate_sessions,
+        } = parts;
         let config = &workspace.config;
         let file_tools: Vec<SharedTool> = workspace
             .tools
@@ -80,6 +97,22 @@ impl Runtime {
         };
         let mut diagnostics = workspace.all_diagnostics(&external);
         diagnostics.extend(model_diagnostics(&workspace, &llm));
+        diagnostics.extend(site_diagnostics);
+        let agentgate = if workspace.config.agentgate.enabled {
+            match crate::publish::app(&workspace, handle, agentgate_sessions) {
+                Ok(app) => Some(app.router(&workspace.config.server.public_url)),
+                Err(err) => {
+                    diagnostics.warning(
+                        &workspace.root,
+                        None,
+                        format!("agentgate manifest not published: {err}"),
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Self {
             workspace,
             tools,
@@ -88,6 +121,7 @@ impl Runtime {
             output_validators,
             llm,
             diagnostics,
+            agentgate,
         }
     }
 

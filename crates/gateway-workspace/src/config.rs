@@ -54,6 +54,32 @@ pub struct GatewayConfig {
     pub sites: BTreeMap<String, SiteCredentials>,
     /// How file tools are run (ours).
     pub tools: ToolsConfig,
+    /// The gateway's own agentgate manifest (ours).
+    pub agentgate: AgentgateConfig,
+}
+
+/// Publishing the gateway's agents over the agentgate protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentgateConfig {
+    /// Serve `/.well-known/agent-manifest.json` and `/agent/...`.
+    pub enabled: bool,
+    /// Idle lifetime of a chat flow session.
+    pub session_ttl_seconds: u64,
+    pub max_sessions: usize,
+    /// How long discovering a site listed under `sites:` may take.
+    pub discovery_timeout_ms: u64,
+}
+
+impl Default for AgentgateConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            session_ttl_seconds: 3600,
+            max_sessions: 10_000,
+            discovery_timeout_ms: 10_000,
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -82,6 +108,7 @@ impl Default for GatewayConfig {
             sessions: SessionsConfig::default(),
             sites: BTreeMap::new(),
             tools: ToolsConfig::default(),
+            agentgate: AgentgateConfig::default(),
         }
     }
 }
@@ -114,6 +141,9 @@ pub struct ServerConfig {
     pub host: String,
     pub port: u16,
     pub workers: u32,
+    /// The URL clients reach the gateway at, declared as `base_url` in the agentgate
+    /// manifest (ours; empty: relative).
+    pub public_url: String,
 }
 
 impl Default for ServerConfig {
@@ -122,6 +152,7 @@ impl Default for ServerConfig {
             host: "0.0.0.0".into(),
             port: 8000,
             workers: 1,
+            public_url: String::new(),
         }
     }
 }

@@ -110,7 +110,15 @@ pub fn router(gateway: Gateway) -> Router {
     openapi.info.version = env!("CARGO_PKG_VERSION").to_string();
 
     let security = Arc::new(gateway.config().security);
+    let agentgate = Router::new()
+        .route(
+            agentgate::protocol::MANIFEST_PATH,
+            axum::routing::any(agentgate_endpoint),
+        )
+        .route("/agent/{*rest}", axum::routing::any(agentgate_endpoint))
+        .with_state(gateway.clone());
     api.with_state(gateway)
+        .merge(agentgate)
         .merge(docs::router(&openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -118,6 +126,31 @@ pub fn router(gateway: Gateway) -> Router {
             security,
             response_headers,
         ))
+}
+
+/// The agentgate endpoints of the current workspace generation (rebuilt on reload).
+async fn agentgate_endpoint(State(gateway): State<Gateway>, request: Request) -> Response {
+    use tower::ServiceExt;
+    // The inner router matches the path itself: it must not see this route's path parameters.
+    let (mut parts, body) = request.into_parts();
+    let caller = parts.extensions.remove::<identity::Caller>();
+    parts.extensions = http::Extensions::new();
+    if let Some(caller) = caller {
+        parts.extensions.insert(caller);
+    }
+    let request = Request::from_parts(parts, body);
+    match gateway.runtime().agentgate.clone() {
+        Some(router) => match router.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+        None => axum::response::IntoResponse::into_response((
+            StatusCode::NOT_FOUND,
+            axum::Json(
+                serde_json::json!({"error": "not_found", "message": "This gateway does not publish an agentgate manifest"}),
+            ),
+        )),
+    }
 }
 
 async fn not_found(request: Request) -> ApiError {

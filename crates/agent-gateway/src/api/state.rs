@@ -227,7 +227,7 @@ pub async fn reload(State(gateway): State<Gateway>) -> Result<Json<ReloadRespons
     if !gateway.reload_enabled() {
         return Err(crate::error::GatewayError::ReloadDisabled.into());
     }
-    let agents = gateway.reload()?;
+    let agents = gateway.reload().await?;
     Ok(Json(ReloadResponse {
         status: "ok".into(),
         agents,

@@ -8,7 +8,7 @@ mod invoke;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use gateway_llm::Message;
@@ -25,7 +25,7 @@ use crate::engine::{EngineEvent, ExecutionStatus, Failure, Limits, RunSpec, Stop
 use crate::error::GatewayError;
 use crate::executions::Running;
 use crate::hooks::{HookEvent, Hooks, UnknownEvent};
-use crate::runtime::Runtime;
+use crate::runtime::{Parts, Runtime};
 use crate::sessions::SessionStore;
 use crate::tools::{CodeTool, SharedTool, ToolContext};
 
@@ -282,20 +282,38 @@ impl GatewayBuilder {
             Some(store) => store,
             None => open_store(&config, &self.workspace).await?,
         };
-        let runtime = Runtime::build(workspace, &self.code_tools, Vec::new(), &env);
-        for diagnostic in runtime.diagnostics.iter() {
-            tracing::warn!("{diagnostic}");
-        }
+        let (site_tools, site_diagnostics) = crate::tools::site::discover(&workspace).await;
         let sessions = SessionStore::new(
             Duration::from_secs(config.sessions.ttl_seconds),
             config.sessions.max_sessions,
             config.sessions.max_messages,
         );
-        let gateway = Gateway {
-            inner: Arc::new(Inner {
+        let agentgate_sessions: Arc<dyn agentgate::server::SessionStore> =
+            Arc::new(agentgate::server::MemorySessionStore::new(
+                config.agentgate.max_sessions,
+                Duration::from_secs(config.agentgate.session_ttl_seconds),
+            ));
+        let code_tools = self.code_tools;
+        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
+            let handle = GatewayHandle(weak.clone());
+            let runtime = Runtime::build(
+                workspace,
+                Parts {
+                    code_tools: &code_tools,
+                    site_tools,
+                    site_diagnostics,
+                    env: &env,
+                    handle: &handle,
+                    agentgate_sessions: Arc::clone(&agentgate_sessions),
+                },
+            );
+            for diagnostic in runtime.diagnostics.iter() {
+                tracing::warn!("{diagnostic}");
+            }
+            Inner {
                 workspace_path: self.workspace,
-                env,
-                code_tools: self.code_tools,
+                env: env.clone(),
+                code_tools: code_tools.clone(),
                 hooks: self.hooks,
                 reload_enabled: self.reload_enabled,
                 runtime: RwLock::new(Arc::new(runtime)),
@@ -305,8 +323,11 @@ impl GatewayBuilder {
                 instance_id: uuid::Uuid::new_v4().to_string(),
                 openapi_tags: self.openapi_tags,
                 background: CancellationToken::new(),
-            }),
-        };
+                handle,
+                agentgate_sessions,
+            }
+        });
+        let gateway = Gateway { inner };
         background::start(&gateway).await?;
         Ok(gateway)
     }
@@ -346,6 +367,21 @@ pub(crate) struct Inner {
     pub(crate) openapi_tags: Vec<(String, String)>,
     /// Stops the background tasks.
     background: CancellationToken,
+    /// This gateway, weakly: what the published agentgate handlers call.
+    handle: GatewayHandle,
+    /// Chat-flow sessions of the agentgate endpoints, kept across reloads.
+    agentgate_sessions: Arc<dyn agentgate::server::SessionStore>,
+}
+
+/// A weak reference to a gateway (parts of the gateway that call back into it hold one, so
+/// they do not keep it alive).
+#[derive(Clone)]
+pub(crate) struct GatewayHandle(Weak<Inner>);
+
+impl GatewayHandle {
+    pub fn get(&self) -> Option<Gateway> {
+        self.0.upgrade().map(|inner| Gateway { inner })
+    }
 }
 
 /// The gateway. Cheap to clone: clones share everything.
@@ -417,7 +453,7 @@ impl Gateway {
 
     /// Re-reads the workspace and swaps it in; requests in flight finish on the old one.
     /// Returns the number of agents.
-    pub fn reload(&self) -> Result<usize, GatewayError> {
+    pub async fn reload(&self) -> Result<usize, GatewayError> {
         let workspace = Workspace::load(&self.inner.workspace_path, &self.inner.env);
         if !workspace.config_valid {
             let messages: Vec<String> = workspace
@@ -427,11 +463,17 @@ impl Gateway {
                 .collect();
             return Err(GatewayError::ReloadFailed(messages.join("; ")));
         }
+        let (site_tools, site_diagnostics) = crate::tools::site::discover(&workspace).await;
         let runtime = Runtime::build(
             workspace,
-            &self.inner.code_tools,
-            Vec::new(),
-            &self.inner.env,
+            Parts {
+                code_tools: &self.inner.code_tools,
+                site_tools,
+                site_diagnostics,
+                env: &self.inner.env,
+                handle: &self.inner.handle,
+                agentgate_sessions: Arc::clone(&self.inner.agentgate_sessions),
+            },
         );
         let agents = runtime.workspace.agents.len();
         let mut guard = self

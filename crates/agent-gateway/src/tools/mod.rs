@@ -7,6 +7,7 @@
 
 mod code;
 mod file;
+pub mod site;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Black-box tests: the real server on a random port, a mock LLM over real HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod agentgate;
 mod api_errors;
 mod chat;
 mod docs;

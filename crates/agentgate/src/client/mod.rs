@@ -494,6 +494,24 @@ impl FlowHandle {
         })
     }
 
+    /// Picks up a session started earlier (by this or another client): its position is read
+    /// from the site.
+    pub async fn resume(&self, session_id: &str) -> Result<FlowSession, ClientError> {
+        let mut session = FlowSession {
+            site: self.site.clone(),
+            flow: self.definition.name.clone(),
+            session_id: session_id.to_string(),
+            current_step: String::new(),
+            allowed: Vec::new(),
+            complete: false,
+        };
+        let state = session.state().await?;
+        session.current_step = state.current_step;
+        session.allowed = state.allowed_next_steps;
+        session.complete = state.flow_complete;
+        Ok(session)
+    }
+
     /// Calls one step of a client-orchestrated flow (stateless).
     pub async fn call_step(&self, step: &str, arguments: Value) -> Result<Value, ClientError> {
         let name = &self.definition.name;
