@@ -6,6 +6,10 @@
 //!          --concurrency 10 --duration 10 [--warmup 2] [--header 'X-Api-Key: k'] [--label sqlite-c10]
 //! ```
 //! The last line printed is the summary as JSON.
+//!
+//! Flow mode measures whole agentgate server flows: `--url` is the site, `--flow-start PATH`
+//! starts a session, and each `--flow-step 'PATH JSON'` runs a step with its `X-Session-ID`;
+//! one iteration (start + every step) is one measured "request".
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,6 +26,8 @@ struct Args {
     warmup: Duration,
     label: String,
     expect_status: u16,
+    flow_start: Option<String>,
+    flow_steps: Vec<(String, String)>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -35,6 +41,8 @@ fn parse() -> Result<Args, String> {
         warmup: Duration::from_secs(1),
         label: String::new(),
         expect_status: 200,
+        flow_start: None,
+        flow_steps: Vec::new(),
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -70,6 +78,14 @@ fn parse() -> Result<Args, String> {
             "--expect-status" => {
                 args.expect_status = value()?.parse().map_err(|_| "invalid --expect-status")?
             }
+            "--flow-start" => args.flow_start = Some(value()?),
+            "--flow-step" => {
+                let step = value()?;
+                let (path, body) = step
+                    .split_once(' ')
+                    .ok_or("--flow-step expects 'PATH JSON'")?;
+                args.flow_steps.push((path.to_string(), body.to_string()));
+            }
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
@@ -85,6 +101,69 @@ fn parse() -> Result<Args, String> {
     Ok(args)
 }
 
+fn request(
+    client: &reqwest::Client,
+    args: &Args,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let mut request = client.request(method, url);
+    for (name, value) in &args.headers {
+        request = request.header(name, value);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    request
+}
+
+/// One whole flow: start, then every step in order. True when every call succeeded.
+async fn flow(client: &reqwest::Client, args: &Args, start: &str) -> bool {
+    let base = args.url.trim_end_matches('/');
+    let Ok(response) = request(
+        client,
+        args,
+        reqwest::Method::POST,
+        &format!("{base}{start}"),
+        Some("{}"),
+    )
+    .send()
+    .await
+    else {
+        return false;
+    };
+    let Ok(started) = response.json::<serde_json::Value>().await else {
+        return false;
+    };
+    let Some(session) = started["session_id"].as_str() else {
+        return false;
+    };
+    for (path, body) in &args.flow_steps {
+        let sent = request(
+            client,
+            args,
+            reqwest::Method::POST,
+            &format!("{base}{path}"),
+            Some(body),
+        )
+        .header("x-session-id", session)
+        .send()
+        .await;
+        match sent {
+            Ok(response) if response.status().is_success() => {
+                if response.bytes().await.is_err() {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// Sends requests until `stop`, returning (latencies in microseconds, errors).
 async fn worker(
     client: reqwest::Client,
@@ -95,23 +174,26 @@ async fn worker(
     let mut latencies = Vec::new();
     let mut errors = 0;
     while !stop.load(Ordering::Relaxed) {
-        let mut request = client.request(args.method.clone(), &args.url);
-        for (name, value) in &args.headers {
-            request = request.header(name, value);
-        }
-        if let Some(body) = &args.body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.clone());
-        }
         let started = Instant::now();
-        let ok = match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                // Read the whole body: a request is done when its answer is.
-                response.bytes().await.is_ok() && status == args.expect_status
-            }
-            Err(_) => false,
+        let ok = match &args.flow_start {
+            Some(start) => flow(&client, &args, start).await,
+            None => match request(
+                &client,
+                &args,
+                args.method.clone(),
+                &args.url,
+                args.body.as_deref(),
+            )
+            .send()
+            .await
+            {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    // Read the whole body: a request is done when its answer is.
+                    response.bytes().await.is_ok() && status == args.expect_status
+                }
+                Err(_) => false,
+            },
         };
         if started < record_after {
             continue;
