@@ -58,6 +58,12 @@ impl Runtime {
                 Arc::new(FileTool::new(definition.clone(), config.tools.clone())) as SharedTool
             })
             .collect();
+        let mut extra_tools = extra_tools;
+        if let Some(delegate) =
+            crate::tools::delegate::DelegateTool::for_workspace(&workspace, handle)
+        {
+            extra_tools.push(Arc::new(delegate));
+        }
         let tools = ToolRegistry::new(code_tools, file_tools, extra_tools);
 
         let mut tool_validators = HashMap::new();

@@ -137,6 +137,11 @@ impl Gateway {
             record.schedule_id = Some(schedule.schedule_id.clone());
             record.schedule_name = Some(schedule.schedule_name.clone());
         }
+        if let Some(parent) = &request.parent {
+            record.parent_execution_id = Some(parent.execution_id.clone());
+            record.root_execution_id = Some(parent.root_execution_id.clone());
+            record.delegation_depth = i64::from(parent.depth);
+        }
         if !run_async {
             record.status = ExecutionStatus::Running;
             record.started_at = Some(Utc::now());
@@ -205,6 +210,9 @@ impl Gateway {
             caller_identity: request.user_id.clone(),
             metadata: request.input.clone(),
             delegates_to: agent.delegates_to.clone(),
+            parent_execution_id: request.parent.as_ref().map(|p| p.execution_id.clone()),
+            root_execution_id: request.parent.as_ref().map(|p| p.root_execution_id.clone()),
+            delegation_depth: request.parent.as_ref().map_or(0, |p| p.depth),
             ..ToolContext::default()
         };
         let spec = self.run_spec(

@@ -48,6 +48,16 @@ pub struct ScheduleRun {
     pub instructions: Option<String>,
 }
 
+/// The execution that delegated a run (for child executions).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParentLink {
+    pub execution_id: String,
+    /// The root of the delegation tree (the parent itself when it is top-level).
+    pub root_execution_id: String,
+    /// Depth of the child (parent's depth + 1).
+    pub depth: u32,
+}
+
 /// One single-turn invocation.
 #[derive(Debug, Clone)]
 pub struct InvokeRequest {
@@ -57,6 +67,8 @@ pub struct InvokeRequest {
     pub options: ExecutionOptions,
     pub user_id: Option<String>,
     pub schedule: Option<ScheduleRun>,
+    /// Set when another execution delegated this one.
+    pub parent: Option<ParentLink>,
 }
 
 impl InvokeRequest {
@@ -68,6 +80,7 @@ impl InvokeRequest {
             options: ExecutionOptions::default(),
             user_id: None,
             schedule: None,
+            parent: None,
         }
     }
 

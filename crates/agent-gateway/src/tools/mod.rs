@@ -6,6 +6,7 @@
 //! built-ins such as delegation).
 
 mod code;
+pub mod delegate;
 mod file;
 pub mod site;
 

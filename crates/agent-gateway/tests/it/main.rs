@@ -4,6 +4,7 @@
 mod agentgate;
 mod api_errors;
 mod chat;
+mod delegation;
 mod docs;
 mod invoke;
 mod library;
