@@ -119,7 +119,7 @@ impl Tool for DelegateTool {
         if !agent.enabled {
             return refuse(format!("agent '{target}' is disabled"));
         }
-        if !context.delegates_to.is_empty() && !context.delegates_to.iter().any(|a| *a == target) {
+        if !context.delegates_to.is_empty() && !context.delegates_to.contains(&target) {
             return refuse(format!(
                 "'{}' may only delegate to {}",
                 context.agent_id,
