@@ -64,6 +64,17 @@ impl Runtime {
         {
             extra_tools.push(Arc::new(delegate));
         }
+        let taken: Vec<String> = code_tools
+            .iter()
+            .chain(file_tools.iter())
+            .chain(extra_tools.iter())
+            .map(|t| t.name().to_string())
+            .collect();
+        for workflow in
+            crate::tools::workflow::WorkflowTool::for_workspace(&workspace, handle, &taken)
+        {
+            extra_tools.push(Arc::new(workflow));
+        }
         let tools = ToolRegistry::new(code_tools, file_tools, extra_tools);
 
         let mut tool_validators = HashMap::new();

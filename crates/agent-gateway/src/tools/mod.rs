@@ -9,6 +9,7 @@ mod code;
 pub mod delegate;
 mod file;
 pub mod site;
+pub mod workflow;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -11,3 +11,4 @@ mod library;
 mod persistence;
 mod support;
 mod tools;
+mod workflows;
