@@ -12,6 +12,7 @@
 //! ```
 
 pub mod api;
+pub mod approvals;
 pub mod engine;
 mod error;
 pub mod executions;
@@ -26,8 +27,8 @@ pub mod tools;
 
 pub use error::GatewayError;
 pub use gateway::{
-    CancelOutcome, ChatRequest, ChatResult, ChatStreamEvent, ExecutionOptions, ExecutionResult,
-    Gateway, GatewayBuilder, Health, InvokeRequest, RunResult, ScheduleRun,
+    ApprovalOutcome, CancelOutcome, ChatRequest, ChatResult, ChatStreamEvent, ExecutionOptions,
+    ExecutionResult, Gateway, GatewayBuilder, Health, InvokeRequest, RunResult, ScheduleRun,
 };
 pub use gateway_store as store;
 pub use gateway_workspace as workspace;

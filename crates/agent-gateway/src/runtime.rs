@@ -70,9 +70,20 @@ impl Runtime {
             .chain(extra_tools.iter())
             .map(|t| t.name().to_string())
             .collect();
-        for workflow in
-            crate::tools::workflow::WorkflowTool::for_workspace(&workspace, handle, &taken)
-        {
+        // A workflow calls its tools directly: it needs approval when one of them does.
+        let approval_needed: Vec<String> = code_tools
+            .iter()
+            .chain(file_tools.iter())
+            .chain(extra_tools.iter())
+            .filter(|t| t.requires_approval())
+            .map(|t| t.name().to_string())
+            .collect();
+        for workflow in crate::tools::workflow::WorkflowTool::for_workspace(
+            &workspace,
+            handle,
+            &taken,
+            &approval_needed,
+        ) {
             extra_tools.push(Arc::new(workflow));
         }
         let tools = ToolRegistry::new(code_tools, file_tools, extra_tools);

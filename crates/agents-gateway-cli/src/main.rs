@@ -408,9 +408,38 @@ async fn chat(path: &std::path::Path, agent: &str) -> anyhow::Result<ExitCode> {
         print!("agent> ");
         std::io::stdout().flush()?;
         let mut wrote = false;
+        let mut execution_id = String::new();
         while let Some(event) = stream.next().await {
             match event {
-                ChatStreamEvent::Session { session_id: id, .. } => session_id = Some(id),
+                ChatStreamEvent::Session {
+                    session_id: id,
+                    execution_id: run,
+                } => {
+                    session_id = Some(id);
+                    execution_id = run;
+                }
+                ChatStreamEvent::Engine(EngineEvent::ApprovalRequired {
+                    approval_id,
+                    name,
+                    arguments,
+                    ..
+                }) => {
+                    // The run waits for this answer: ask the person at the terminal.
+                    eprint!("\n  [{name} wants to run with {arguments}] approve? [y/N] ");
+                    std::io::stderr().flush()?;
+                    let answer = lines.next().transpose()?.unwrap_or_default();
+                    let approve = matches!(answer.trim(), "y" | "Y" | "yes");
+                    gateway
+                        .decide_approval(
+                            &execution_id,
+                            Some(&approval_id),
+                            approve,
+                            (!approve).then(|| "denied at the terminal".to_string()),
+                            Some("cli".to_string()),
+                        )
+                        .await
+                        .map_err(|err| anyhow!("{err}"))?;
+                }
                 ChatStreamEvent::Engine(EngineEvent::Token { content }) => {
                     wrote |= !content.is_empty();
                     print!("{content}");

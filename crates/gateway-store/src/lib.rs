@@ -18,8 +18,9 @@ use chrono::{DateTime, Utc};
 
 pub use memory::MemoryStore;
 pub use records::{
-    ConversationRecord, ConversationTurn, ExecutionFilter, ExecutionOutcome, ExecutionRecord,
-    ExecutionStatus, InstanceRecord, MessageRecord, StepRecord,
+    ApprovalDecision, ApprovalRecord, ApprovalStatus, ConversationRecord, ConversationTurn,
+    ExecutionFilter, ExecutionOutcome, ExecutionRecord, ExecutionStatus, InstanceRecord,
+    MessageRecord, StepRecord,
 };
 pub use sql::{Backend, SqlStore};
 
@@ -111,6 +112,26 @@ pub trait Store: Send + Sync {
     /// to one of the `alive` instances, and forgets every other instance. Returns how many
     /// executions failed.
     async fn fail_orphans(&self, alive: &[String], reason: &str) -> Result<u64, StoreError>;
+
+    /// Records approval requests of one execution and moves it `running` →
+    /// `waiting_approval`, in one transaction.
+    async fn request_approvals(&self, approvals: &[ApprovalRecord]) -> Result<(), StoreError>;
+
+    /// Decides the pending approvals of an execution (only `approval_id` when given).
+    /// Returns the approvals it decided: none when nothing matching was pending.
+    async fn decide_approvals(
+        &self,
+        execution_id: &str,
+        approval_id: Option<&str>,
+        decision: &ApprovalDecision,
+    ) -> Result<Vec<ApprovalRecord>, StoreError>;
+
+    /// The approvals of an execution, oldest first.
+    async fn approvals(&self, execution_id: &str) -> Result<Vec<ApprovalRecord>, StoreError>;
+
+    /// `waiting_approval` → `running`. Returns whether it moved (a cancel that landed first
+    /// keeps the execution cancelled).
+    async fn resume_execution(&self, execution_id: &str) -> Result<bool, StoreError>;
 
     /// Appends a chat turn, creating the conversation on its first turn.
     async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError>;

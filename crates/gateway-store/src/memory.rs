@@ -20,6 +20,7 @@ struct State {
     executions: HashMap<String, ExecutionRecord>,
     order: VecDeque<String>,
     steps: HashMap<String, Vec<StepRecord>>,
+    approvals: HashMap<String, Vec<ApprovalRecord>>,
     conversations: HashMap<String, ConversationRecord>,
     messages: HashMap<String, Vec<MessageRecord>>,
 }
@@ -88,6 +89,7 @@ impl Store for MemoryStore {
             if let Some(old) = state.order.remove(position) {
                 state.executions.remove(&old);
                 state.steps.remove(&old);
+                state.approvals.remove(&old);
             }
         }
         Ok(())
@@ -248,6 +250,66 @@ impl Store for MemoryStore {
     async fn fail_orphans(&self, _alive: &[String], _reason: &str) -> Result<u64, StoreError> {
         // Nothing outlives the process that owns this memory.
         Ok(0)
+    }
+
+    async fn request_approvals(&self, approvals: &[ApprovalRecord]) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        for approval in approvals {
+            state
+                .approvals
+                .entry(approval.execution_id.clone())
+                .or_default()
+                .push(approval.clone());
+            if let Some(record) = state.executions.get_mut(&approval.execution_id)
+                && record.status == ExecutionStatus::Running
+            {
+                record.status = ExecutionStatus::WaitingApproval;
+            }
+        }
+        Ok(())
+    }
+
+    async fn decide_approvals(
+        &self,
+        execution_id: &str,
+        approval_id: Option<&str>,
+        decision: &ApprovalDecision,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let mut state = self.lock();
+        let Some(approvals) = state.approvals.get_mut(execution_id) else {
+            return Ok(Vec::new());
+        };
+        let mut decided = Vec::new();
+        for approval in approvals.iter_mut().filter(|a| {
+            a.status == ApprovalStatus::Pending && approval_id.is_none_or(|id| a.approval_id == id)
+        }) {
+            approval.status = decision.status;
+            approval.reason = decision.reason.clone();
+            approval.decided_by = decision.decided_by.clone();
+            approval.decided_at = Some(decision.at);
+            decided.push(approval.clone());
+        }
+        Ok(decided)
+    }
+
+    async fn approvals(&self, execution_id: &str) -> Result<Vec<ApprovalRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .approvals
+            .get(execution_id)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn resume_execution(&self, execution_id: &str) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        Ok(match state.executions.get_mut(execution_id) {
+            Some(record) if record.status == ExecutionStatus::WaitingApproval => {
+                record.status = ExecutionStatus::Running;
+                true
+            }
+            _ => false,
+        })
     }
 
     async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError> {

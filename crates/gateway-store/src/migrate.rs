@@ -12,19 +12,35 @@ use crate::{SqlStore, StoreError, sql::Backend};
 /// (version, description, up, down) per backend.
 type Script = (i64, &'static str, &'static str, &'static str);
 
-const SQLITE: &[Script] = &[(
-    1,
-    "initial schema",
-    include_str!("../migrations/sqlite/0001_initial.up.sql"),
-    include_str!("../migrations/sqlite/0001_initial.down.sql"),
-)];
+const SQLITE: &[Script] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../migrations/sqlite/0001_initial.up.sql"),
+        include_str!("../migrations/sqlite/0001_initial.down.sql"),
+    ),
+    (
+        2,
+        "tool approvals",
+        include_str!("../migrations/sqlite/0002_tool_approvals.up.sql"),
+        include_str!("../migrations/sqlite/0002_tool_approvals.down.sql"),
+    ),
+];
 
-const POSTGRES: &[Script] = &[(
-    1,
-    "initial schema",
-    include_str!("../migrations/postgres/0001_initial.up.sql"),
-    include_str!("../migrations/postgres/0001_initial.down.sql"),
-)];
+const POSTGRES: &[Script] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../migrations/postgres/0001_initial.up.sql"),
+        include_str!("../migrations/postgres/0001_initial.down.sql"),
+    ),
+    (
+        2,
+        "tool approvals",
+        include_str!("../migrations/postgres/0002_tool_approvals.up.sql"),
+        include_str!("../migrations/postgres/0002_tool_approvals.down.sql"),
+    ),
+];
 
 /// One known migration and whether it is applied.
 #[derive(Debug, Clone, PartialEq, Eq)]

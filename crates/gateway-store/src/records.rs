@@ -14,6 +14,8 @@ pub enum ExecutionStatus {
     Failed,
     Cancelled,
     Timeout,
+    /// Paused until a person approves or denies a tool call.
+    WaitingApproval,
 }
 
 impl ExecutionStatus {
@@ -25,6 +27,7 @@ impl ExecutionStatus {
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
             Self::Timeout => "timeout",
+            Self::WaitingApproval => "waiting_approval",
         }
     }
 
@@ -36,13 +39,14 @@ impl ExecutionStatus {
             "failed" => Self::Failed,
             "cancelled" => Self::Cancelled,
             "timeout" => Self::Timeout,
+            "waiting_approval" => Self::WaitingApproval,
             _ => return None,
         })
     }
 
     /// Finished: no further transition happens.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, Self::Queued | Self::Running)
+        !matches!(self, Self::Queued | Self::Running | Self::WaitingApproval)
     }
 }
 
@@ -202,4 +206,69 @@ pub struct InstanceRecord {
     pub host: String,
     pub pid: i64,
     pub heartbeat_at: DateTime<Utc>,
+}
+
+/// Where a tool-call approval stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Denied,
+    /// Nobody decided within the approval timeout.
+    Expired,
+    /// The execution ended (cancelled, timed out) while it waited.
+    Cancelled,
+}
+
+impl ApprovalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => Self::Pending,
+            "approved" => Self::Approved,
+            "denied" => Self::Denied,
+            "expired" => Self::Expired,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// A tool call that waits for (or got) a person's decision.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ApprovalRecord {
+    pub approval_id: String,
+    pub execution_id: String,
+    pub tool_name: String,
+    /// The model's id of the call.
+    pub call_id: String,
+    #[schema(value_type = Object)]
+    pub arguments: Value,
+    pub status: ApprovalStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+/// A decision on pending approvals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalDecision {
+    pub status: ApprovalStatus,
+    pub reason: Option<String>,
+    pub decided_by: Option<String>,
+    pub at: DateTime<Utc>,
 }

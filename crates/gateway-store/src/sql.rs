@@ -107,6 +107,31 @@ macro_rules! conversation_row {
     }};
 }
 
+macro_rules! approval_row {
+    ($row:expr) => {{
+        let row = $row;
+        let status: String = row.try_get("status")?;
+        ApprovalRecord {
+            approval_id: row.try_get("id")?,
+            execution_id: row.try_get("execution_id")?,
+            tool_name: row.try_get("tool_name")?,
+            call_id: row.try_get("call_id")?,
+            arguments: row
+                .try_get::<Option<Value>, _>("arguments")?
+                .unwrap_or(Value::Null),
+            status: ApprovalStatus::parse(&status).ok_or_else(|| {
+                StoreError::Corrupt(format!("unknown approval status '{status}'"))
+            })?,
+            reason: row.try_get("reason")?,
+            decided_by: row.try_get("decided_by")?,
+            created_at: row.try_get("created_at")?,
+            decided_at: row.try_get("decided_at")?,
+        }
+    }};
+}
+
+const APPROVAL_COLUMNS: &str = "id, execution_id, tool_name, call_id, arguments, status, reason, decided_by, created_at, decided_at";
+
 const EXECUTION_COLUMNS: &str = "id, agent_id, status, message, input, options, result, usage, error, session_id, user_id, schedule_id, schedule_name, parent_execution_id, root_execution_id, delegation_depth, instance_id, started_at, completed_at, created_at";
 
 /// Whether a URL names PostgreSQL, SQLite, or neither.
@@ -474,7 +499,7 @@ impl Store for SqlStore {
         at: DateTime<Utc>,
     ) -> Result<CancelResult, StoreError> {
         on_write!(self, pool => {
-            let changed = sqlx::query("UPDATE executions SET status = 'cancelled', completed_at = $2, error = COALESCE(error, 'Cancelled by request') WHERE id = $1 AND status IN ('queued', 'running')")
+            let changed = sqlx::query("UPDATE executions SET status = 'cancelled', completed_at = $2, error = COALESCE(error, 'Cancelled by request') WHERE id = $1 AND status IN ('queued', 'running', 'waiting_approval')")
                 .bind(execution_id)
                 .bind(at)
                 .execute(pool)
@@ -567,11 +592,11 @@ impl Store for SqlStore {
         let now = Utc::now();
         let (executions, instances) = match &self.backend {
             Backend::Sqlite { .. } => (
-                "UPDATE executions SET status = 'failed', error = $2, completed_at = $3 WHERE status IN ('queued', 'running') AND (instance_id IS NULL OR instance_id NOT IN (SELECT value FROM json_each($1)))",
+                "UPDATE executions SET status = 'failed', error = $2, completed_at = $3 WHERE status IN ('queued', 'running', 'waiting_approval') AND (instance_id IS NULL OR instance_id NOT IN (SELECT value FROM json_each($1)))",
                 "DELETE FROM gateway_instances WHERE id NOT IN (SELECT value FROM json_each($1))",
             ),
             Backend::Postgres(_) => (
-                "UPDATE executions SET status = 'failed', error = $2, completed_at = $3 WHERE status IN ('queued', 'running') AND (instance_id IS NULL OR instance_id NOT IN (SELECT jsonb_array_elements_text($1)))",
+                "UPDATE executions SET status = 'failed', error = $2, completed_at = $3 WHERE status IN ('queued', 'running', 'waiting_approval') AND (instance_id IS NULL OR instance_id NOT IN (SELECT jsonb_array_elements_text($1)))",
                 "DELETE FROM gateway_instances WHERE id NOT IN (SELECT jsonb_array_elements_text($1))",
             ),
         };
@@ -579,10 +604,96 @@ impl Store for SqlStore {
             let mut tx = pool.begin().await?;
             let failed = sqlx::query(executions).bind(&alive).bind(reason).bind(now).execute(&mut *tx).await?.rows_affected();
             sqlx::query(instances).bind(&alive).execute(&mut *tx).await?;
+            // Approvals of executions that ended can no longer be decided.
+            sqlx::query("UPDATE tool_approvals SET status = 'cancelled', decided_at = $1 WHERE status = 'pending' AND execution_id IN (SELECT id FROM executions WHERE status NOT IN ('queued', 'running', 'waiting_approval'))")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             failed
         });
         Ok(failed)
+    }
+
+    async fn request_approvals(&self, approvals: &[ApprovalRecord]) -> Result<(), StoreError> {
+        on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for approval in approvals {
+                sqlx::query("INSERT INTO tool_approvals (id, execution_id, tool_name, call_id, arguments, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(&approval.approval_id)
+                    .bind(&approval.execution_id)
+                    .bind(&approval.tool_name)
+                    .bind(&approval.call_id)
+                    .bind(sqlx::types::Json(&approval.arguments))
+                    .bind(approval.status.as_str())
+                    .bind(approval.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let mut executions: Vec<&str> = approvals.iter().map(|a| a.execution_id.as_str()).collect();
+            executions.dedup();
+            for execution_id in executions {
+                sqlx::query("UPDATE executions SET status = 'waiting_approval' WHERE id = $1 AND status = 'running'")
+                    .bind(execution_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    async fn decide_approvals(
+        &self,
+        execution_id: &str,
+        approval_id: Option<&str>,
+        decision: &ApprovalDecision,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let sql = format!(
+            "UPDATE tool_approvals SET status = $3, reason = $4, decided_by = $5, decided_at = $6 WHERE execution_id = $1 AND ($2 IS NULL OR id = $2) AND status = 'pending' RETURNING {APPROVAL_COLUMNS}"
+        );
+        on_write!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(execution_id)
+                .bind(approval_id)
+                .bind(decision.status.as_str())
+                .bind(&decision.reason)
+                .bind(&decision.decided_by)
+                .bind(decision.at)
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(approval_row!(row));
+            }
+            out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.approval_id.cmp(&b.approval_id)));
+            Ok(out)
+        })
+    }
+
+    async fn approvals(&self, execution_id: &str) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {APPROVAL_COLUMNS} FROM tool_approvals WHERE execution_id = $1 ORDER BY created_at ASC, id ASC"
+        );
+        on_read!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(execution_id).fetch_all(pool).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                out.push(approval_row!(row));
+            }
+            Ok(out)
+        })
+    }
+
+    async fn resume_execution(&self, execution_id: &str) -> Result<bool, StoreError> {
+        on_write!(self, pool => {
+            let changed = sqlx::query("UPDATE executions SET status = 'running' WHERE id = $1 AND status = 'waiting_approval'")
+                .bind(execution_id)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(changed > 0)
+        })
     }
 
     async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError> {

@@ -193,6 +193,9 @@ pub struct GuardrailsConfig {
     pub max_parallel_tool_calls: u32,
     /// Tool results longer than this are cut before they reach the model.
     pub max_tool_output_chars: usize,
+    /// How long a tool call marked `require_approval` waits for a decision before it is
+    /// refused. The wait does not count against `timeout_ms`.
+    pub approval_timeout_ms: u64,
 }
 
 impl Default for GuardrailsConfig {
@@ -204,6 +207,7 @@ impl Default for GuardrailsConfig {
             max_delegation_depth: 3,
             max_parallel_tool_calls: 5,
             max_tool_output_chars: 32_768,
+            approval_timeout_ms: 3_600_000,
         }
     }
 }

@@ -250,6 +250,15 @@ fn sse_event(event: ChatStreamEvent) -> Event {
             "tool_result",
             json!({"call_id": call_id, "name": name, "output": output}),
         ),
+        ChatStreamEvent::Engine(EngineEvent::ApprovalRequired {
+            approval_id,
+            call_id,
+            name,
+            arguments,
+        }) => (
+            "approval_required",
+            json!({"approval_id": approval_id, "call_id": call_id, "name": name, "arguments": arguments}),
+        ),
         ChatStreamEvent::Error { message } => ("error", json!({"message": message})),
         ChatStreamEvent::Done {
             stop_reason,

@@ -5,11 +5,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::error::{ApiError, ApiPath, ApiQuery, ErrorDetail, ErrorResponse, IdKind, check_id};
+use super::error::{
+    ApiError, ApiJson, ApiPath, ApiQuery, ErrorDetail, ErrorResponse, IdKind, check_id,
+};
+use super::identity::Caller;
 use crate::engine::ExecutionStatus;
 use crate::executions::{ExecutionRecord, StepRecord};
-use crate::gateway::{CancelOutcome, Gateway};
+use crate::gateway::{ApprovalOutcome, CancelOutcome, Gateway};
 use crate::sessions::SessionInfo;
+use gateway_store::ApprovalRecord;
 use gateway_store::ExecutionFilter;
 
 pub(super) fn check_limit<N: PartialOrd + From<u8> + std::fmt::Display + Copy>(
@@ -95,7 +99,7 @@ pub struct ExecutionQuery {
     pub session_id: Option<String>,
     /// The delegation tree of this root (ordered by depth, then age).
     pub root_execution_id: Option<String>,
-    /// `queued`, `running`, `completed`, `failed`, `cancelled` or `timeout`.
+    /// `queued`, `running`, `waiting_approval`, `completed`, `failed`, `cancelled` or `timeout`.
     pub status: Option<String>,
     /// 1–500, default 50.
     pub limit: Option<i64>,
@@ -211,6 +215,102 @@ pub async fn cancel_execution(
             ),
         )),
     }
+}
+
+#[utoipa::path(get, path = "/v1/executions/{execution_id}/approvals", tag = "Executions", summary = "Approval requests",
+    description = "The tool calls of the execution that needed a person's approval, with their decisions, oldest first.",
+    params(("execution_id" = String, Path, description = "Execution id")),
+    responses((status = 200, body = [ApprovalRecord]), (status = 404, body = ErrorResponse)))]
+pub async fn execution_approvals(
+    State(gateway): State<Gateway>,
+    ApiPath(execution_id): ApiPath<String>,
+) -> Result<Json<Vec<ApprovalRecord>>, ApiError> {
+    found(&gateway, &execution_id).await?;
+    Ok(Json(gateway.approvals(&execution_id).await?))
+}
+
+/// A decision on an execution's pending tool calls (the body is optional).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRequest {
+    /// Decide only this approval (default: every pending one).
+    pub approval_id: Option<String>,
+    /// Why; a denial's reason reaches the model.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApprovalResponse {
+    pub execution_id: String,
+    /// The approvals this request decided.
+    pub decided: Vec<ApprovalRecord>,
+}
+
+async fn decide(
+    gateway: &Gateway,
+    caller: Caller,
+    execution_id: String,
+    body: Option<ApiJson<ApprovalRequest>>,
+    approve: bool,
+) -> Result<Json<ApprovalResponse>, ApiError> {
+    check_id("execution_id", &execution_id, IdKind::Strict)?;
+    let request = body.map(|ApiJson(r)| r).unwrap_or_default();
+    let outcome = gateway
+        .decide_approval(
+            &execution_id,
+            request.approval_id.as_deref(),
+            approve,
+            request.reason,
+            caller.user_id,
+        )
+        .await?;
+    match outcome {
+        ApprovalOutcome::Decided(decided) => Ok(Json(ApprovalResponse {
+            execution_id,
+            decided,
+        })),
+        ApprovalOutcome::NotFound => Err(ApiError::not_found("execution", &execution_id)),
+        ApprovalOutcome::NotWaiting(status) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_state",
+            format!(
+                "Execution '{execution_id}' is {} and does not wait for approval",
+                status.as_str()
+            ),
+        )),
+        ApprovalOutcome::NothingPending => Err(ApiError::not_found(
+            "approval",
+            request.approval_id.as_deref().unwrap_or_default(),
+        )),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/executions/{execution_id}/approve", tag = "Executions", summary = "Approve pending tool calls",
+    description = "Lets an execution in `waiting_approval` run the tool calls it waits on (all, or the one named by `approval_id`).",
+    params(("execution_id" = String, Path, description = "Execution id")),
+    request_body(content = Option<ApprovalRequest>, content_type = "application/json"),
+    responses((status = 200, body = ApprovalResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
+pub async fn approve_execution(
+    State(gateway): State<Gateway>,
+    caller: Caller,
+    ApiPath(execution_id): ApiPath<String>,
+    body: Option<ApiJson<ApprovalRequest>>,
+) -> Result<Json<ApprovalResponse>, ApiError> {
+    decide(&gateway, caller, execution_id, body, true).await
+}
+
+#[utoipa::path(post, path = "/v1/executions/{execution_id}/deny", tag = "Executions", summary = "Deny pending tool calls",
+    description = "Refuses the tool calls an execution in `waiting_approval` waits on; the model is told they were denied (with the reason) and goes on.",
+    params(("execution_id" = String, Path, description = "Execution id")),
+    request_body(content = Option<ApprovalRequest>, content_type = "application/json"),
+    responses((status = 200, body = ApprovalResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
+pub async fn deny_execution(
+    State(gateway): State<Gateway>,
+    caller: Caller,
+    ApiPath(execution_id): ApiPath<String>,
+    body: Option<ApiJson<ApprovalRequest>>,
+) -> Result<Json<ApprovalResponse>, ApiError> {
+    decide(&gateway, caller, execution_id, body, false).await
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -103,4 +103,11 @@ pub enum EngineEvent {
         /// The raw tool result, or `{"error": ...}`.
         output: Value,
     },
+    /// The run waits for a person to approve or deny this call.
+    ApprovalRequired {
+        approval_id: String,
+        call_id: String,
+        name: String,
+        arguments: Value,
+    },
 }

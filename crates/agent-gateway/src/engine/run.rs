@@ -16,9 +16,10 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use gateway_store::StepRecord;
+use gateway_store::{ApprovalStatus, StepRecord};
 
 use super::{EngineEvent, Failure, StopReason, Usage, output};
+use crate::approvals::{ApprovalGate, WaitError};
 use crate::hooks::{HookEvent, Hooks};
 use crate::tools::{SharedTool, ToolContext, ToolError};
 
@@ -49,6 +50,8 @@ pub(crate) struct RunSpec {
     pub cancel: CancellationToken,
     pub context: ToolContext,
     pub events: Option<mpsc::Sender<EngineEvent>>,
+    /// Where calls of tools marked `require_approval` wait for a person.
+    pub approval: ApprovalGate,
 }
 
 /// How a run ended.
@@ -201,10 +204,14 @@ impl Run {
             let (allowed, refused) = completion
                 .tool_calls
                 .split_at(budget.min(completion.tool_calls.len()));
+            let refusals = match self.approve(allowed).await {
+                Ok(refusals) => refusals,
+                Err(interrupt) => return self.interrupted(interrupt),
+            };
             let results = match guarded(
                 self.spec.deadline,
                 &self.spec.cancel.clone(),
-                self.execute_calls(allowed),
+                self.execute_calls(allowed, &refusals),
             )
             .await
             {
@@ -396,15 +403,117 @@ impl Run {
         outcome
     }
 
-    /// Runs the calls concurrently (bounded), results in call order.
-    async fn execute_calls(&self, calls: &[ToolCall]) -> Vec<(Value, bool, u64)> {
+    /// Asks a person about the calls whose tools require approval and waits for the
+    /// decisions (the wait does not count against the run's timeout). Returns why each
+    /// refused call was refused, by call id.
+    async fn approve(&mut self, calls: &[ToolCall]) -> Result<HashMap<String, String>, Interrupt> {
+        let needing: Vec<&ToolCall> = calls
+            .iter()
+            .filter(|call| {
+                self.spec
+                    .tools
+                    .iter()
+                    .any(|t| t.name() == call.name && t.requires_approval())
+            })
+            .collect();
+        if needing.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let started = Instant::now();
+        let gate = self.spec.approval.clone();
+        let execution_id = self.spec.context.execution_id.clone();
+        let result = async {
+            let requests = gate.approvals.request(&execution_id, &needing).await?;
+            if let Some(events) = &self.spec.events {
+                for request in &requests {
+                    let _ = events
+                        .send(EngineEvent::ApprovalRequired {
+                            approval_id: request.approval_id.clone(),
+                            call_id: request.call_id.clone(),
+                            name: request.tool_name.clone(),
+                            arguments: request.arguments.clone(),
+                        })
+                        .await;
+                }
+            }
+            gate.approvals
+                .wait(&execution_id, &requests, gate.timeout, &self.spec.cancel)
+                .await
+        }
+        .await;
+        let waited = started.elapsed();
+        self.spec.deadline += waited;
+        let records = match result {
+            Ok(records) => records,
+            Err(WaitError::Cancelled) => return Err(Interrupt::Cancelled),
+            Err(WaitError::Storage(err)) => {
+                tracing::error!(%execution_id, error = %err, "could not request an approval");
+                return Ok(needing
+                    .iter()
+                    .map(|call| {
+                        let why = format!(
+                            "Tool '{}' needs approval, which could not be requested",
+                            call.name
+                        );
+                        (call.id.clone(), why)
+                    })
+                    .collect());
+            }
+        };
+        let mut refusals = HashMap::new();
+        for record in records {
+            self.step(
+                "approval",
+                json!({
+                    "approval_id": record.approval_id,
+                    "tool_name": record.tool_name,
+                    "call_id": record.call_id,
+                    "status": record.status,
+                    "decided_by": record.decided_by,
+                    "reason": record.reason,
+                }),
+                waited.as_millis() as u64,
+            );
+            let because = record
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            let why = match record.status {
+                ApprovalStatus::Approved => continue,
+                ApprovalStatus::Expired => {
+                    format!(
+                        "Tool '{}' was not approved in time{because}",
+                        record.tool_name
+                    )
+                }
+                _ => format!(
+                    "Tool '{}' was denied by a reviewer{because}",
+                    record.tool_name
+                ),
+            };
+            refusals.insert(record.call_id, why);
+        }
+        Ok(refusals)
+    }
+
+    /// Runs the calls concurrently (bounded), results in call order. Refused calls answer
+    /// with their refusal and do not run.
+    async fn execute_calls(
+        &self,
+        calls: &[ToolCall],
+        refusals: &HashMap<String, String>,
+    ) -> Vec<(Value, bool, u64)> {
         // Collected first: a lazily mapped iterator inside the stream would make the future
         // not `Send` for every lifetime.
         let pending: Vec<_> = calls
             .iter()
             .map(|call| async move {
                 let started = Instant::now();
-                let (output, success) = self.execute_call(call).await;
+                let (output, success) = match refusals.get(&call.id) {
+                    Some(why) => (json!({ "error": why }), false),
+                    None => self.execute_call(call).await,
+                };
                 (output, success, started.elapsed().as_millis() as u64)
             })
             .collect();

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use gateway_llm::Message;
 use gateway_store::{
-    CancelResult, ExecutionFilter, ExecutionRecord, MemoryStore, SharedStore, StepRecord,
+    ApprovalRecord, CancelResult, ExecutionFilter, ExecutionRecord, MemoryStore, SharedStore,
+    StepRecord,
 };
 use gateway_workspace::{AgentDefinition, GatewayConfig, Workspace};
 use serde::Serialize;
@@ -21,6 +22,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::approvals::{ApprovalGate, Approvals};
 use crate::engine::{EngineEvent, ExecutionStatus, Failure, Limits, RunSpec, StopReason, Usage};
 use crate::error::GatewayError;
 use crate::executions::Running;
@@ -332,6 +334,7 @@ impl GatewayBuilder {
                 runtime: RwLock::new(Arc::new(runtime)),
                 sessions,
                 running: Arc::new(Running::default()),
+                approvals: Arc::new(Approvals::new(Arc::clone(&store))),
                 store,
                 instance_id: uuid::Uuid::new_v4().to_string(),
                 openapi_tags: self.openapi_tags,
@@ -375,6 +378,8 @@ pub(crate) struct Inner {
     pub(crate) sessions: SessionStore,
     pub(crate) running: Arc<Running>,
     pub(crate) store: SharedStore,
+    /// Tool calls waiting for a person's decision.
+    pub(crate) approvals: Arc<Approvals>,
     /// Identifies this process among the instances sharing the database.
     pub(crate) instance_id: String,
     pub(crate) openapi_tags: Vec<(String, String)>,
@@ -550,6 +555,10 @@ impl Gateway {
             cancel,
             context,
             events,
+            approval: ApprovalGate {
+                approvals: Arc::clone(&self.inner.approvals),
+                timeout: Duration::from_millis(guardrails.approval_timeout_ms.max(1)),
+            },
         }
     }
 
@@ -654,6 +663,44 @@ impl Gateway {
         })
     }
 
+    /// The approval requests of an execution, oldest first.
+    pub async fn approvals(&self, execution_id: &str) -> Result<Vec<ApprovalRecord>, GatewayError> {
+        self.inner
+            .store
+            .approvals(execution_id)
+            .await
+            .map_err(storage)
+    }
+
+    /// Approves (or denies) the tool calls an execution waits on: all of them, or the one
+    /// named by `approval_id`. The run goes on within a moment, on whichever instance runs it.
+    pub async fn decide_approval(
+        &self,
+        execution_id: &str,
+        approval_id: Option<&str>,
+        approve: bool,
+        reason: Option<String>,
+        decided_by: Option<String>,
+    ) -> Result<ApprovalOutcome, GatewayError> {
+        let Some(record) = self.execution(execution_id).await? else {
+            return Ok(ApprovalOutcome::NotFound);
+        };
+        if record.status != ExecutionStatus::WaitingApproval {
+            return Ok(ApprovalOutcome::NotWaiting(record.status));
+        }
+        let decided = self
+            .inner
+            .approvals
+            .decide(execution_id, approval_id, approve, reason, decided_by)
+            .await
+            .map_err(storage)?;
+        Ok(if decided.is_empty() {
+            ApprovalOutcome::NothingPending
+        } else {
+            ApprovalOutcome::Decided(decided)
+        })
+    }
+
     /// The sessions table (API listings).
     pub(crate) fn sessions(&self) -> &SessionStore {
         &self.inner.sessions
@@ -677,6 +724,18 @@ impl Gateway {
                 .await;
         }
     }
+}
+
+/// What an approve or deny request found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApprovalOutcome {
+    /// These approvals were decided.
+    Decided(Vec<ApprovalRecord>),
+    NotFound,
+    /// The execution does not wait for approval: it has this status.
+    NotWaiting(ExecutionStatus),
+    /// The execution waits, but not on the named approval (unknown or already decided).
+    NothingPending,
 }
 
 pub(crate) fn storage(err: gateway_store::StoreError) -> GatewayError {

@@ -26,6 +26,8 @@ pub struct WorkflowTool {
     skill: SkillDefinition,
     agents: Vec<String>,
     handle: GatewayHandle,
+    /// One of its steps calls a tool that requires approval.
+    requires_approval: bool,
 }
 
 /// The names the workflow reads from `$.input`, in first-use order.
@@ -63,10 +65,12 @@ fn input_names(skill: &SkillDefinition) -> Vec<String> {
 impl WorkflowTool {
     /// One tool per skill with steps, given to the agents that use the skill. `taken` holds
     /// the names already in use: a clashing skill id gets a `_workflow` suffix.
+    /// `approval_needed` names the tools that require approval.
     pub(crate) fn for_workspace(
         workspace: &Workspace,
         handle: &GatewayHandle,
         taken: &[String],
+        approval_needed: &[String],
     ) -> Vec<Self> {
         workspace
             .skills
@@ -93,6 +97,11 @@ impl WorkflowTool {
                     skill: skill.clone(),
                     agents,
                     handle: handle.clone(),
+                    requires_approval: skill
+                        .steps
+                        .iter()
+                        .flat_map(|s| s.action.tools())
+                        .any(|t| approval_needed.iter().any(|n| n == t)),
                 }
             })
             .collect()
@@ -327,6 +336,10 @@ impl Tool for WorkflowTool {
 
     fn source(&self) -> ToolSource {
         ToolSource::Builtin
+    }
+
+    fn requires_approval(&self) -> bool {
+        self.requires_approval
     }
 
     fn granted_to(&self) -> &[String] {

@@ -3,6 +3,7 @@
 
 mod agentgate;
 mod api_errors;
+mod approvals;
 mod chat;
 mod delegation;
 mod docs;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use gateway_store::{
-    CancelResult, ConversationTurn, ExecutionFilter, ExecutionOutcome, ExecutionRecord,
-    ExecutionStatus, InstanceRecord, MemoryStore, SqlStore, StepRecord, Store, migrate,
+    ApprovalDecision, ApprovalRecord, ApprovalStatus, CancelResult, ConversationTurn,
+    ExecutionFilter, ExecutionOutcome, ExecutionRecord, ExecutionStatus, InstanceRecord,
+    MemoryStore, SqlStore, StepRecord, Store, migrate,
 };
 use serde_json::json;
 
@@ -183,6 +184,110 @@ async fn execution_lifecycle_and_steps() {
     }
 }
 
+fn approval(execution_id: &str, tool: &str) -> ApprovalRecord {
+    ApprovalRecord {
+        approval_id: uuid::Uuid::new_v4().to_string(),
+        execution_id: execution_id.to_string(),
+        tool_name: tool.to_string(),
+        call_id: format!("call_{tool}"),
+        arguments: json!({"amount": 5}),
+        status: ApprovalStatus::Pending,
+        reason: None,
+        decided_by: None,
+        created_at: Utc::now(),
+        decided_at: None,
+    }
+}
+
+fn decision(status: ApprovalStatus, reason: Option<&str>) -> ApprovalDecision {
+    ApprovalDecision {
+        status,
+        reason: reason.map(str::to_string),
+        decided_by: Some("alice".into()),
+        at: Utc::now(),
+    }
+}
+
+#[tokio::test]
+async fn approvals_pause_and_resume_an_execution() {
+    for subject in subjects().await {
+        let store = &subject.store;
+        let name = subject.name;
+        let mut record = execution("payer");
+        record.status = ExecutionStatus::Running;
+        store.insert_execution(&record).await.unwrap();
+        let id = &record.execution_id;
+        let refund = approval(id, "refund");
+        let email = approval(id, "email");
+        store
+            .request_approvals(&[refund.clone(), email.clone()])
+            .await
+            .unwrap();
+        let status = |r: Option<ExecutionRecord>| r.unwrap().status;
+        assert_eq!(
+            status(store.get_execution(id).await.unwrap()),
+            ExecutionStatus::WaitingApproval,
+            "{name}"
+        );
+        // One decided by id, then the rest at once; a decided approval is not decided again.
+        let first = store
+            .decide_approvals(
+                id,
+                Some(&refund.approval_id),
+                &decision(ApprovalStatus::Approved, None),
+            )
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 1, "{name}");
+        assert_eq!(first[0].status, ApprovalStatus::Approved);
+        assert_eq!(first[0].decided_by.as_deref(), Some("alice"));
+        let rest = store
+            .decide_approvals(
+                id,
+                None,
+                &decision(ApprovalStatus::Denied, Some("too risky")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 1, "{name}");
+        assert_eq!(rest[0].approval_id, email.approval_id);
+        assert!(
+            store
+                .decide_approvals(id, None, &decision(ApprovalStatus::Approved, None))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}: nothing left pending"
+        );
+        let all = store.approvals(id).await.unwrap();
+        assert_eq!(all.len(), 2, "{name}");
+        let denied = all.iter().find(|a| a.tool_name == "email").unwrap();
+        assert_eq!(denied.status, ApprovalStatus::Denied);
+        assert_eq!(denied.reason.as_deref(), Some("too risky"));
+        assert_eq!(denied.arguments, json!({"amount": 5}));
+        assert!(store.resume_execution(id).await.unwrap(), "{name}");
+        assert_eq!(
+            status(store.get_execution(id).await.unwrap()),
+            ExecutionStatus::Running
+        );
+        assert!(
+            !store.resume_execution(id).await.unwrap(),
+            "only from waiting"
+        );
+
+        // A waiting execution can be cancelled, and then never resumes.
+        store
+            .request_approvals(&[approval(id, "refund")])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.cancel_execution(id, Utc::now()).await.unwrap(),
+            CancelResult::Cancelled
+        );
+        assert!(!store.resume_execution(id).await.unwrap(), "{name}");
+    }
+}
+
 #[tokio::test]
 async fn cancel_wins_over_a_late_finish() {
     for subject in subjects().await {
@@ -348,9 +453,17 @@ async fn orphans_of_dead_instances_fail() {
         healthy.status = ExecutionStatus::Running;
         let mut done = execution("a");
         done.instance_id = Some(dead.clone());
-        for r in [&orphan, &healthy, &done] {
+        let mut waiting = execution("a");
+        waiting.instance_id = Some(dead.clone());
+        waiting.status = ExecutionStatus::Running;
+        for r in [&orphan, &healthy, &done, &waiting] {
             store.insert_execution(r).await.unwrap();
         }
+        let pending = approval(&waiting.execution_id, "refund");
+        store
+            .request_approvals(std::slice::from_ref(&pending))
+            .await
+            .unwrap();
         store
             .finish_execution(
                 &done.execution_id,
@@ -371,6 +484,24 @@ async fn orphans_of_dead_instances_fail() {
             .unwrap();
         assert_eq!(orphan.status, ExecutionStatus::Failed);
         assert_eq!(orphan.error.as_deref(), Some("gateway instance stopped"));
+        let waiting_now = store
+            .get_execution(&waiting.execution_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            waiting_now.status,
+            ExecutionStatus::Failed,
+            "{}",
+            subject.name
+        );
+        let approvals = store.approvals(&waiting.execution_id).await.unwrap();
+        assert_eq!(
+            approvals[0].status,
+            ApprovalStatus::Cancelled,
+            "{}",
+            subject.name
+        );
         let healthy = store
             .get_execution(&healthy.execution_id)
             .await
@@ -564,13 +695,22 @@ async fn migrations_go_up_and_down_by_step_and_to_a_version() {
         stores.push(("postgres", store, Some((url, schema))));
     }
     for (name, store, cleanup) in stores {
-        assert_eq!(migrate::current(&store).await.unwrap(), 1, "{name}");
+        assert_eq!(migrate::current(&store).await.unwrap(), 2, "{name}");
         let history = migrate::history(&store).await.unwrap();
-        assert_eq!(history.len(), 1);
-        assert!(history[0].applied);
-        // Data written, then downgraded one step (to 0): the tables are gone.
+        assert_eq!(history.len(), 2);
+        assert!(history.iter().all(|m| m.applied));
+        // One step down drops version 2 only: executions stay, approvals go.
         store.insert_execution(&execution("x")).await.unwrap();
-        assert_eq!(migrate::downgrade(&store, None).await.unwrap(), 0, "{name}");
+        assert_eq!(migrate::downgrade(&store, None).await.unwrap(), 1, "{name}");
+        assert!(
+            store.approvals("x").await.is_err(),
+            "{name}: approvals dropped"
+        );
+        assert_eq!(
+            migrate::downgrade(&store, Some(0)).await.unwrap(),
+            0,
+            "{name}"
+        );
         assert!(
             store.get_execution("x").await.is_err(),
             "{name}: table dropped"
@@ -580,9 +720,10 @@ async fn migrations_go_up_and_down_by_step_and_to_a_version() {
             "unknown version"
         );
         assert_eq!(migrate::upgrade(&store, Some(1)).await.unwrap(), 1);
+        assert_eq!(migrate::upgrade(&store, None).await.unwrap(), 2);
         assert_eq!(
             migrate::upgrade(&store, None).await.unwrap(),
-            1,
+            2,
             "idempotent"
         );
         assert!(
