@@ -44,6 +44,17 @@ pub enum GatewayError {
     /// The database could not be reached or refused the operation.
     #[error("storage unavailable: {0}")]
     Storage(String),
+    #[error("MCP server '{0}' not found")]
+    McpServerNotFound(String),
+    /// The request clashes with what exists (a taken name, a resource edited elsewhere).
+    #[error("{0}")]
+    Conflict(String),
+    /// A request body that is well-formed JSON but not acceptable.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Secrets would have to be stored or read without `AGENT_GATEWAY_SECRET_KEY`.
+    #[error("{0}")]
+    SecretsUnavailable(String),
     #[error("{0}")]
     Internal(String),
 }

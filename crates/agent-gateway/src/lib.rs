@@ -19,8 +19,10 @@ pub mod executions;
 mod gateway;
 pub mod hooks;
 mod llm_settings;
+pub mod mcp;
 mod publish;
 mod runtime;
+pub mod secrets;
 mod serve;
 pub mod sessions;
 pub mod tools;
@@ -28,7 +30,8 @@ pub mod tools;
 pub use error::GatewayError;
 pub use gateway::{
     ApprovalOutcome, CancelOutcome, ChatRequest, ChatResult, ChatStreamEvent, ExecutionOptions,
-    ExecutionResult, Gateway, GatewayBuilder, Health, InvokeRequest, RunResult, ScheduleRun,
+    ExecutionResult, Gateway, GatewayBuilder, Health, InvokeRequest, McpServerCreate,
+    McpServerInfo, McpServerUpdate, RunResult, ScheduleRun,
 };
 pub use gateway_store as store;
 pub use gateway_workspace as workspace;

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::gateway::GatewayHandle;
 use crate::llm_settings;
+use crate::mcp::McpManager;
 use crate::tools::{FileTool, SharedTool, ToolRegistry};
 
 /// What a runtime is built from besides the workspace.
@@ -23,6 +24,7 @@ pub(crate) struct Parts<'a> {
     pub env: &'a BTreeMap<String, String>,
     pub handle: &'a GatewayHandle,
     pub agentgate_sessions: Arc<dyn agentgate::server::SessionStore>,
+    pub mcp: Arc<McpManager>,
 }
 
 pub(crate) struct Runtime {
@@ -38,6 +40,8 @@ pub(crate) struct Runtime {
     pub diagnostics: Diagnostics,
     /// The agentgate endpoints publishing this generation's agents (when enabled).
     pub agentgate: Option<axum::Router>,
+    /// MCP servers (shared by every generation): their tools change as servers reconnect.
+    pub mcp: Arc<McpManager>,
 }
 
 impl Runtime {
@@ -49,6 +53,7 @@ impl Runtime {
             env,
             handle,
             agentgate_sessions,
+            mcp,
         } = parts;
         let config = &workspace.config;
         let file_tools: Vec<SharedTool> = workspace
@@ -121,7 +126,7 @@ impl Runtime {
         let llm = LlmClient::new(llm_settings::from_config(config, env));
         let external = ExternalNames {
             tools: tools.all().map(|t| t.name().to_string()).collect(),
-            mcp_servers: Default::default(),
+            mcp_servers: mcp.names().into_iter().collect(),
         };
         let mut diagnostics = workspace.all_diagnostics(&external);
         diagnostics.extend(model_diagnostics(&workspace, &llm));
@@ -150,6 +155,7 @@ impl Runtime {
             llm,
             diagnostics,
             agentgate,
+            mcp,
         }
     }
 
@@ -160,7 +166,25 @@ impl Runtime {
     /// The tools `agent` may call.
     pub fn agent_tools(&self, agent: &AgentDefinition) -> Vec<SharedTool> {
         let names = self.workspace.tool_names_of(agent);
-        self.tools.resolve_for_agent(&agent.id, &names)
+        let mut tools = self.tools.resolve_for_agent(&agent.id, &names);
+        // MCP tools of the servers the agent lists; code and file tools win a name clash.
+        for tool in self.mcp.tools_of(&agent.mcp_servers) {
+            if self.tools.get(tool.name()).is_none() {
+                tools.push(tool);
+            }
+        }
+        tools
+    }
+
+    /// Every tool: the registry's, then MCP tools not shadowed by them.
+    pub fn all_tools(&self) -> Vec<SharedTool> {
+        let mut tools: Vec<SharedTool> = self.tools.all().cloned().collect();
+        for tool in self.mcp.all_tools() {
+            if self.tools.get(tool.name()).is_none() {
+                tools.push(tool);
+            }
+        }
+        tools
     }
 
     pub fn model_target(&self, agent: &AgentDefinition) -> ModelTarget {

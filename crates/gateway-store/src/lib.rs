@@ -20,7 +20,7 @@ pub use memory::MemoryStore;
 pub use records::{
     ApprovalDecision, ApprovalRecord, ApprovalStatus, ConversationRecord, ConversationTurn,
     ExecutionFilter, ExecutionOutcome, ExecutionRecord, ExecutionStatus, InstanceRecord,
-    MessageRecord, StepRecord,
+    McpServerRecord, MessageRecord, StepRecord,
 };
 pub use sql::{Backend, SqlStore};
 
@@ -35,6 +35,9 @@ pub enum StoreError {
     InvalidUrl { url: String, reason: String },
     #[error("unreadable row: {0}")]
     Corrupt(String),
+    /// A unique value (a name) is already taken.
+    #[error("{0} already exists")]
+    Conflict(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -132,6 +135,19 @@ pub trait Store: Send + Sync {
     /// `waiting_approval` → `running`. Returns whether it moved (a cancel that landed first
     /// keeps the execution cancelled).
     async fn resume_execution(&self, execution_id: &str) -> Result<bool, StoreError>;
+
+    /// Adds an MCP server; a taken name is [`StoreError::Conflict`].
+    async fn insert_mcp_server(&self, record: &McpServerRecord) -> Result<(), StoreError>;
+
+    /// Replaces an MCP server's fields (by id). Returns whether it exists.
+    async fn update_mcp_server(&self, record: &McpServerRecord) -> Result<bool, StoreError>;
+
+    async fn delete_mcp_server(&self, id: &str) -> Result<bool, StoreError>;
+
+    async fn get_mcp_server(&self, id: &str) -> Result<Option<McpServerRecord>, StoreError>;
+
+    /// Every stored MCP server, by name.
+    async fn list_mcp_servers(&self) -> Result<Vec<McpServerRecord>, StoreError>;
 
     /// Appends a chat turn, creating the conversation on its first turn.
     async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError>;

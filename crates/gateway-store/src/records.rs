@@ -272,3 +272,22 @@ pub struct ApprovalDecision {
     pub decided_by: Option<String>,
     pub at: DateTime<Utc>,
 }
+
+/// An MCP server added through the admin API. Env, headers and credentials are sealed by the
+/// gateway before they reach the store; the store never sees them in clear.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpServerRecord {
+    pub id: String,
+    pub name: String,
+    /// `stdio` or `streamable_http`.
+    pub transport: String,
+    pub command: Option<String>,
+    pub args: Vec<String>,
+    pub url: Option<String>,
+    pub encrypted_env: Option<String>,
+    pub encrypted_headers: Option<String>,
+    pub encrypted_credentials: Option<String>,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
+}

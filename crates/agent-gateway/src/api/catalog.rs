@@ -272,7 +272,14 @@ fn tool_info(tool: &SharedTool) -> ToolInfo {
 #[utoipa::path(get, path = "/v1/tools", tag = "Tools", summary = "List tools",
     responses((status = 200, body = [ToolInfo])))]
 pub async fn list_tools(State(gateway): State<Gateway>) -> Json<Vec<ToolInfo>> {
-    Json(gateway.runtime().tools.all().map(tool_info).collect())
+    let mut tools: Vec<ToolInfo> = gateway
+        .runtime()
+        .all_tools()
+        .iter()
+        .map(tool_info)
+        .collect();
+    tools.sort_by(|a, b| a.name.cmp(&b.name));
+    Json(tools)
 }
 
 #[utoipa::path(get, path = "/v1/tools/{tool_name}", tag = "Tools", summary = "Tool details",
@@ -285,8 +292,9 @@ pub async fn get_tool(
     check_id("tool_name", &tool_name, IdKind::Dotted)?;
     let runtime = gateway.runtime();
     let tool = runtime
-        .tools
-        .get(&tool_name)
+        .all_tools()
+        .into_iter()
+        .find(|t| t.name() == tool_name)
         .ok_or_else(|| ApiError::not_found("tool", &tool_name))?;
-    Ok(Json(tool_info(tool)))
+    Ok(Json(tool_info(&tool)))
 }

@@ -178,6 +178,17 @@ impl From<GatewayError> for ApiError {
                     message,
                 )
             }
+            GatewayError::McpServerNotFound(id) => Self::not_found("mcp_server", &id),
+            GatewayError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            GatewayError::InvalidRequest(_) => Self::validation(message, Vec::new()),
+            GatewayError::SecretsUnavailable(_) => {
+                tracing::error!(%message, "secrets unavailable");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "secret_key_missing",
+                    message,
+                )
+            }
             GatewayError::ReloadFailed(_) => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "reload_failed", message)
             }

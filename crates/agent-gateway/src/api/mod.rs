@@ -6,6 +6,7 @@ mod conversations;
 mod docs;
 pub mod error;
 pub mod identity;
+mod mcp;
 mod run;
 mod state;
 
@@ -49,6 +50,7 @@ const TAGS: &[(&str, &str)] = &[
     ("Skills", "Skills: tool groups and workflows"),
     ("User Config", "Per-user configuration of personal agents"),
     ("Notifications", "Notification delivery records"),
+    ("MCP", "MCP servers whose tools agents call"),
     ("Admin", "Administration"),
 ];
 
@@ -88,6 +90,15 @@ pub fn router(gateway: Gateway) -> Router {
         .routes(routes!(conversations::list_conversations))
         .routes(routes!(conversations::conversation_messages))
         .routes(routes!(state::reload))
+        .routes(routes!(mcp::list_servers, mcp::create_server))
+        .routes(routes!(
+            mcp::get_server,
+            mcp::update_server,
+            mcp::delete_server
+        ))
+        .routes(routes!(mcp::test_server))
+        .routes(routes!(mcp::refresh_server))
+        .routes(routes!(mcp::server_tools))
         .split_for_parts();
 
     let mut tags: Vec<utoipa::openapi::tag::Tag> = TAGS

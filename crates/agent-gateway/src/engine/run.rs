@@ -545,8 +545,13 @@ impl Run {
                 call.name
             ));
         }
-        if let Some(validator) = spec.validators.get(&call.name) {
-            let problems = gateway_workspace::schema::violations(validator, &call.arguments);
+        if let Some(validator) = spec
+            .validators
+            .get(&call.name)
+            .cloned()
+            .or_else(|| tool.argument_validator())
+        {
+            let problems = gateway_workspace::schema::violations(&validator, &call.arguments);
             if !problems.is_empty() {
                 return error(format!(
                     "Invalid arguments for tool '{}': {}",

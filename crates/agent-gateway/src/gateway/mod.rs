@@ -5,6 +5,7 @@
 mod background;
 mod chat;
 mod invoke;
+mod mcp;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,9 @@ use crate::engine::{EngineEvent, ExecutionStatus, Failure, Limits, RunSpec, Stop
 use crate::error::GatewayError;
 use crate::executions::Running;
 use crate::hooks::{HookEvent, Hooks, UnknownEvent};
+use crate::mcp::{McpManager, McpServerConfig};
 use crate::runtime::{Parts, Runtime};
+use crate::secrets::SecretBox;
 use crate::sessions::SessionStore;
 use crate::tools::{CodeTool, SharedTool, ToolContext};
 
@@ -224,9 +227,16 @@ pub struct GatewayBuilder {
     overrides: Vec<ConfigOverride>,
     openapi_tags: Vec<(String, String)>,
     store: Option<SharedStore>,
+    mcp_servers: Vec<McpServerConfig>,
 }
 
 impl GatewayBuilder {
+    /// Adds an MCP server (its tools go to the agents listing it in `mcp_servers`).
+    pub fn mcp_server(mut self, server: McpServerConfig) -> Self {
+        self.mcp_servers.push(server);
+        self
+    }
+
     /// Environment used for `${VAR}`, `AGENT_GATEWAY_*` and provider keys (default: the
     /// process environment).
     pub fn env(mut self, env: BTreeMap<String, String>) -> Self {
@@ -297,6 +307,15 @@ impl GatewayBuilder {
             Some(store) => store,
             None => open_store(&config, &self.workspace).await?,
         };
+        let secrets = SecretBox::from_env(&env);
+        let mcp = mcp::start_manager(
+            &config,
+            &self.workspace.join("gateway.yaml"),
+            self.mcp_servers,
+            &store,
+            secrets.as_ref(),
+        )
+        .await?;
         let (site_tools, site_diagnostics) = crate::tools::site::discover(&workspace).await;
         let sessions = SessionStore::new(
             Duration::from_secs(config.sessions.ttl_seconds),
@@ -320,6 +339,7 @@ impl GatewayBuilder {
                     env: &env,
                     handle: &handle,
                     agentgate_sessions: Arc::clone(&agentgate_sessions),
+                    mcp: Arc::clone(&mcp),
                 },
             );
             for diagnostic in runtime.diagnostics.iter() {
@@ -341,6 +361,8 @@ impl GatewayBuilder {
                 background: CancellationToken::new(),
                 handle,
                 agentgate_sessions,
+                mcp,
+                secrets,
             }
         });
         let gateway = Gateway { inner };
@@ -389,6 +411,10 @@ pub(crate) struct Inner {
     handle: GatewayHandle,
     /// Chat-flow sessions of the agentgate endpoints, kept across reloads.
     agentgate_sessions: Arc<dyn agentgate::server::SessionStore>,
+    /// MCP servers and their connections, kept across reloads.
+    pub(crate) mcp: Arc<McpManager>,
+    /// Seals secrets at rest (`AGENT_GATEWAY_SECRET_KEY`); `None` refuses to store any.
+    pub(crate) secrets: Option<SecretBox>,
 }
 
 /// A weak reference to a gateway (parts of the gateway that call back into it hold one, so
@@ -421,6 +447,7 @@ impl Gateway {
             overrides: Vec::new(),
             openapi_tags: Vec::new(),
             store: None,
+            mcp_servers: Vec::new(),
         }
     }
 
@@ -450,7 +477,7 @@ impl Gateway {
             .to_string(),
             agent_count: runtime.workspace.agents.len(),
             skill_count: runtime.workspace.skills.len(),
-            tool_count: runtime.tools.len(),
+            tool_count: runtime.all_tools().len(),
         }
     }
 
@@ -481,6 +508,12 @@ impl Gateway {
                 .collect();
             return Err(GatewayError::ReloadFailed(messages.join("; ")));
         }
+        mcp::sync_config_servers(
+            &self.inner.mcp,
+            &workspace.config,
+            &self.inner.workspace_path.join("gateway.yaml"),
+        )
+        .await?;
         let (site_tools, site_diagnostics) = crate::tools::site::discover(&workspace).await;
         let runtime = Runtime::build(
             workspace,
@@ -491,6 +524,7 @@ impl Gateway {
                 env: &self.inner.env,
                 handle: &self.inner.handle,
                 agentgate_sessions: Arc::clone(&self.inner.agentgate_sessions),
+                mcp: Arc::clone(&self.inner.mcp),
             },
         );
         let agents = runtime.workspace.agents.len();
@@ -714,6 +748,7 @@ impl Gateway {
     /// Fires `gateway.shutdown`, stops the background tasks and says goodbye to the store;
     /// call once when serving stops.
     pub async fn shutdown(&self) {
+        self.inner.mcp.shutdown().await;
         self.inner.hooks.fire(HookEvent::GatewayShutdown).await;
         self.inner.background.cancel();
         if self.inner.running.is_empty() {
@@ -725,6 +760,8 @@ impl Gateway {
         }
     }
 }
+
+pub use mcp::{McpServerCreate, McpServerInfo, McpServerUpdate};
 
 /// What an approve or deny request found.
 #[derive(Debug, Clone, PartialEq)]

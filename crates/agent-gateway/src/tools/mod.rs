@@ -91,6 +91,11 @@ pub trait Tool: Send + Sync {
     fn requires_approval(&self) -> bool {
         false
     }
+    /// Its own argument validator, for tools outside the registry's compiled set (MCP tools
+    /// discovered after the runtime was built).
+    fn argument_validator(&self) -> Option<Arc<jsonschema::Validator>> {
+        None
+    }
     /// Runs the tool with validated arguments.
     async fn call(&self, arguments: Value, context: &ToolContext) -> Result<Value, ToolError>;
 }

@@ -32,6 +32,8 @@ async fn openapi_describes_every_route_with_tags() {
         "/v1/tools",
         "/v1/skills/{skill_id}",
         "/v1/reload",
+        "/v1/executions/{execution_id}/approve",
+        "/v1/admin/mcp-servers/{server_id}/refresh",
     ] {
         assert!(paths.contains_key(path), "missing {path}");
     }
@@ -46,7 +48,8 @@ async fn openapi_describes_every_route_with_tags() {
         .collect();
     assert_eq!(tags.iter().filter(|t| **t == "Agents").count(), 1);
     assert!(tags.contains(&"Reports"));
-    assert_eq!(tags.len(), 13);
+    assert!(tags.contains(&"MCP"));
+    assert_eq!(tags.len(), 14);
     assert!(spec["components"]["schemas"]["ErrorResponse"].is_object());
 }
 

@@ -9,6 +9,8 @@ mod delegation;
 mod docs;
 mod invoke;
 mod library;
+mod mcp;
+mod mcp_server;
 mod persistence;
 mod support;
 mod tools;

@@ -8,7 +8,7 @@ use chrono::{Duration, Utc};
 use gateway_store::{
     ApprovalDecision, ApprovalRecord, ApprovalStatus, CancelResult, ConversationTurn,
     ExecutionFilter, ExecutionOutcome, ExecutionRecord, ExecutionStatus, InstanceRecord,
-    MemoryStore, SqlStore, StepRecord, Store, migrate,
+    McpServerRecord, MemoryStore, SqlStore, StepRecord, Store, StoreError, migrate,
 };
 use serde_json::json;
 
@@ -285,6 +285,75 @@ async fn approvals_pause_and_resume_an_execution() {
             CancelResult::Cancelled
         );
         assert!(!store.resume_execution(id).await.unwrap(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn mcp_servers_are_stored_with_unique_names() {
+    for subject in subjects().await {
+        let store = &subject.store;
+        let name = subject.name;
+        let record = McpServerRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: "files".into(),
+            transport: "stdio".into(),
+            command: Some("mcp-files".into()),
+            args: vec!["--root".into(), "/tmp".into()],
+            url: None,
+            encrypted_env: Some("v1:abcd".into()),
+            encrypted_headers: None,
+            encrypted_credentials: None,
+            enabled: true,
+            created_at: Utc::now(),
+            updated_at: None,
+        };
+        store.insert_mcp_server(&record).await.unwrap();
+        let mut twin = record.clone();
+        twin.id = uuid::Uuid::new_v4().to_string();
+        assert!(
+            matches!(
+                store.insert_mcp_server(&twin).await,
+                Err(StoreError::Conflict(_))
+            ),
+            "{name}: names are unique"
+        );
+        let got = store.get_mcp_server(&record.id).await.unwrap().unwrap();
+        assert_eq!(got.args, record.args, "{name}");
+        assert_eq!(got.encrypted_env.as_deref(), Some("v1:abcd"));
+        assert!(got.enabled);
+
+        let mut changed = got.clone();
+        changed.enabled = false;
+        changed.url = None;
+        changed.encrypted_env = None;
+        changed.updated_at = Some(Utc::now());
+        assert!(store.update_mcp_server(&changed).await.unwrap());
+        let got = store.get_mcp_server(&record.id).await.unwrap().unwrap();
+        assert!(!got.enabled, "{name}");
+        assert_eq!(got.encrypted_env, None);
+        assert!(got.updated_at.is_some());
+
+        twin.name = "web".into();
+        store.insert_mcp_server(&twin).await.unwrap();
+        let names: Vec<String> = store
+            .list_mcp_servers()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, vec!["files", "web"], "{name}");
+        twin.name = "files".into();
+        assert!(
+            matches!(
+                store.update_mcp_server(&twin).await,
+                Err(StoreError::Conflict(_))
+            ),
+            "{name}: renaming onto a taken name"
+        );
+        assert!(store.delete_mcp_server(&record.id).await.unwrap());
+        assert!(!store.delete_mcp_server(&record.id).await.unwrap());
+        assert!(store.get_mcp_server(&record.id).await.unwrap().is_none());
     }
 }
 
