@@ -303,8 +303,22 @@ async fn servers_added_through_the_api_keep_their_secrets_sealed() {
             );
         }
     }
-    if std::env::var("AGW_TEST_PERSISTENCE").is_err() {
-        assert!(files_checked > 0, "the SQLite file was inspected");
+    if let Some((url, schema)) = ws.postgres() {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT row_to_json(m)::text FROM \"{schema}\".mcp_servers m"
+        )))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 2);
+        for row in rows {
+            assert!(!row.contains(secret) && !row.contains("api-key-123"), "{row}");
+            files_checked += 1;
+        }
+    }
+    if std::env::var("AGW_TEST_PERSISTENCE").as_deref() != Ok("memory") {
+        assert!(files_checked > 0, "the stored rows were inspected");
     }
 
     // The secret reaches the server process, and the agent can use both servers.
@@ -439,6 +453,9 @@ async fn servers_added_through_the_api_keep_their_secrets_sealed() {
     );
 
     // A restarted gateway finds the stored servers and reconnects them.
+    if std::env::var("AGW_TEST_PERSISTENCE").as_deref() == Ok("memory") {
+        return;
+    }
     drop(server);
     let again = TestServer::start(agent_gateway::Gateway::builder(ws.path()).env(env)).await;
     let info = wait_connected(&again, "web").await;

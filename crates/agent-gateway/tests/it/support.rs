@@ -51,6 +51,11 @@ impl TestWorkspace {
         }
     }
 
+    /// The PostgreSQL (URL, schema) of this workspace, when the suite runs on PostgreSQL.
+    pub fn postgres(&self) -> Option<&(String, String)> {
+        self.pg_schema.as_ref()
+    }
+
     /// Writes `gateway.yaml`: `yaml` plus the persistence section of this test run.
     pub fn config(&self, yaml: &str) {
         self.file(
