@@ -44,6 +44,18 @@ pub enum GatewayError {
     /// The database could not be reached or refused the operation.
     #[error("storage unavailable: {0}")]
     Storage(String),
+    /// The operation needs an authenticated user (personal agents, user config).
+    #[error("This needs an authenticated user: personal agents keep a configuration per user")]
+    AuthRequired,
+    #[error("Agent '{0}' is not a personal agent and needs no setup")]
+    NotPersonalAgent(String),
+    #[error("No configuration of agent '{0}' for this user")]
+    ConfigNotFound(String),
+    #[error("Agent '{agent_id}' needs setup first: POST /v1/agents/{agent_id}/config (missing: {})", if missing.is_empty() { "nothing; the setup was never saved".to_string() } else { missing.join(", ") })]
+    SetupRequired {
+        agent_id: String,
+        missing: Vec<String>,
+    },
     #[error("MCP server '{0}' not found")]
     McpServerNotFound(String),
     /// The request clashes with what exists (a taken name, a resource edited elsewhere).

@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod approvals;
+pub mod auth;
 pub mod engine;
 mod error;
 pub mod executions;
@@ -21,6 +22,7 @@ pub mod hooks;
 mod llm_settings;
 pub mod mcp;
 mod publish;
+mod rate_limit;
 mod runtime;
 pub mod secrets;
 mod serve;

@@ -207,11 +207,25 @@ pub(crate) fn app(
     workspace: &Workspace,
     handle: &GatewayHandle,
     sessions: Arc<dyn SessionStore>,
+    auth: Option<Arc<crate::auth::Authenticator>>,
 ) -> Result<AgentApp, BuildError> {
+    // The manifest mirrors the gateway's auth: callers present the same bearer credential
+    // (API key or token) as on /v1, and need the `agents:invoke` scope.
+    let policy = match auth {
+        None => Auth::none(),
+        Some(auth) => Auth::bearer_verified(move |token: String| {
+            let auth = Arc::clone(&auth);
+            async move {
+                auth.authenticate(Some(&token))
+                    .await
+                    .is_ok_and(|identity| identity.allows("agents:invoke"))
+            }
+        }),
+    };
     let mut builder = AgentApp::builder(workspace.config.dashboard.title.clone())
         .description("AI agents of this Agent Gateway")
         .version(env!("CARGO_PKG_VERSION"))
-        .auth(Auth::none())
+        .auth(policy)
         .shared_session_store(sessions);
     for agent in workspace.agents.values().filter(|a| a.enabled) {
         builder = builder

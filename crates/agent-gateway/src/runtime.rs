@@ -10,6 +10,7 @@ use gateway_workspace::{AgentDefinition, Diagnostics, ExternalNames, GatewayConf
 use jsonschema::Validator;
 use serde_json::Value;
 
+use crate::auth::Authenticator;
 use crate::gateway::GatewayHandle;
 use crate::llm_settings;
 use crate::mcp::McpManager;
@@ -25,6 +26,8 @@ pub(crate) struct Parts<'a> {
     pub handle: &'a GatewayHandle,
     pub agentgate_sessions: Arc<dyn agentgate::server::SessionStore>,
     pub mcp: Arc<McpManager>,
+    /// The auth policy of this generation (`None`: auth off).
+    pub auth: Option<Arc<Authenticator>>,
 }
 
 pub(crate) struct Runtime {
@@ -42,6 +45,8 @@ pub(crate) struct Runtime {
     pub agentgate: Option<axum::Router>,
     /// MCP servers (shared by every generation): their tools change as servers reconnect.
     pub mcp: Arc<McpManager>,
+    /// Who may call (`None`: auth is off).
+    pub auth: Option<Arc<Authenticator>>,
 }
 
 impl Runtime {
@@ -54,6 +59,7 @@ impl Runtime {
             handle,
             agentgate_sessions,
             mcp,
+            auth,
         } = parts;
         let config = &workspace.config;
         let file_tools: Vec<SharedTool> = workspace
@@ -132,7 +138,7 @@ impl Runtime {
         diagnostics.extend(model_diagnostics(&workspace, &llm));
         diagnostics.extend(site_diagnostics);
         let agentgate = if workspace.config.agentgate.enabled {
-            match crate::publish::app(&workspace, handle, agentgate_sessions) {
+            match crate::publish::app(&workspace, handle, agentgate_sessions, auth.clone()) {
                 Ok(app) => Some(app.router(&workspace.config.server.public_url)),
                 Err(err) => {
                     diagnostics.warning(
@@ -156,6 +162,7 @@ impl Runtime {
             diagnostics,
             agentgate,
             mcp,
+            auth,
         }
     }
 

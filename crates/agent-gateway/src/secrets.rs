@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 
 /// The environment variable holding the gateway's secret.
 pub const SECRET_KEY_VAR: &str = "AGENT_GATEWAY_SECRET_KEY";
+/// The secret being rotated away from: still opens old values, never seals new ones.
+pub const PREVIOUS_SECRET_KEY_VAR: &str = "AGENT_GATEWAY_SECRET_KEY_PREVIOUS";
 
 const PREFIX: &str = "v1:";
 const NONCE_LEN: usize = 24;
@@ -35,6 +37,7 @@ pub enum SecretError {
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
+    previous: Option<XChaCha20Poly1305>,
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -43,24 +46,38 @@ impl std::fmt::Debug for SecretBox {
     }
 }
 
+fn cipher(secret: &str) -> XChaCha20Poly1305 {
+    let mut hasher = Sha256::new();
+    hasher.update(CONTEXT);
+    hasher.update(secret.as_bytes());
+    let key: [u8; 32] = hasher.finalize().into();
+    XChaCha20Poly1305::new(&key.into())
+}
+
 impl SecretBox {
     /// A box keyed by `secret` (any non-empty string).
     pub fn new(secret: &str) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(CONTEXT);
-        hasher.update(secret.as_bytes());
-        let key: [u8; 32] = hasher.finalize().into();
         Self {
-            cipher: XChaCha20Poly1305::new(&key.into()),
+            cipher: cipher(secret),
+            previous: None,
         }
     }
 
-    /// The box of `AGENT_GATEWAY_SECRET_KEY` in `env`, if set and non-empty.
+    /// Also opens values sealed under `secret` (key rotation).
+    pub fn with_previous(mut self, secret: &str) -> Self {
+        self.previous = Some(cipher(secret));
+        self
+    }
+
+    /// The box of `AGENT_GATEWAY_SECRET_KEY` in `env` (with
+    /// `AGENT_GATEWAY_SECRET_KEY_PREVIOUS` during a rotation), if set and non-empty.
     pub fn from_env(env: &std::collections::BTreeMap<String, String>) -> Option<Self> {
-        env.get(SECRET_KEY_VAR)
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-            .map(Self::new)
+        let value = |name: &str| env.get(name).map(|s| s.trim()).filter(|s| !s.is_empty());
+        let current = Self::new(value(SECRET_KEY_VAR)?);
+        Some(match value(PREVIOUS_SECRET_KEY_VAR) {
+            Some(previous) => current.with_previous(previous),
+            None => current,
+        })
     }
 
     pub fn seal(&self, plaintext: &[u8]) -> String {
@@ -83,6 +100,10 @@ impl SecretBox {
         let nonce = XNonce::try_from(nonce).map_err(|_| SecretError::Malformed)?;
         self.cipher
             .decrypt(&nonce, ciphertext)
+            .or_else(|_| match &self.previous {
+                Some(previous) => previous.decrypt(&nonce, ciphertext),
+                None => Err(chacha20poly1305::Error),
+            })
             .map_err(|_| SecretError::Undecryptable)
     }
 
@@ -117,6 +138,22 @@ mod tests {
         tampered.pop();
         tampered.push(if sealed.ends_with('0') { '1' } else { '0' });
         assert_eq!(one.open(&tampered), Err(SecretError::Undecryptable));
+    }
+
+    #[test]
+    fn a_rotated_key_still_opens_old_values() {
+        let old = SecretBox::new("old").seal(b"kept");
+        let rotated = SecretBox::new("new").with_previous("old");
+        assert_eq!(rotated.open(&old), Ok(b"kept".to_vec()));
+        let fresh = rotated.seal(b"new value");
+        assert_eq!(
+            SecretBox::new("new").open(&fresh),
+            Ok(b"new value".to_vec())
+        );
+        assert!(
+            SecretBox::new("old").open(&fresh).is_err(),
+            "new values use the new key"
+        );
     }
 
     #[test]

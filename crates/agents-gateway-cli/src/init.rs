@@ -76,7 +76,7 @@ fn gateway_yaml(name: &str, model: &str, reason: &str) -> String {
         "# Agent Gateway configuration. Every key is optional; see the project README.\n\
          server:\n  host: 127.0.0.1\n  port: 8000\n\n\
          model:\n  # {reason}\n  default: {model}\n  temperature: 0.1\n\n\
-         auth:\n  # Turn on before exposing the server: mode api_key with api_keys entries.\n  enabled: false\n\n\
+         auth:\n  # Turn on before exposing the server: `agents-gateway keys create <name>` prints an\n  # api_keys entry to paste here (and remove `enabled: false`).\n  enabled: false\n\n\
          persistence:\n  backend: sqlite\n  url: sqlite:///{name}.db\n"
     )
 }

@@ -111,8 +111,27 @@ enum Command {
         #[command(subcommand)]
         action: DbAction,
     },
+    /// Create API keys for `auth.api_keys`.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Generate a key; print it once and the config line that stores only its hash.
+    Create {
+        /// The identity of its holder (the user id of its requests).
+        name: String,
+        /// Comma-separated scopes (default: every scope).
+        #[arg(long, default_value = "*")]
+        scopes: String,
+    },
+    /// Print the key_sha256 of an existing key (read from standard input).
+    Hash,
 }
 
 #[derive(clap::Args)]
@@ -223,6 +242,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Chat { ws, agent } => chat(&ws.workspace, &agent).await,
         Command::Db { ws, action } => db(&ws.workspace, action).await,
+        Command::Keys { action } => keys(action),
         Command::Site { action } => {
             match action {
                 SiteAction::Discover { url, format, auth } => {
@@ -462,6 +482,41 @@ async fn chat(path: &std::path::Path, agent: &str) -> anyhow::Result<ExitCode> {
         println!();
     }
     println!("Bye!");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keys(action: KeysAction) -> anyhow::Result<ExitCode> {
+    use agent_gateway::auth::sha256_hex;
+    match action {
+        KeysAction::Create { name, scopes } => {
+            if name.trim().is_empty() || name.contains(['"', '\n']) {
+                return Err(anyhow!("key name '{name}' is not usable"));
+            }
+            let key = agent_gateway::auth::generate_key();
+            let scopes: Vec<String> = scopes
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            eprintln!("Key for '{name}' (shown once, keep it secret):");
+            println!("{key}");
+            eprintln!("\nAdd under auth.api_keys in gateway.yaml:");
+            eprintln!(
+                "    - {{name: \"{name}\", key_sha256: {}, scopes: {}}}",
+                sha256_hex(&key),
+                serde_json::to_string(&scopes)?
+            );
+        }
+        KeysAction::Hash => {
+            let mut key = String::new();
+            std::io::stdin().read_line(&mut key)?;
+            let key = key.trim();
+            if key.is_empty() {
+                return Err(anyhow!("no key on standard input"));
+            }
+            println!("{}", sha256_hex(key));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

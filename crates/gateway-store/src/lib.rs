@@ -20,7 +20,7 @@ pub use memory::MemoryStore;
 pub use records::{
     ApprovalDecision, ApprovalRecord, ApprovalStatus, ConversationRecord, ConversationTurn,
     ExecutionFilter, ExecutionOutcome, ExecutionRecord, ExecutionStatus, InstanceRecord,
-    McpServerRecord, MessageRecord, StepRecord,
+    McpServerRecord, MessageRecord, StepRecord, UserConfigRecord,
 };
 pub use sql::{Backend, SqlStore};
 
@@ -148,6 +148,18 @@ pub trait Store: Send + Sync {
 
     /// Every stored MCP server, by name.
     async fn list_mcp_servers(&self) -> Result<Vec<McpServerRecord>, StoreError>;
+
+    /// Creates or replaces a user's config of an agent (`created_at` of an existing one
+    /// stays).
+    async fn put_user_config(&self, record: &UserConfigRecord) -> Result<(), StoreError>;
+
+    async fn get_user_config(
+        &self,
+        user_id: &str,
+        agent_id: &str,
+    ) -> Result<Option<UserConfigRecord>, StoreError>;
+
+    async fn delete_user_config(&self, user_id: &str, agent_id: &str) -> Result<bool, StoreError>;
 
     /// Appends a chat turn, creating the conversation on its first turn.
     async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError>;

@@ -22,6 +22,7 @@ struct State {
     steps: HashMap<String, Vec<StepRecord>>,
     approvals: HashMap<String, Vec<ApprovalRecord>>,
     mcp_servers: BTreeMap<String, McpServerRecord>,
+    user_configs: BTreeMap<(String, String), UserConfigRecord>,
     conversations: HashMap<String, ConversationRecord>,
     messages: HashMap<String, Vec<MessageRecord>>,
 }
@@ -362,6 +363,39 @@ impl Store for MemoryStore {
         let mut all: Vec<McpServerRecord> = self.lock().mcp_servers.values().cloned().collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(all)
+    }
+
+    async fn put_user_config(&self, record: &UserConfigRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let key = (record.user_id.clone(), record.agent_id.clone());
+        let created_at = state
+            .user_configs
+            .get(&key)
+            .map_or(record.created_at, |r| r.created_at);
+        let mut record = record.clone();
+        record.created_at = created_at;
+        state.user_configs.insert(key, record);
+        Ok(())
+    }
+
+    async fn get_user_config(
+        &self,
+        user_id: &str,
+        agent_id: &str,
+    ) -> Result<Option<UserConfigRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .user_configs
+            .get(&(user_id.to_string(), agent_id.to_string()))
+            .cloned())
+    }
+
+    async fn delete_user_config(&self, user_id: &str, agent_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .user_configs
+            .remove(&(user_id.to_string(), agent_id.to_string()))
+            .is_some())
     }
 
     async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError> {

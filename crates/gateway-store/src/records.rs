@@ -291,3 +291,18 @@ pub struct McpServerRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
 }
+
+/// A user's setup of a personal agent. `encrypted_secrets` holds values the gateway sealed
+/// (sensitive fields); the store never sees them in clear.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserConfigRecord {
+    pub user_id: String,
+    pub agent_id: String,
+    pub instructions: Option<String>,
+    pub config_values: Map<String, Value>,
+    /// Field name → sealed value.
+    pub encrypted_secrets: Map<String, Value>,
+    pub setup_completed: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}

@@ -227,7 +227,10 @@ pub enum AuthMode {
 #[serde(default)]
 pub struct AuthConfig {
     pub enabled: bool,
-    pub mode: AuthMode,
+    /// Unset: inferred from what is configured (keys → `api_key`, an `oauth2` block →
+    /// `oauth2`, both → `composite`, neither → no auth). Set explicitly, the mode must be
+    /// usable: `api_key` without keys refuses to start instead of running open.
+    pub mode: Option<AuthMode>,
     pub api_keys: Vec<ApiKeyConfig>,
     pub oauth2: Option<OAuth2Config>,
     pub public_paths: Vec<String>,
@@ -237,7 +240,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            mode: AuthMode::ApiKey,
+            mode: None,
             api_keys: Vec::new(),
             oauth2: None,
             public_paths: vec!["/v1/health".into()],
@@ -247,8 +250,14 @@ impl Default for AuthConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiKeyConfig {
+    /// The caller's identity (user id) when it presents this key.
     pub name: String,
-    pub key: String,
+    /// The key itself; hashed at load and then forgotten. Prefer `key_sha256`.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// SHA-256 of the key, hex (`agents-gateway keys create` prints it).
+    #[serde(default)]
+    pub key_sha256: Option<String>,
     #[serde(default = "all_scopes")]
     pub scopes: Vec<String>,
 }
@@ -947,13 +956,66 @@ fn validate(config: &GatewayConfig, path: &Path, text: &str, diagnostics: &mut D
         }
     }
     for (i, key) in config.auth.api_keys.iter().enumerate() {
-        if key.key.trim().is_empty() {
-            diagnostics.error(
+        let plain = key.key.as_deref().map(str::trim);
+        match (plain, key.key_sha256.as_deref()) {
+            (Some(""), _) => diagnostics.error(
                 path,
                 line(&format!("auth.api_keys[{i}].key")),
                 format!("API key '{}' has an empty key", key.name),
-            );
+            ),
+            (Some(_), Some(_)) | (None, None) => diagnostics.error(
+                path,
+                line(&format!("auth.api_keys[{i}]")),
+                format!(
+                    "API key '{}' needs exactly one of 'key' and 'key_sha256'",
+                    key.name
+                ),
+            ),
+            (None, Some(hash))
+                if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) =>
+            {
+                diagnostics.error(
+                    path,
+                    line(&format!("auth.api_keys[{i}].key_sha256")),
+                    format!("API key '{}': key_sha256 must be 64 hex digits", key.name),
+                )
+            }
+            _ => {}
         }
+    }
+    if config.auth.enabled {
+        match config.auth.mode {
+            Some(AuthMode::ApiKey) if config.auth.api_keys.is_empty() => diagnostics.error(
+                path,
+                line("auth.mode"),
+                "auth mode api_key has no api_keys: the gateway would be open to anyone (add keys, or set auth.enabled: false on purpose)",
+            ),
+            Some(AuthMode::Oauth2) if config.auth.oauth2.is_none() => diagnostics.error(
+                path,
+                line("auth.mode"),
+                "auth mode oauth2 needs an 'oauth2' block (issuer, audience)",
+            ),
+            Some(AuthMode::Composite)
+                if config.auth.api_keys.is_empty() && config.auth.oauth2.is_none() =>
+            {
+                diagnostics.error(
+                    path,
+                    line("auth.mode"),
+                    "auth mode composite needs api_keys, an oauth2 block, or both",
+                )
+            }
+            _ => {}
+        }
+    }
+    if config.cors.enabled
+        && config.cors.allow_credentials
+        && config.cors.allow_origins.iter().any(|o| o == "*")
+    {
+        diagnostics.error(
+            path,
+            line("cors.allow_credentials"),
+            "cors.allow_credentials cannot be combined with allow_origins '*' (browsers reject it): list the origins",
+        );
     }
     if !(0.0..=2.0).contains(&config.model.temperature) {
         diagnostics.error(

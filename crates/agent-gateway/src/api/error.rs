@@ -178,6 +178,19 @@ impl From<GatewayError> for ApiError {
                     message,
                 )
             }
+            GatewayError::AuthRequired => {
+                Self::new(StatusCode::UNAUTHORIZED, "auth_required", message)
+                    .with_header(axum::http::header::WWW_AUTHENTICATE, "Bearer")
+            }
+            GatewayError::NotPersonalAgent(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "not_personal_agent", message)
+            }
+            GatewayError::ConfigNotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "config_not_found", message)
+            }
+            GatewayError::SetupRequired { .. } => {
+                Self::new(StatusCode::CONFLICT, "setup_required", message)
+            }
             GatewayError::McpServerNotFound(id) => Self::not_found("mcp_server", &id),
             GatewayError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
             GatewayError::InvalidRequest(_) => Self::validation(message, Vec::new()),

@@ -5,10 +5,12 @@ mod catalog;
 mod conversations;
 mod docs;
 pub mod error;
+pub mod guard;
 pub mod identity;
 mod mcp;
 mod run;
 mod state;
+mod user_config;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -73,6 +75,11 @@ pub fn router(gateway: Gateway) -> Router {
         .routes(routes!(run::invoke))
         .routes(routes!(run::chat))
         .routes(routes!(catalog::setup_schema))
+        .routes(routes!(
+            user_config::set_config,
+            user_config::get_config,
+            user_config::delete_config
+        ))
         .routes(routes!(catalog::list_skills))
         .routes(routes!(catalog::get_skill))
         .routes(routes!(catalog::list_tools))
@@ -123,7 +130,9 @@ pub fn router(gateway: Gateway) -> Router {
     openapi.tags = Some(tags);
     openapi.info.version = env!("CARGO_PKG_VERSION").to_string();
 
-    let security = Arc::new(gateway.config().security);
+    let config = gateway.config();
+    let security = Arc::new(config.security);
+    let cors = cors_layer(&config.cors);
     let agentgate = Router::new()
         .route(
             agentgate::protocol::MANIFEST_PATH,
@@ -131,15 +140,52 @@ pub fn router(gateway: Gateway) -> Router {
         )
         .route("/agent/{*rest}", axum::routing::any(agentgate_endpoint))
         .with_state(gateway.clone());
-    api.with_state(gateway)
+    api.with_state(gateway.clone())
         .merge(agentgate)
         .merge(docs::router(&openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(gateway, guard::guard))
+        .layer(cors)
         .layer(axum::middleware::from_fn_with_state(
             security,
             response_headers,
         ))
+}
+
+/// CORS from `cors` (a no-op layer when disabled). Preflights are answered here, before the
+/// guard, so they are never authenticated or counted.
+fn cors_layer(config: &gateway_workspace::config::CorsConfig) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if !config.enabled {
+        return CorsLayer::new();
+    }
+    let origins = if config.allow_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            config
+                .allow_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    let methods: Vec<http::Method> = config
+        .allow_methods
+        .iter()
+        .filter_map(|m| m.parse().ok())
+        .collect();
+    let headers: Vec<HeaderName> = config
+        .allow_headers
+        .iter()
+        .filter_map(|h| HeaderName::try_from(h.as_str()).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods(methods)
+        .allow_headers(headers)
+        .allow_credentials(config.allow_credentials)
+        .max_age(std::time::Duration::from_secs(config.max_age))
 }
 
 /// The agentgate endpoints of the current workspace generation (rebuilt on reload).

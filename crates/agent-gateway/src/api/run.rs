@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::error::{ApiError, ApiJson, ApiPath, ErrorDetail, ErrorResponse, IdKind, check_id};
+use super::identity::Caller;
 use crate::engine::{EngineEvent, ExecutionStatus, Failure};
 use crate::error::GatewayError;
 use crate::gateway::{
@@ -105,6 +106,7 @@ fn model_unavailable(error: Option<String>, execution_id: &str) -> ApiError {
         (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn invoke(
     State(gateway): State<Gateway>,
+    caller: Caller,
     ApiPath(agent_id): ApiPath<String>,
     ApiJson(body): ApiJson<InvokeBody>,
 ) -> Result<Response, ApiError> {
@@ -115,13 +117,13 @@ pub async fn invoke(
     if options.stream && options.run_async {
         return Err(GatewayError::StreamingNotSupported.into());
     }
-    let request = InvokeRequest::new(agent_id, body.message)
-        .input(body.input)
-        .options(ExecutionOptions {
-            output_schema: options.output_schema,
-            timeout_ms: options.timeout_ms,
-            run_async: options.run_async,
-        });
+    let mut request = InvokeRequest::new(agent_id, body.message).input(body.input);
+    request.user_id = caller.user_id;
+    let request = request.options(ExecutionOptions {
+        output_schema: options.output_schema,
+        timeout_ms: options.timeout_ms,
+        run_async: options.run_async,
+    });
     let prepared = gateway.prepare_invoke(request).await?;
     let execution_id = prepared.execution_id.clone();
     if prepared.run_async {
@@ -179,6 +181,7 @@ pub struct ChatBody {
         (status = 409, body = ErrorResponse), (status = 422, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn chat(
     State(gateway): State<Gateway>,
+    caller: Caller,
     ApiPath(agent_id): ApiPath<String>,
     ApiJson(body): ApiJson<ChatBody>,
 ) -> Result<Response, ApiError> {
@@ -195,7 +198,7 @@ pub async fn chat(
         session_id: body.session_id,
         input: body.input,
         timeout_ms: options.timeout_ms,
-        user_id: None,
+        user_id: caller.user_id,
     };
     if options.stream {
         let stream = gateway.chat_stream(request).await?;

@@ -47,15 +47,42 @@ pub struct SessionQuery {
     responses((status = 200, body = [SessionInfo]), (status = 422, body = ErrorResponse)))]
 pub async fn list_sessions(
     State(gateway): State<Gateway>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<SessionQuery>,
 ) -> Result<Json<Vec<SessionInfo>>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     check_limit("limit", limit, 200)?;
+    let owner = caller.listing_filter();
     Ok(Json(gateway.sessions().list(
         query.agent_id.as_deref(),
-        None,
+        owner.as_deref(),
         limit,
     )))
+}
+
+fn forbidden(what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("This {what} belongs to another user"),
+    )
+}
+
+/// A session the caller may see.
+fn own_session(
+    gateway: &Gateway,
+    caller: &Caller,
+    session_id: &str,
+) -> Result<SessionInfo, ApiError> {
+    check_id("session_id", session_id, IdKind::Dotted)?;
+    let session = gateway
+        .sessions()
+        .summary(session_id)
+        .ok_or_else(|| ApiError::not_found("session", session_id))?;
+    if !caller.can_see(session.user_id.as_deref()) {
+        return Err(forbidden("session"));
+    }
+    Ok(session)
 }
 
 #[utoipa::path(get, path = "/v1/sessions/{session_id}", tag = "Sessions", summary = "Session details",
@@ -63,14 +90,10 @@ pub async fn list_sessions(
     responses((status = 200, body = SessionInfo), (status = 404, body = ErrorResponse)))]
 pub async fn get_session(
     State(gateway): State<Gateway>,
+    caller: Caller,
     ApiPath(session_id): ApiPath<String>,
 ) -> Result<Json<SessionInfo>, ApiError> {
-    check_id("session_id", &session_id, IdKind::Dotted)?;
-    gateway
-        .sessions()
-        .summary(&session_id)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("session", &session_id))
+    own_session(&gateway, &caller, &session_id).map(Json)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -83,9 +106,15 @@ pub struct Deleted {
     responses((status = 200, body = Deleted), (status = 404, body = ErrorResponse)))]
 pub async fn delete_session(
     State(gateway): State<Gateway>,
+    caller: Caller,
     ApiPath(session_id): ApiPath<String>,
 ) -> Result<Json<Deleted>, ApiError> {
     check_id("session_id", &session_id, IdKind::Dotted)?;
+    if let Some(session) = gateway.sessions().summary(&session_id)
+        && !caller.can_see(session.user_id.as_deref())
+    {
+        return Err(forbidden("session"));
+    }
     if gateway.delete_session(&session_id).await? {
         Ok(Json(Deleted { deleted: true }))
     } else {
@@ -113,6 +142,7 @@ pub struct ExecutionQuery {
     responses((status = 200, body = [ExecutionRecord]), (status = 422, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn list_executions(
     State(gateway): State<Gateway>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<ExecutionQuery>,
 ) -> Result<Json<Vec<ExecutionRecord>>, ApiError> {
     let limit = query.limit.unwrap_or(50);
@@ -135,7 +165,7 @@ pub async fn list_executions(
         agent_id: query.agent_id,
         session_id: query.session_id,
         root_execution_id: query.root_execution_id,
-        user_id: None,
+        user_id: caller.listing_filter(),
         status,
         limit,
         offset,
@@ -143,12 +173,21 @@ pub async fn list_executions(
     Ok(Json(gateway.executions(&filter).await?))
 }
 
-async fn found(gateway: &Gateway, execution_id: &str) -> Result<ExecutionRecord, ApiError> {
+/// An execution the caller may see.
+async fn found(
+    gateway: &Gateway,
+    caller: &Caller,
+    execution_id: &str,
+) -> Result<ExecutionRecord, ApiError> {
     check_id("execution_id", execution_id, IdKind::Strict)?;
-    gateway
+    let record = gateway
         .execution(execution_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("execution", execution_id))
+        .ok_or_else(|| ApiError::not_found("execution", execution_id))?;
+    if !caller.can_see(record.user_id.as_deref()) {
+        return Err(forbidden("execution"));
+    }
+    Ok(record)
 }
 
 #[utoipa::path(get, path = "/v1/executions/{execution_id}", tag = "Executions", summary = "Execution status",
@@ -156,9 +195,10 @@ async fn found(gateway: &Gateway, execution_id: &str) -> Result<ExecutionRecord,
     responses((status = 200, body = ExecutionRecord), (status = 404, body = ErrorResponse)))]
 pub async fn get_execution(
     State(gateway): State<Gateway>,
+    caller: Caller,
     ApiPath(execution_id): ApiPath<String>,
 ) -> Result<Json<ExecutionRecord>, ApiError> {
-    Ok(Json(found(&gateway, &execution_id).await?))
+    Ok(Json(found(&gateway, &caller, &execution_id).await?))
 }
 
 #[utoipa::path(get, path = "/v1/executions/{execution_id}/steps", tag = "Executions", summary = "Execution steps",
@@ -167,9 +207,10 @@ pub async fn get_execution(
     responses((status = 200, body = [StepRecord]), (status = 404, body = ErrorResponse)))]
 pub async fn execution_steps(
     State(gateway): State<Gateway>,
+    caller: Caller,
     ApiPath(execution_id): ApiPath<String>,
 ) -> Result<Json<Vec<StepRecord>>, ApiError> {
-    found(&gateway, &execution_id).await?;
+    found(&gateway, &caller, &execution_id).await?;
     Ok(Json(gateway.execution_steps(&execution_id).await?))
 }
 
@@ -179,9 +220,10 @@ pub async fn execution_steps(
     responses((status = 200, body = [ExecutionRecord]), (status = 404, body = ErrorResponse)))]
 pub async fn execution_workflow(
     State(gateway): State<Gateway>,
+    caller: Caller,
     ApiPath(execution_id): ApiPath<String>,
 ) -> Result<Json<Vec<ExecutionRecord>>, ApiError> {
-    found(&gateway, &execution_id).await?;
+    found(&gateway, &caller, &execution_id).await?;
     Ok(Json(gateway.workflow(&execution_id).await?))
 }
 
@@ -197,9 +239,10 @@ pub struct CancelResponse {
     responses((status = 200, body = CancelResponse), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn cancel_execution(
     State(gateway): State<Gateway>,
+    caller: Caller,
     ApiPath(execution_id): ApiPath<String>,
 ) -> Result<Json<CancelResponse>, ApiError> {
-    check_id("execution_id", &execution_id, IdKind::Strict)?;
+    found(&gateway, &caller, &execution_id).await?;
     match gateway.cancel(&execution_id).await? {
         CancelOutcome::Cancelled => Ok(Json(CancelResponse {
             execution_id,
@@ -223,9 +266,10 @@ pub async fn cancel_execution(
     responses((status = 200, body = [ApprovalRecord]), (status = 404, body = ErrorResponse)))]
 pub async fn execution_approvals(
     State(gateway): State<Gateway>,
+    caller: Caller,
     ApiPath(execution_id): ApiPath<String>,
 ) -> Result<Json<Vec<ApprovalRecord>>, ApiError> {
-    found(&gateway, &execution_id).await?;
+    found(&gateway, &caller, &execution_id).await?;
     Ok(Json(gateway.approvals(&execution_id).await?))
 }
 
@@ -253,7 +297,7 @@ async fn decide(
     body: Option<ApiJson<ApprovalRequest>>,
     approve: bool,
 ) -> Result<Json<ApprovalResponse>, ApiError> {
-    check_id("execution_id", &execution_id, IdKind::Strict)?;
+    found(gateway, &caller, &execution_id).await?;
     let request = body.map(|ApiJson(r)| r).unwrap_or_default();
     let outcome = gateway
         .decide_approval(
@@ -261,7 +305,7 @@ async fn decide(
             request.approval_id.as_deref(),
             approve,
             request.reason,
-            caller.user_id,
+            caller.user_id.clone(),
         )
         .await?;
     match outcome {

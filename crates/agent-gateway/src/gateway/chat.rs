@@ -33,6 +33,7 @@ struct PreparedChat {
     new_session: bool,
     execution_id: String,
     cancel: CancellationToken,
+    personal: Option<super::user_config::PersonalContext>,
 }
 
 impl Gateway {
@@ -183,6 +184,9 @@ impl Gateway {
     async fn prepare_chat(&self, request: &ChatRequest) -> Result<PreparedChat, GatewayError> {
         let runtime = self.runtime();
         let agent = Self::enabled_agent(&runtime, &request.agent_id)?;
+        let personal = self
+            .personal_context(&agent, request.user_id.as_deref())
+            .await?;
         let (session_id, session, new_session) = match &request.session_id {
             Some(id) => (
                 id.clone(),
@@ -217,6 +221,7 @@ impl Gateway {
             new_session,
             execution_id,
             cancel,
+            personal,
         })
     }
 
@@ -234,6 +239,7 @@ impl Gateway {
             new_session,
             execution_id,
             cancel,
+            personal,
         } = turn;
         let streaming = events.is_some();
         // Turns of one session run one after the other.
@@ -254,6 +260,10 @@ impl Gateway {
         let tools = runtime.agent_tools(&agent);
         let extras = engine::prompt::PromptExtras {
             chat_data_collection: agent.input_schema.is_some(),
+            user_instructions: personal
+                .as_ref()
+                .map(|p| p.prompt.as_str())
+                .filter(|p| !p.is_empty()),
             ..Default::default()
         };
         let system =
@@ -275,6 +285,11 @@ impl Gateway {
             caller_identity: request.user_id.clone(),
             metadata: session.input.clone(),
             delegates_to: agent.delegates_to.clone(),
+            user_config: personal
+                .as_ref()
+                .map(|p| p.config.clone())
+                .unwrap_or_default(),
+            user_secrets: personal.map(|p| p.secrets).unwrap_or_default(),
             ..ToolContext::default()
         };
         let spec = self.run_spec(

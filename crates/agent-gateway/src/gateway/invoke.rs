@@ -27,6 +27,7 @@ pub(crate) struct PreparedInvoke {
     output_schema: Option<(Value, Arc<jsonschema::Validator>)>,
     cancel: CancellationToken,
     pub run_async: bool,
+    personal: Option<super::user_config::PersonalContext>,
 }
 
 impl PreparedInvoke {
@@ -99,6 +100,9 @@ impl Gateway {
     ) -> Result<PreparedInvoke, GatewayError> {
         let runtime = self.runtime();
         let agent = Self::enabled_agent(&runtime, &request.agent_id)?;
+        let personal = self
+            .personal_context(&agent, request.user_id.as_deref())
+            .await?;
         if let Some(validator) = runtime.input_validators.get(&agent.id) {
             let details = gateway_workspace::schema::violations(
                 validator,
@@ -155,6 +159,7 @@ impl Gateway {
             output_schema,
             cancel,
             run_async,
+            personal,
         })
     }
 
@@ -168,6 +173,7 @@ impl Gateway {
             output_schema,
             cancel,
             run_async,
+            personal,
         } = prepared;
         if run_async
             && let Err(err) = self
@@ -192,6 +198,10 @@ impl Gateway {
                 .schedule
                 .as_ref()
                 .and_then(|s| s.instructions.as_deref()),
+            user_instructions: personal
+                .as_ref()
+                .map(|p| p.prompt.as_str())
+                .filter(|p| !p.is_empty()),
             ..Default::default()
         };
         let mut system =
@@ -213,7 +223,11 @@ impl Gateway {
             parent_execution_id: request.parent.as_ref().map(|p| p.execution_id.clone()),
             root_execution_id: request.parent.as_ref().map(|p| p.root_execution_id.clone()),
             delegation_depth: request.parent.as_ref().map_or(0, |p| p.depth),
-            ..ToolContext::default()
+            user_config: personal
+                .as_ref()
+                .map(|p| p.config.clone())
+                .unwrap_or_default(),
+            user_secrets: personal.map(|p| p.secrets).unwrap_or_default(),
         };
         let spec = self.run_spec(
             &runtime,

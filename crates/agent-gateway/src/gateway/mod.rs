@@ -6,6 +6,7 @@ mod background;
 mod chat;
 mod invoke;
 mod mcp;
+mod user_config;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,11 +25,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::approvals::{ApprovalGate, Approvals};
+use crate::auth::Authenticator;
 use crate::engine::{EngineEvent, ExecutionStatus, Failure, Limits, RunSpec, StopReason, Usage};
 use crate::error::GatewayError;
 use crate::executions::Running;
 use crate::hooks::{HookEvent, Hooks, UnknownEvent};
 use crate::mcp::{McpManager, McpServerConfig};
+use crate::rate_limit::RateLimiter;
 use crate::runtime::{Parts, Runtime};
 use crate::secrets::SecretBox;
 use crate::sessions::SessionStore;
@@ -307,6 +310,11 @@ impl GatewayBuilder {
             Some(store) => store,
             None => open_store(&config, &self.workspace).await?,
         };
+        let auth = authenticator(&config)?;
+        let rate_limiter = RateLimiter::from_config(&config.rate_limit)
+            .await
+            .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?
+            .map(Arc::new);
         let secrets = SecretBox::from_env(&env);
         let mcp = mcp::start_manager(
             &config,
@@ -340,6 +348,7 @@ impl GatewayBuilder {
                     handle: &handle,
                     agentgate_sessions: Arc::clone(&agentgate_sessions),
                     mcp: Arc::clone(&mcp),
+                    auth,
                 },
             );
             for diagnostic in runtime.diagnostics.iter() {
@@ -363,12 +372,23 @@ impl GatewayBuilder {
                 agentgate_sessions,
                 mcp,
                 secrets,
+                rate_limiter,
             }
         });
         let gateway = Gateway { inner };
         background::start(&gateway).await?;
         Ok(gateway)
     }
+}
+
+/// The auth policy of `config`; an unusable one is a configuration error.
+fn authenticator(config: &GatewayConfig) -> Result<Option<Arc<Authenticator>>, GatewayError> {
+    let auth = Authenticator::from_config(&config.auth)
+        .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
+    if auth.is_none() {
+        tracing::warn!("auth is off: every /v1 route is open to anyone who can reach the server");
+    }
+    Ok(auth.map(Arc::new))
 }
 
 /// Opens what `persistence` asks for: the database (migrated to the latest schema), or
@@ -415,6 +435,8 @@ pub(crate) struct Inner {
     pub(crate) mcp: Arc<McpManager>,
     /// Seals secrets at rest (`AGENT_GATEWAY_SECRET_KEY`); `None` refuses to store any.
     pub(crate) secrets: Option<SecretBox>,
+    /// Request rate limits (`None`: off). Built once: storage changes need a restart.
+    pub(crate) rate_limiter: Option<Arc<RateLimiter>>,
 }
 
 /// A weak reference to a gateway (parts of the gateway that call back into it hold one, so
@@ -514,6 +536,8 @@ impl Gateway {
             &self.inner.workspace_path.join("gateway.yaml"),
         )
         .await?;
+        let auth = authenticator(&workspace.config)
+            .map_err(|e| GatewayError::ReloadFailed(e.to_string()))?;
         let (site_tools, site_diagnostics) = crate::tools::site::discover(&workspace).await;
         let runtime = Runtime::build(
             workspace,
@@ -525,6 +549,7 @@ impl Gateway {
                 handle: &self.inner.handle,
                 agentgate_sessions: Arc::clone(&self.inner.agentgate_sessions),
                 mcp: Arc::clone(&self.inner.mcp),
+                auth,
             },
         );
         let agents = runtime.workspace.agents.len();
@@ -762,6 +787,7 @@ impl Gateway {
 }
 
 pub use mcp::{McpServerCreate, McpServerInfo, McpServerUpdate};
+pub use user_config::UserConfigInfo;
 
 /// What an approve or deny request found.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,6 +4,7 @@
 mod agentgate;
 mod api_errors;
 mod approvals;
+mod auth;
 mod chat;
 mod delegation;
 mod docs;

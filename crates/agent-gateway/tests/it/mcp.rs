@@ -313,7 +313,10 @@ async fn servers_added_through_the_api_keep_their_secrets_sealed() {
         .unwrap();
         assert_eq!(rows.len(), 2);
         for row in rows {
-            assert!(!row.contains(secret) && !row.contains("api-key-123"), "{row}");
+            assert!(
+                !row.contains(secret) && !row.contains("api-key-123"),
+                "{row}"
+            );
             files_checked += 1;
         }
     }

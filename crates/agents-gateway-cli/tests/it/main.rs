@@ -450,3 +450,73 @@ async fn site_discover_and_call_an_agentgate_site() {
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output).1.contains("does not speak agentgate"));
 }
+
+#[test]
+fn keys_create_prints_a_key_and_a_config_line_with_its_hash() {
+    use std::io::Write;
+    let output = bin()
+        .args([
+            "keys",
+            "create",
+            "ci-bot",
+            "--scopes",
+            "agents:read,agents:invoke",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{:?}", text(&output));
+    let (stdout, stderr) = text(&output);
+    let key = stdout.trim().to_string();
+    assert!(key.starts_with("agw_") && key.len() == 68, "{key}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("key_sha256"))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains(r#"["agents:read","agents:invoke"]"#),
+        "{line}"
+    );
+    assert!(!line.contains(&key), "the config line never holds the key");
+
+    let mut child = bin()
+        .args(["keys", "hash"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{key}").unwrap();
+    let hashed = child.wait_with_output().unwrap();
+    let hash = String::from_utf8_lossy(&hashed.stdout).trim().to_string();
+    assert!(line.contains(&hash), "{line} / {hash}");
+
+    // The printed line is a valid configuration; api_key mode without keys is not.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("agents/a")).unwrap();
+    std::fs::write(
+        dir.path().join("agents/a/AGENT.md"),
+        "---\ndescription: a\n---\nHi.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("gateway.yaml"),
+        format!("auth:\n  api_keys:\n{line}\n"),
+    )
+    .unwrap();
+    let checked = bin()
+        .arg("check")
+        .arg("-w")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{:?}", text(&checked));
+    std::fs::write(dir.path().join("gateway.yaml"), "auth:\n  mode: api_key\n").unwrap();
+    let checked = bin()
+        .arg("check")
+        .arg("-w")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!checked.status.success());
+    assert!(text(&checked).0.contains("api_keys") || text(&checked).1.contains("api_keys"));
+}

@@ -8,7 +8,8 @@ use chrono::{Duration, Utc};
 use gateway_store::{
     ApprovalDecision, ApprovalRecord, ApprovalStatus, CancelResult, ConversationTurn,
     ExecutionFilter, ExecutionOutcome, ExecutionRecord, ExecutionStatus, InstanceRecord,
-    McpServerRecord, MemoryStore, SqlStore, StepRecord, Store, StoreError, migrate,
+    McpServerRecord, MemoryStore, SqlStore, StepRecord, Store, StoreError, UserConfigRecord,
+    migrate,
 };
 use serde_json::json;
 
@@ -354,6 +355,55 @@ async fn mcp_servers_are_stored_with_unique_names() {
         assert!(store.delete_mcp_server(&record.id).await.unwrap());
         assert!(!store.delete_mcp_server(&record.id).await.unwrap());
         assert!(store.get_mcp_server(&record.id).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn user_configs_are_kept_per_user_and_agent() {
+    for subject in subjects().await {
+        let store = &subject.store;
+        let name = subject.name;
+        let mut record = UserConfigRecord {
+            user_id: "alice".into(),
+            agent_id: "mailer".into(),
+            instructions: Some("Sign as A.".into()),
+            config_values: json!({"signature": "A"}).as_object().unwrap().clone(),
+            encrypted_secrets: json!({"smtp_password": "v1:00ff"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            setup_completed: false,
+            created_at: Utc::now() - Duration::hours(1),
+            updated_at: Utc::now() - Duration::hours(1),
+        };
+        store.put_user_config(&record).await.unwrap();
+        let first_created = record.created_at;
+        record.setup_completed = true;
+        record.created_at = Utc::now();
+        record.updated_at = Utc::now();
+        store.put_user_config(&record).await.unwrap();
+        let got = store
+            .get_user_config("alice", "mailer")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(got.setup_completed, "{name}");
+        assert_eq!(got.config_values["signature"], "A");
+        assert_eq!(got.encrypted_secrets["smtp_password"], "v1:00ff");
+        assert_eq!(
+            got.created_at.timestamp(),
+            first_created.timestamp(),
+            "{name}: created_at stays"
+        );
+        assert!(
+            store
+                .get_user_config("bob", "mailer")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(store.delete_user_config("alice", "mailer").await.unwrap());
+        assert!(!store.delete_user_config("alice", "mailer").await.unwrap());
     }
 }
 

@@ -214,8 +214,8 @@ fn a_0_2_13_workspace_loads_with_every_key() {
     let c = &ws.config;
     assert_eq!(c.timezone, "Europe/London");
     assert_eq!(c.server.port, 8100);
-    assert_eq!(c.auth.mode, AuthMode::Composite);
-    assert_eq!(c.auth.api_keys[0].key, "k-123");
+    assert_eq!(c.auth.mode, Some(AuthMode::Composite));
+    assert_eq!(c.auth.api_keys[0].key.as_deref(), Some("k-123"));
     assert_eq!(c.auth.oauth2.as_ref().unwrap().scope_claim, "scp");
     assert_eq!(c.persistence.backend, PersistenceBackend::Postgres);
     assert_eq!(c.queue.backend, QueueBackend::Redis);

@@ -1,0 +1,224 @@
+//! The gate in front of every `/v1` route: authentication, rate limits and the scope each
+//! route needs. A `/v1` route without an entry in [`access`] is refused, so no route can
+//! ship unguarded.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use super::identity::Caller;
+use crate::auth::AuthError;
+use crate::gateway::Gateway;
+use crate::rate_limit::Verdict;
+
+/// What a route requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Scope(&'static str),
+    /// `agents:invoke`, or `agents:invoke:<agent_id>` for that agent.
+    InvokeAgent,
+}
+
+/// The access rule of each `/v1` route (by method and route pattern).
+pub fn access(method: &Method, route: &str) -> Option<Access> {
+    use Access::{InvokeAgent, Public, Scope};
+    let get = method == Method::GET;
+    let post = method == Method::POST;
+    let delete = method == Method::DELETE;
+    Some(match route {
+        "/v1/health" if get => Public,
+        "/v1/agents"
+        | "/v1/agents/{agent_id}"
+        | "/v1/agents/{agent_id}/setup-schema"
+        | "/v1/skills"
+        | "/v1/skills/{skill_id}"
+        | "/v1/tools"
+        | "/v1/tools/{tool_name}"
+            if get =>
+        {
+            Scope("agents:read")
+        }
+        "/v1/agents/{agent_id}/invoke" | "/v1/agents/{agent_id}/chat" if post => InvokeAgent,
+        "/v1/agents/{agent_id}/config" if get || post || delete => Scope("agents:configure"),
+        "/v1/sessions" | "/v1/sessions/{session_id}" if get => Scope("sessions:read"),
+        "/v1/sessions/{session_id}" if delete => Scope("sessions:manage"),
+        "/v1/users/me/conversations" | "/v1/users/me/conversations/{conversation_id}/messages"
+            if get =>
+        {
+            Scope("sessions:read")
+        }
+        "/v1/executions"
+        | "/v1/executions/{execution_id}"
+        | "/v1/executions/{execution_id}/steps"
+        | "/v1/executions/{execution_id}/workflow"
+        | "/v1/executions/{execution_id}/approvals"
+            if get =>
+        {
+            Scope("executions:read")
+        }
+        "/v1/executions/{execution_id}/cancel" if post => Scope("executions:cancel"),
+        "/v1/executions/{execution_id}/approve" | "/v1/executions/{execution_id}/deny" if post => {
+            Scope("executions:approve")
+        }
+        "/v1/reload" if post => Scope("admin"),
+        route if route.starts_with("/v1/admin/mcp-servers") => Scope("admin:*"),
+        _ => return None,
+    })
+}
+
+fn refused(error: AuthError) -> Response {
+    let mut response =
+        ApiError::new(StatusCode::UNAUTHORIZED, "auth_required", error.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// The bearer token (or an `X-API-Key`).
+fn credential(request: &Request) -> Option<String> {
+    let headers = request.headers();
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return value.strip_prefix("Bearer ").map(|t| t.trim().to_string());
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+}
+
+fn client_address(request: &Request, trust_forwarded_for: bool) -> String {
+    if trust_forwarded_for
+        && let Some(first) = request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+    {
+        return first.trim().to_string();
+    }
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+pub async fn guard(State(gateway): State<Gateway>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    // Preflights are answered by the CORS layer; anything else outside /v1 has its own rules
+    // (docs are public, agentgate enforces the manifest's auth).
+    if request.method() == Method::OPTIONS || !path.starts_with("/v1/") {
+        return next.run(request).await;
+    }
+    let runtime = gateway.runtime();
+    // Nested under a prefix, the matched route carries it: the rules know `/v1/...` only.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str())
+        .and_then(|m| m.find("/v1/").map(|at| m[at..].to_string()));
+    let rule = match route.as_deref() {
+        Some(route) => access(request.method(), route).or_else(|| {
+            // A known route with another method is a 405, answered after authentication.
+            let methods = [Method::GET, Method::POST, Method::PUT, Method::DELETE];
+            methods
+                .iter()
+                .any(|m| access(m, route).is_some())
+                .then_some(Access::Scope(""))
+        }),
+        // Unknown paths fall through to the 404 answer (after authentication).
+        None => Some(Access::Scope("")),
+    };
+    let Some(rule) = rule else {
+        tracing::error!(route = ?route, "route without an access rule refused");
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "route_unguarded",
+            "This route has no access rule",
+        )
+        .into_response();
+    };
+    let public = rule == Access::Public
+        || runtime
+            .workspace
+            .config
+            .auth
+            .public_paths
+            .iter()
+            .any(|p| p == &path);
+
+    let mut caller = Caller::default();
+    if let (Some(auth), false) = (&runtime.auth, public) {
+        match auth.authenticate(credential(&request).as_deref()).await {
+            Ok(identity) => {
+                caller = Caller {
+                    is_admin: identity.is_admin(),
+                    user_id: Some(identity.user_id),
+                    scopes: identity.scopes,
+                };
+            }
+            Err(error) => return refused(error),
+        }
+    }
+
+    if let Some(limiter) = &gateway.inner.rate_limiter {
+        let key = match &caller.user_id {
+            Some(user) => format!("user:{user}"),
+            None => format!(
+                "ip:{}",
+                client_address(&request, limiter.trust_forwarded_for)
+            ),
+        };
+        if let Verdict::Limited { retry_after, limit } = limiter.check(&key, &path).await {
+            return ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "Rate limit exceeded ({limit} requests per window); retry in {retry_after} s"
+                ),
+            )
+            .with_header(header::RETRY_AFTER, &retry_after.to_string())
+            .into_response();
+        }
+    }
+
+    if runtime.auth.is_some() && !public {
+        let needed = match rule {
+            Access::Public | Access::Scope("") => None,
+            Access::Scope(scope) => Some(scope.to_string()),
+            Access::InvokeAgent => {
+                let agent = path
+                    .strip_prefix("/v1/agents/")
+                    .and_then(|rest| rest.split('/').next())
+                    .unwrap_or_default();
+                Some(format!("agents:invoke:{agent}"))
+            }
+        };
+        if let Some(scope) = needed
+            && !crate::auth::scopes_allow(&caller.scopes, &scope)
+        {
+            let shown = if rule == Access::InvokeAgent {
+                format!("agents:invoke (or {scope})")
+            } else {
+                scope
+            };
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!("Insufficient scopes. Missing: {shown}"),
+            )
+            .into_response();
+        }
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}

@@ -1,0 +1,741 @@
+//! Auth, ownership, scopes, personal agents, rate limits, CORS: every route walked with no
+//! credentials, a wrong key, a key lacking the scope and a valid key; JWTs against a JWKS
+//! served here.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agent_gateway::Gateway;
+use mock_llm::Reply;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const ALL_USER_SCOPES: &str = "[agents:read, agents:invoke, agents:configure, sessions:read, sessions:manage, executions:read, executions:cancel, executions:approve]";
+
+struct Answer {
+    status: u16,
+    body: Value,
+    headers: reqwest::header::HeaderMap,
+}
+
+async fn send(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Answer {
+    let mut request = server
+        .client
+        .request(method, format!("{}{path}", server.url));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    Answer {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        headers,
+    }
+}
+
+fn workspace(extra: &str) -> TestWorkspace {
+    let ws = TestWorkspace::new();
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nauth:\n  api_keys:\n    - {{name: root, key: root-key}}\n    - {{name: alice, key: alice-key, scopes: {ALL_USER_SCOPES}}}\n    - {{name: bob, key: bob-key, scopes: {ALL_USER_SCOPES}}}\n    - {{name: nobody, key: nobody-key, scopes: []}}\n    - {{name: narrow, key: narrow-key, scopes: [\"agents:invoke:assistant\"]}}\n{extra}"
+    ));
+    ws.agent("assistant", "description: helps", "Help.");
+    ws.agent("other", "description: another", "Help too.");
+    ws.agent(
+        "mailer",
+        "description: sends mail for you\nscope: personal\nsetup_schema:\n  type: object\n  required: [signature, smtp_password]\n  properties:\n    signature: {type: string}\n    smtp_password: {type: string, sensitive: true}\n    retries: {type: integer}\ntools: [whoami]",
+        "Send mail.",
+    );
+    ws.python_tool(
+        "whoami",
+        "  x:\n    type: string",
+        "def handle(arguments, context):\n    return {'user': context.get('caller_identity'), 'password': context.get('user_secrets', {}).get('smtp_password'), 'signature': context.get('user_config', {}).get('signature')}\n",
+    );
+    ws
+}
+
+/// The scope each route needs (`None`: public). A route missing here fails the matrix.
+fn expected_scope(method: &str, path: &str) -> Option<Option<&'static str>> {
+    Some(match (method, path) {
+        ("get", "/v1/health") => None,
+        ("get", "/v1/agents" | "/v1/agents/{agent_id}" | "/v1/agents/{agent_id}/setup-schema")
+        | ("get", "/v1/skills" | "/v1/skills/{skill_id}" | "/v1/tools" | "/v1/tools/{tool_name}") => {
+            Some("agents:read")
+        }
+        ("post", "/v1/agents/{agent_id}/invoke" | "/v1/agents/{agent_id}/chat") => {
+            Some("agents:invoke")
+        }
+        ("get" | "post" | "delete", "/v1/agents/{agent_id}/config") => Some("agents:configure"),
+        ("get", "/v1/sessions" | "/v1/sessions/{session_id}") => Some("sessions:read"),
+        ("delete", "/v1/sessions/{session_id}") => Some("sessions:manage"),
+        (
+            "get",
+            "/v1/users/me/conversations" | "/v1/users/me/conversations/{conversation_id}/messages",
+        ) => Some("sessions:read"),
+        ("get", p) if p.starts_with("/v1/executions") => Some("executions:read"),
+        ("post", "/v1/executions/{execution_id}/cancel") => Some("executions:cancel"),
+        (
+            "post",
+            "/v1/executions/{execution_id}/approve" | "/v1/executions/{execution_id}/deny",
+        ) => Some("executions:approve"),
+        ("post", "/v1/reload") => Some("admin"),
+        (_, p) if p.starts_with("/v1/admin/mcp-servers") => Some("admin:*"),
+        _ => return None,
+    })
+}
+
+#[tokio::test]
+async fn every_route_is_guarded() {
+    let ws = workspace("");
+    let (mock, server) = start(&ws).await;
+    mock.push(Reply::text("done"));
+    let invoked = send(
+        &server,
+        Method::POST,
+        "/v1/agents/assistant/invoke",
+        Some("alice-key"),
+        Some(json!({"message": "hi"})),
+    )
+    .await;
+    assert_eq!(invoked.status, 200, "{}", invoked.body);
+    let execution = invoked.body["execution_id"].as_str().unwrap().to_string();
+    mock.push(Reply::text("hello"));
+    let chatted = send(
+        &server,
+        Method::POST,
+        "/v1/agents/assistant/chat",
+        Some("alice-key"),
+        Some(json!({"message": "hi"})),
+    )
+    .await;
+    let session = chatted.body["session_id"].as_str().unwrap().to_string();
+    // The walk below deletes one session; the ownership checks use another.
+    mock.push(Reply::text("hello again"));
+    let walked = send(
+        &server,
+        Method::POST,
+        "/v1/agents/assistant/chat",
+        Some("alice-key"),
+        Some(json!({"message": "hi"})),
+    )
+    .await;
+    let walked_session = walked.body["session_id"].as_str().unwrap().to_string();
+
+    let spec = send(&server, Method::GET, "/openapi.json", None, None)
+        .await
+        .body;
+    let mut routes = 0;
+    for (path, operations) in spec["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            let scope = expected_scope(method, path).unwrap_or_else(|| {
+                panic!("no expectation for {method} {path}: add it to the matrix")
+            });
+            routes += 1;
+            let concrete = path
+                .replace(
+                    "{agent_id}",
+                    if path.ends_with("/config") {
+                        "mailer"
+                    } else {
+                        "assistant"
+                    },
+                )
+                .replace("{execution_id}", &execution)
+                .replace("{session_id}", &walked_session)
+                .replace("{conversation_id}", &walked_session)
+                .replace("{skill_id}", "none")
+                .replace("{tool_name}", "whoami")
+                .replace("{server_id}", "none");
+            let verb = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = (verb == Method::POST || verb == Method::PUT).then(|| json!({}));
+            let label = format!("{method} {path}");
+
+            let anonymous = send(&server, verb.clone(), &concrete, None, body.clone()).await;
+            let wrong = send(
+                &server,
+                verb.clone(),
+                &concrete,
+                Some("wrong-key"),
+                body.clone(),
+            )
+            .await;
+            let lacking = send(
+                &server,
+                verb.clone(),
+                &concrete,
+                Some("nobody-key"),
+                body.clone(),
+            )
+            .await;
+            let Some(_) = scope else {
+                assert_eq!(anonymous.status, 200, "{label} is public");
+                continue;
+            };
+            assert_eq!(anonymous.status, 401, "{label}: {}", anonymous.body);
+            assert_eq!(error_code(&anonymous.body), "auth_required", "{label}");
+            assert_eq!(anonymous.headers["www-authenticate"], "Bearer", "{label}");
+            assert_eq!(wrong.status, 401, "{label}: {}", wrong.body);
+            assert_eq!(lacking.status, 403, "{label}: {}", lacking.body);
+            assert_eq!(error_code(&lacking.body), "insufficient_scope", "{label}");
+            let valid = send(
+                &server,
+                verb.clone(),
+                &concrete,
+                Some("root-key"),
+                body.clone(),
+            )
+            .await;
+            let refused_by_guard = valid.status == 401
+                || (valid.status == 403 && valid.body["error"]["code"] == "insufficient_scope");
+            assert!(
+                !refused_by_guard && valid.status != 500,
+                "{label} with a valid key: {} {}",
+                valid.status,
+                valid.body
+            );
+            // Security headers on every answer, errors included.
+            assert_eq!(
+                lacking.headers["x-content-type-options"], "nosniff",
+                "{label}"
+            );
+        }
+    }
+    assert!(routes >= 30, "walked {routes} routes");
+
+    // Another user's resources.
+    for path in [
+        format!("/v1/executions/{execution}"),
+        format!("/v1/executions/{execution}/steps"),
+        format!("/v1/executions/{execution}/workflow"),
+        format!("/v1/sessions/{session}"),
+        format!("/v1/users/me/conversations/{session}/messages"),
+    ] {
+        let theirs = send(&server, Method::GET, &path, Some("bob-key"), None).await;
+        assert_eq!(theirs.status, 403, "{path}: {}", theirs.body);
+        assert_eq!(error_code(&theirs.body), "forbidden");
+        let mine = send(&server, Method::GET, &path, Some("alice-key"), None).await;
+        assert_eq!(mine.status, 200, "{path}: {}", mine.body);
+        let admin = send(&server, Method::GET, &path, Some("root-key"), None).await;
+        assert_eq!(admin.status, 200, "{path}: admins see everything");
+    }
+    let cancel = send(
+        &server,
+        Method::POST,
+        &format!("/v1/executions/{execution}/cancel"),
+        Some("bob-key"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(cancel.status, 403);
+    let delete = send(
+        &server,
+        Method::DELETE,
+        &format!("/v1/sessions/{session}"),
+        Some("bob-key"),
+        None,
+    )
+    .await;
+    assert_eq!(delete.status, 403);
+    let chat_theirs = send(
+        &server,
+        Method::POST,
+        "/v1/agents/assistant/chat",
+        Some("bob-key"),
+        Some(json!({"message": "hi", "session_id": session})),
+    )
+    .await;
+    assert_eq!(chat_theirs.status, 403, "{}", chat_theirs.body);
+    for listing in [
+        "/v1/executions",
+        "/v1/sessions",
+        "/v1/users/me/conversations",
+    ] {
+        let bobs = send(&server, Method::GET, listing, Some("bob-key"), None).await;
+        assert_eq!(bobs.body, json!([]), "{listing}: bob sees none of alice's");
+        let alices = send(&server, Method::GET, listing, Some("alice-key"), None).await;
+        assert!(!alices.body.as_array().unwrap().is_empty(), "{listing}");
+    }
+    let record = send(
+        &server,
+        Method::GET,
+        &format!("/v1/executions/{execution}"),
+        Some("alice-key"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        record.body["user_id"], "alice",
+        "the key's name is the identity"
+    );
+
+    // A scope for one agent only.
+    mock.push(Reply::text("ok"));
+    let one = send(
+        &server,
+        Method::POST,
+        "/v1/agents/assistant/invoke",
+        Some("narrow-key"),
+        Some(json!({"message": "hi"})),
+    )
+    .await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    let other = send(
+        &server,
+        Method::POST,
+        "/v1/agents/other/invoke",
+        Some("narrow-key"),
+        Some(json!({"message": "hi"})),
+    )
+    .await;
+    assert_eq!(other.status, 403);
+    // The agentgate manifest is public; its calls need a credential with agents:invoke.
+    let manifest = send(
+        &server,
+        Method::GET,
+        "/.well-known/agent-manifest.json",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(manifest.status, 200);
+    assert_eq!(manifest.body["auth"]["type"], "bearer", "{}", manifest.body);
+    let call = send(
+        &server,
+        Method::POST,
+        "/agent/intents/assistant",
+        None,
+        Some(json!({"message": "hi"})),
+    )
+    .await;
+    assert_eq!(call.status, 401, "{}", call.body);
+}
+
+#[tokio::test]
+async fn personal_agents_need_setup_and_keep_secrets_sealed() {
+    let ws = workspace("");
+    let mock = mock_llm::MockLlm::start().await.unwrap();
+    let mut env = mock_env(&mock);
+    env.insert(
+        "AGENT_GATEWAY_SECRET_KEY".into(),
+        "personal-secret-key".into(),
+    );
+    let server = TestServer::start(Gateway::builder(ws.path()).env(env)).await;
+    let password = "hunter2-smtp-pass";
+
+    let schema = send(
+        &server,
+        Method::GET,
+        "/v1/agents/mailer/setup-schema",
+        Some("alice-key"),
+        None,
+    )
+    .await;
+    assert_eq!(schema.body["scope"], "personal");
+    let early = send(
+        &server,
+        Method::POST,
+        "/v1/agents/mailer/invoke",
+        Some("alice-key"),
+        Some(json!({"message": "hi"})),
+    )
+    .await;
+    assert_eq!(early.status, 409, "{}", early.body);
+    assert_eq!(error_code(&early.body), "setup_required");
+
+    let bad = send(
+        &server,
+        Method::POST,
+        "/v1/agents/mailer/config",
+        Some("alice-key"),
+        Some(json!({"retries": "many"})),
+    )
+    .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    let partial = send(
+        &server,
+        Method::POST,
+        "/v1/agents/mailer/config",
+        Some("alice-key"),
+        Some(json!({"signature": "Alice A.", "instructions": "Always be brief."})),
+    )
+    .await;
+    assert_eq!(partial.status, 200, "{}", partial.body);
+    assert_eq!(partial.body["setup_completed"], false);
+    assert_eq!(partial.body["missing"], json!(["smtp_password"]));
+    let missing = send(
+        &server,
+        Method::POST,
+        "/v1/agents/mailer/invoke",
+        Some("alice-key"),
+        Some(json!({"message": "hi"})),
+    )
+    .await;
+    assert!(
+        missing.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("smtp_password")
+    );
+    let done = send(
+        &server,
+        Method::POST,
+        "/v1/agents/mailer/config",
+        Some("alice-key"),
+        Some(json!({"smtp_password": password})),
+    )
+    .await;
+    assert_eq!(done.body["setup_completed"], true, "{}", done.body);
+    assert_eq!(done.body["secrets"], json!({"smtp_password": "***"}));
+    let shown = send(
+        &server,
+        Method::GET,
+        "/v1/agents/mailer/config",
+        Some("alice-key"),
+        None,
+    )
+    .await;
+    assert!(!shown.body.to_string().contains(password));
+    assert_eq!(shown.body["config_values"]["signature"], "Alice A.");
+    let not_bobs = send(
+        &server,
+        Method::GET,
+        "/v1/agents/mailer/config",
+        Some("bob-key"),
+        None,
+    )
+    .await;
+    assert_eq!(not_bobs.status, 404, "configs are per user");
+    let global = send(
+        &server,
+        Method::GET,
+        "/v1/agents/assistant/config",
+        Some("alice-key"),
+        None,
+    )
+    .await;
+    assert_eq!(global.status, 400);
+
+    // Not in the database in clear.
+    for name in ["gateway.db", "gateway.db-wal"] {
+        if let Ok(bytes) = std::fs::read(ws.path().join(name)) {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(password),
+                "{name}"
+            );
+        }
+    }
+    if let Some((url, schema)) = ws.postgres() {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT row_to_json(c)::text FROM \"{schema}\".user_agent_configs c"
+        )))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert!(rows.iter().all(|r| !r.contains(password)), "{rows:?}");
+    }
+
+    // The setup reaches the prompt and the tools.
+    mock.push(Reply::tool_call("whoami", json!({"x": "1"})));
+    mock.push(Reply::text("sent"));
+    let run = send(
+        &server,
+        Method::POST,
+        "/v1/agents/mailer/invoke",
+        Some("alice-key"),
+        Some(json!({"message": "mail bob"})),
+    )
+    .await;
+    assert_eq!(run.status, 200, "{}", run.body);
+    let requests = mock.requests();
+    let system = requests[0].body["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        system.contains("Always be brief.") && system.contains("Alice A."),
+        "{system}"
+    );
+    assert!(!system.contains(password), "secrets stay out of the prompt");
+    let tool_saw: Value = serde_json::from_str(
+        requests[1].body["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["content"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        tool_saw,
+        json!({"user": "alice", "password": password, "signature": "Alice A."})
+    );
+    let bob = send(
+        &server,
+        Method::POST,
+        "/v1/agents/mailer/invoke",
+        Some("bob-key"),
+        Some(json!({"message": "hi"})),
+    )
+    .await;
+    assert_eq!(bob.status, 409, "bob has no setup");
+    let removed = send(
+        &server,
+        Method::DELETE,
+        "/v1/agents/mailer/config",
+        Some("alice-key"),
+        None,
+    )
+    .await;
+    assert_eq!(removed.body, json!({"deleted": true}));
+}
+
+#[tokio::test]
+async fn api_key_mode_without_keys_refuses_to_start() {
+    let ws = TestWorkspace::new();
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nauth:\n  mode: api_key\n"
+    ));
+    let err = Gateway::builder(ws.path())
+        .build()
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("api_keys"), "{err}");
+}
+
+#[tokio::test]
+async fn cors_answers_preflights_and_decorates_errors() {
+    let ws = workspace("cors:\n  enabled: true\n  allow_origins: [\"https://app.example\"]\n");
+    let (_mock, server) = start(&ws).await;
+    let preflight = server
+        .client
+        .request(Method::OPTIONS, format!("{}/v1/agents", server.url))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let refused = server
+        .client
+        .get(format!("{}/v1/agents", server.url))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(
+        refused.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let stranger = server
+        .client
+        .get(format!("{}/v1/health", server.url))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        stranger
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_hold_across_two_instances_sharing_redis() {
+    let Ok(redis) = std::env::var("TEST_REDIS_URL") else {
+        eprintln!("note: TEST_REDIS_URL is not set; skipped");
+        return;
+    };
+    // A fresh identity, so counters of earlier runs in this window do not count.
+    let user = format!("u{}", uuid::Uuid::new_v4().simple());
+    let ws = TestWorkspace::new();
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nauth:\n  api_keys:\n    - {{name: {user}, key: shared-key}}\nrate_limit:\n  enabled: true\n  default_limit: 5/minute\n  storage_uri: {redis}\ncors:\n  enabled: true\n"
+    ));
+    ws.agent("assistant", "", "Help.");
+    let (mock, first) = start(&ws).await;
+    let second = TestServer::start(Gateway::builder(ws.path()).env(mock_env(&mock))).await;
+    for _ in 0..10 {
+        let preflight = first
+            .client
+            .request(Method::OPTIONS, format!("{}/v1/agents", first.url))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "GET")
+            .send()
+            .await
+            .unwrap();
+        assert!(preflight.status().is_success());
+    }
+    for i in 0..5 {
+        let server = if i % 2 == 0 { &first } else { &second };
+        let answer = send(server, Method::GET, "/v1/agents", Some("shared-key"), None).await;
+        assert_eq!(answer.status, 200, "request {i}: {}", answer.body);
+    }
+    let limited = send(&second, Method::GET, "/v1/agents", Some("shared-key"), None).await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert_eq!(error_code(&limited.body), "rate_limited");
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    let also = send(&first, Method::GET, "/v1/agents", Some("shared-key"), None).await;
+    assert_eq!(
+        also.status, 429,
+        "the other instance counts the same requests"
+    );
+}
+
+/// A JWKS endpoint whose key set the test can change.
+async fn jwks_server(keys: Arc<Mutex<Value>>) -> String {
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let keys = Arc::clone(&keys);
+            async move { axum::Json(keys.lock().unwrap().clone()) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/jwks")
+}
+
+fn token(pem: &str, alg: jsonwebtoken::Algorithm, kid: &str, claims: Value) -> String {
+    let key = match alg {
+        jsonwebtoken::Algorithm::ES256 => jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()),
+        _ => jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()),
+    }
+    .unwrap();
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = Some(kid.to_string());
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+#[tokio::test]
+async fn oauth2_tokens_are_verified_against_the_jwks() {
+    let all: Value = serde_json::from_str(include_str!("keys/jwks.json")).unwrap();
+    let published = Arc::new(Mutex::new(json!({"keys": [all["rsa1"], all["ec1"]]})));
+    let jwks = jwks_server(Arc::clone(&published)).await;
+    let ws = TestWorkspace::new();
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nauth:\n  oauth2:\n    issuer: https://issuer.test\n    audience: agw\n    jwks_uri: {jwks}\n    algorithms: [RS256, ES256]\n"
+    ));
+    ws.agent("assistant", "", "Help.");
+    let (mock, server) = start(&ws).await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |sub: &str, scope: &str| json!({"sub": sub, "iss": "https://issuer.test", "aud": "agw", "exp": now + 600, "iat": now, "scope": scope});
+    let rsa1 = include_str!("keys/rsa1.pem");
+    let rsa2 = include_str!("keys/rsa2.pem");
+    let ec1 = include_str!("keys/ec1.pem");
+    use jsonwebtoken::Algorithm::{ES256, RS256};
+
+    let rs = token(
+        rsa1,
+        RS256,
+        "rsa-1",
+        claims("user-rs", "agents:read agents:invoke executions:read"),
+    );
+    let ok = send(&server, Method::GET, "/v1/agents", Some(&rs), None).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    mock.push(Reply::text("hi"));
+    let run = send(
+        &server,
+        Method::POST,
+        "/v1/agents/assistant/invoke",
+        Some(&rs),
+        Some(json!({"message": "hi"})),
+    )
+    .await;
+    let id = run.body["execution_id"].as_str().unwrap();
+    let record = send(
+        &server,
+        Method::GET,
+        &format!("/v1/executions/{id}"),
+        Some(&rs),
+        None,
+    )
+    .await;
+    assert_eq!(
+        record.body["user_id"], "user-rs",
+        "the subject is the identity"
+    );
+
+    let es = token(
+        ec1,
+        ES256,
+        "ec-1",
+        json!({"sub": "user-es", "iss": "https://issuer.test", "aud": "agw", "exp": now + 600, "scope": ["agents:read"]}),
+    );
+    assert_eq!(
+        send(&server, Method::GET, "/v1/agents", Some(&es), None)
+            .await
+            .status,
+        200
+    );
+    let no_scope = send(&server, Method::GET, "/v1/executions", Some(&es), None).await;
+    assert_eq!(no_scope.status, 403);
+
+    let mut expired = claims("u", "agents:read");
+    expired["exp"] = json!(now - 3600);
+    let mut wrong_audience = claims("u", "agents:read");
+    wrong_audience["aud"] = json!("someone-else");
+    let mut wrong_issuer = claims("u", "agents:read");
+    wrong_issuer["iss"] = json!("https://evil.test");
+    for (label, bad) in [
+        ("expired", token(rsa1, RS256, "rsa-1", expired)),
+        (
+            "wrong audience",
+            token(rsa1, RS256, "rsa-1", wrong_audience),
+        ),
+        ("wrong issuer", token(rsa1, RS256, "rsa-1", wrong_issuer)),
+        (
+            "signed by another key",
+            token(rsa2, RS256, "rsa-1", claims("u", "agents:read")),
+        ),
+        ("not a token", "garbage".to_string()),
+    ] {
+        let answer = send(&server, Method::GET, "/v1/agents", Some(&bad), None).await;
+        assert_eq!(answer.status, 401, "{label}: {}", answer.body);
+        assert_eq!(error_code(&answer.body), "auth_required");
+    }
+
+    // A key the issuer has not published yet, then published (rotation).
+    let rotated = token(rsa2, RS256, "rsa-2", claims("user-new", "agents:read"));
+    let unknown = send(&server, Method::GET, "/v1/agents", Some(&rotated), None).await;
+    assert_eq!(unknown.status, 401);
+    assert!(
+        unknown.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rsa-2")
+    );
+    *published.lock().unwrap() = json!({"keys": [all["rsa2"], all["ec1"]]});
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let accepted = send(&server, Method::GET, "/v1/agents", Some(&rotated), None).await;
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+}
