@@ -739,3 +739,64 @@ async fn oauth2_tokens_are_verified_against_the_jwks() {
     let accepted = send(&server, Method::GET, "/v1/agents", Some(&rotated), None).await;
     assert_eq!(accepted.status, 200, "{}", accepted.body);
 }
+
+#[tokio::test]
+async fn composite_mode_public_paths_and_limits_by_address() {
+    let all: Value = serde_json::from_str(include_str!("keys/jwks.json")).unwrap();
+    let jwks = jwks_server(Arc::new(Mutex::new(json!({"keys": [all["rsa1"]]})))).await;
+    let ws = TestWorkspace::new();
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nauth:\n  api_keys:\n    - {{name: svc, key: svc-key}}\n  oauth2: {{issuer: https://issuer.test, audience: agw, jwks_uri: \"{jwks}\"}}\n  public_paths: [/v1/health, /v1/skills]\nrate_limit:\n  enabled: true\n  default_limit: 2/minute\n  trust_forwarded_for: true\n"
+    ));
+    ws.agent("assistant", "", "Help.");
+    let (_mock, server) = start(&ws).await;
+    let now = chrono::Utc::now().timestamp();
+    let jwt = token(
+        include_str!("keys/rsa1.pem"),
+        jsonwebtoken::Algorithm::RS256,
+        "rsa-1",
+        json!({"sub": "person", "iss": "https://issuer.test", "aud": "agw", "exp": now + 60, "scope": "*"}),
+    );
+    assert_eq!(
+        send(&server, Method::GET, "/v1/agents", Some("svc-key"), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send(&server, Method::GET, "/v1/agents", Some(&jwt), None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send(&server, Method::GET, "/v1/agents", Some("nope"), None)
+            .await
+            .status,
+        401
+    );
+
+    // A public path needs no credentials; anonymous callers are limited by address.
+    let from = |ip: &'static str| {
+        let client = server.client.clone();
+        let url = format!("{}/v1/skills", server.url);
+        async move {
+            client
+                .get(url)
+                .header("x-forwarded-for", ip)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(from("10.0.0.1").await, 200);
+    assert_eq!(from("10.0.0.1").await, 200);
+    assert_eq!(from("10.0.0.1").await, 429);
+    assert_eq!(
+        from("10.0.0.2").await,
+        200,
+        "another address, another window"
+    );
+}
