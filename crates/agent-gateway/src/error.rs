@@ -56,6 +56,16 @@ pub enum GatewayError {
         agent_id: String,
         missing: Vec<String>,
     },
+    #[error("Schedule '{0}' not found")]
+    ScheduleNotFound(String),
+    #[error("{0}")]
+    ScheduleInvalid(String),
+    #[error("Schedule '{0}' already exists")]
+    ScheduleConflict(String),
+    #[error(
+        "Schedule '{0}' comes from AGENT.md and cannot be deleted here (disable it, or remove it from the file)"
+    )]
+    ScheduleProtected(String),
     #[error("MCP server '{0}' not found")]
     McpServerNotFound(String),
     /// The request clashes with what exists (a taken name, a resource edited elsewhere).

@@ -24,6 +24,7 @@ pub mod mcp;
 mod publish;
 mod rate_limit;
 mod runtime;
+pub mod scheduler;
 pub mod secrets;
 mod serve;
 pub mod sessions;

@@ -94,6 +94,13 @@ enum Command {
         #[arg(short = 'f', long = "format", default_value = "table")]
         format: String,
     },
+    /// List the schedules: those of AGENT.md (with runtime edits) and admin ones.
+    Schedules {
+        #[command(flatten)]
+        ws: WorkspaceArg,
+        #[arg(short = 'f', long = "format", default_value = "table")]
+        format: String,
+    },
     /// Validate the workspace and report every problem with its file and line.
     Check {
         #[command(flatten)]
@@ -269,6 +276,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Agents { ws, format } => list_agents(&ws.workspace, Format::parse(&format, true)?),
         Command::Skills { ws, format } => list_skills(&ws.workspace, Format::parse(&format, true)?),
+        Command::Schedules { ws, format } => {
+            list_schedules(&ws.workspace, Format::parse(&format, true)?).await
+        }
     }
 }
 
@@ -605,6 +615,60 @@ fn list_agents(path: &std::path::Path, format: Format) -> anyhow::Result<ExitCod
                     .clone()
                     .unwrap_or_else(|| "(default)".into())
             ),
+        ]);
+    }
+    table.print(format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list_schedules(path: &std::path::Path, format: Format) -> anyhow::Result<ExitCode> {
+    use agent_gateway::scheduler::{next_fire, workspace_record};
+    use agent_gateway::store::{SqlStore, Store};
+    let workspace = load_workspace(path)?;
+    let persistence = &workspace.config.persistence;
+    // Stored rows carry runtime edits and admin schedules; without a database there are none.
+    let stored = if persistence.enabled {
+        let store =
+            SqlStore::connect_in_schema(&persistence.url, path, persistence.db_schema.as_deref())
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+        store.list_schedules().await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut rows = Vec::new();
+    for agent in workspace.agents.values() {
+        for definition in &agent.schedules {
+            let id = format!("{}:{}", agent.id, definition.name);
+            let existing = stored.iter().find(|r| r.id == id);
+            rows.push(workspace_record(
+                &agent.id,
+                definition,
+                &workspace.config.timezone,
+                existing,
+            ));
+        }
+    }
+    rows.extend(stored.into_iter().filter(|r| r.source == "admin"));
+    let mut table = Table::new(
+        &[
+            "id", "agent", "cron", "enabled", "timezone", "source", "next_run",
+        ],
+        "No schedules found.",
+    );
+    for record in rows {
+        let next = record
+            .enabled
+            .then(|| next_fire(&record, chrono::Utc::now()))
+            .flatten();
+        table.row(vec![
+            json!(record.id),
+            json!(record.agent_id),
+            json!(record.cron_expr),
+            json!(record.enabled),
+            json!(record.timezone),
+            json!(record.source),
+            json!(next.map(|t| t.to_rfc3339())),
         ]);
     }
     table.print(format)?;

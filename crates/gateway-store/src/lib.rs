@@ -20,7 +20,7 @@ pub use memory::MemoryStore;
 pub use records::{
     ApprovalDecision, ApprovalRecord, ApprovalStatus, ConversationRecord, ConversationTurn,
     ExecutionFilter, ExecutionOutcome, ExecutionRecord, ExecutionStatus, InstanceRecord,
-    McpServerRecord, MessageRecord, StepRecord, UserConfigRecord,
+    McpServerRecord, MessageRecord, ScheduleRecord, StepRecord, UserConfigRecord,
 };
 pub use sql::{Backend, SqlStore};
 
@@ -160,6 +160,29 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<UserConfigRecord>, StoreError>;
 
     async fn delete_user_config(&self, user_id: &str, agent_id: &str) -> Result<bool, StoreError>;
+
+    /// Creates or replaces a schedule (a deleted one comes back). `last_run_at` of an existing
+    /// row is kept: it records fires.
+    async fn put_schedule(&self, record: &ScheduleRecord) -> Result<(), StoreError>;
+
+    /// Schedules not deleted, by id.
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError>;
+
+    async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError>;
+
+    /// Soft-deletes a schedule. Returns whether it existed.
+    async fn delete_schedule(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Claims the fire of `id` at `fire_at`: succeeds for exactly one caller per fire time
+    /// (the first to move `last_run_at` forward), on any instance. With `advisory`, a
+    /// PostgreSQL advisory lock on the schedule is taken for the claim as well.
+    async fn claim_schedule_fire(
+        &self,
+        id: &str,
+        fire_at: DateTime<Utc>,
+        next_run_at: Option<DateTime<Utc>>,
+        advisory: bool,
+    ) -> Result<bool, StoreError>;
 
     /// Appends a chat turn, creating the conversation on its first turn.
     async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError>;

@@ -23,6 +23,7 @@ struct State {
     approvals: HashMap<String, Vec<ApprovalRecord>>,
     mcp_servers: BTreeMap<String, McpServerRecord>,
     user_configs: BTreeMap<(String, String), UserConfigRecord>,
+    schedules: BTreeMap<String, ScheduleRecord>,
     conversations: HashMap<String, ConversationRecord>,
     messages: HashMap<String, Vec<MessageRecord>>,
 }
@@ -396,6 +397,47 @@ impl Store for MemoryStore {
             .user_configs
             .remove(&(user_id.to_string(), agent_id.to_string()))
             .is_some())
+    }
+
+    async fn put_schedule(&self, record: &ScheduleRecord) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let mut record = record.clone();
+        if let Some(existing) = state.schedules.get(&record.id) {
+            record.last_run_at = existing.last_run_at.or(record.last_run_at);
+        }
+        state.schedules.insert(record.id.clone(), record);
+        Ok(())
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        Ok(self.lock().schedules.values().cloned().collect())
+    }
+
+    async fn get_schedule(&self, id: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        Ok(self.lock().schedules.get(id).cloned())
+    }
+
+    async fn delete_schedule(&self, id: &str, _at: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(self.lock().schedules.remove(id).is_some())
+    }
+
+    async fn claim_schedule_fire(
+        &self,
+        id: &str,
+        fire_at: DateTime<Utc>,
+        next_run_at: Option<DateTime<Utc>>,
+        _advisory: bool,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let Some(record) = state.schedules.get_mut(id) else {
+            return Ok(false);
+        };
+        if record.last_run_at.is_some_and(|last| last >= fire_at) {
+            return Ok(false);
+        }
+        record.last_run_at = Some(fire_at);
+        record.next_run_at = next_run_at;
+        Ok(true)
     }
 
     async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError> {

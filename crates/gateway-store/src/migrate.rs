@@ -25,6 +25,12 @@ const SQLITE: &[Script] = &[
         include_str!("../migrations/sqlite/0002_tool_approvals.up.sql"),
         include_str!("../migrations/sqlite/0002_tool_approvals.down.sql"),
     ),
+    (
+        3,
+        "schedule overrides",
+        include_str!("../migrations/sqlite/0003_schedule_overrides.up.sql"),
+        include_str!("../migrations/sqlite/0003_schedule_overrides.down.sql"),
+    ),
 ];
 
 const POSTGRES: &[Script] = &[
@@ -39,6 +45,12 @@ const POSTGRES: &[Script] = &[
         "tool approvals",
         include_str!("../migrations/postgres/0002_tool_approvals.up.sql"),
         include_str!("../migrations/postgres/0002_tool_approvals.down.sql"),
+    ),
+    (
+        3,
+        "schedule overrides",
+        include_str!("../migrations/postgres/0003_schedule_overrides.up.sql"),
+        include_str!("../migrations/postgres/0003_schedule_overrides.down.sql"),
     ),
 ];
 

@@ -306,3 +306,30 @@ pub struct UserConfigRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// A schedule: from AGENT.md (`source: workspace`) or created at runtime (`admin`).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ScheduleRecord {
+    pub id: String,
+    pub agent_id: String,
+    pub name: String,
+    pub cron_expr: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    #[schema(value_type = Object)]
+    pub input: Map<String, Value>,
+    pub enabled: bool,
+    pub timezone: String,
+    /// `workspace` or `admin`.
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_run_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Fields edited at runtime (they win over AGENT.md).
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub overrides: Map<String, Value>,
+    pub created_at: DateTime<Utc>,
+}

@@ -191,6 +191,20 @@ impl From<GatewayError> for ApiError {
             GatewayError::SetupRequired { .. } => {
                 Self::new(StatusCode::CONFLICT, "setup_required", message)
             }
+            GatewayError::ScheduleNotFound(id) => Self::not_found("schedule", &id),
+            GatewayError::ScheduleInvalid(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "schedule_validation_error",
+                message,
+            ),
+            GatewayError::ScheduleConflict(_) => {
+                Self::new(StatusCode::CONFLICT, "schedule_conflict", message)
+            }
+            GatewayError::ScheduleProtected(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "cannot_delete_workspace_schedule",
+                message,
+            ),
             GatewayError::McpServerNotFound(id) => Self::not_found("mcp_server", &id),
             GatewayError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", message),
             GatewayError::InvalidRequest(_) => Self::validation(message, Vec::new()),

@@ -65,6 +65,18 @@ pub fn access(method: &Method, route: &str) -> Option<Access> {
         "/v1/executions/{execution_id}/approve" | "/v1/executions/{execution_id}/deny" if post => {
             Scope("executions:approve")
         }
+        "/v1/schedules" | "/v1/schedules/{schedule_id}" if get => Scope("schedules:read"),
+        "/v1/schedules" if post => Scope("schedules:manage"),
+        "/v1/schedules/{schedule_id}" if delete || method == Method::PATCH => {
+            Scope("schedules:manage")
+        }
+        "/v1/schedules/{schedule_id}/pause"
+        | "/v1/schedules/{schedule_id}/resume"
+        | "/v1/schedules/{schedule_id}/trigger"
+            if post =>
+        {
+            Scope("schedules:manage")
+        }
         "/v1/reload" if post => Scope("admin"),
         route if route.starts_with("/v1/admin/mcp-servers") => Scope("admin:*"),
         _ => return None,
@@ -129,7 +141,13 @@ pub async fn guard(State(gateway): State<Gateway>, mut request: Request, next: N
     let rule = match route.as_deref() {
         Some(route) => access(request.method(), route).or_else(|| {
             // A known route with another method is a 405, answered after authentication.
-            let methods = [Method::GET, Method::POST, Method::PUT, Method::DELETE];
+            let methods = [
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ];
             methods
                 .iter()
                 .any(|m| access(m, route).is_some())

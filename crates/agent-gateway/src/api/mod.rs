@@ -9,6 +9,7 @@ pub mod guard;
 pub mod identity;
 mod mcp;
 mod run;
+mod schedules;
 mod state;
 mod user_config;
 
@@ -97,6 +98,18 @@ pub fn router(gateway: Gateway) -> Router {
         .routes(routes!(conversations::list_conversations))
         .routes(routes!(conversations::conversation_messages))
         .routes(routes!(state::reload))
+        .routes(routes!(
+            schedules::list_schedules,
+            schedules::create_schedule
+        ))
+        .routes(routes!(
+            schedules::get_schedule,
+            schedules::edit_schedule,
+            schedules::delete_schedule
+        ))
+        .routes(routes!(schedules::pause_schedule))
+        .routes(routes!(schedules::resume_schedule))
+        .routes(routes!(schedules::trigger_schedule))
         .routes(routes!(mcp::list_servers, mcp::create_server))
         .routes(routes!(
             mcp::get_server,

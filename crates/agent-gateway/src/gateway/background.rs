@@ -94,7 +94,12 @@ pub(super) async fn start(gateway: &Gateway) -> Result<(), GatewayError> {
     reap(&store, &me).await;
     let stop = inner.background.clone();
     tokio::spawn(heartbeats(Arc::clone(&store), me, stop.clone()));
-    tokio::spawn(cancel_watch(store, Arc::clone(&inner.running), stop));
+    tokio::spawn(cancel_watch(
+        store,
+        Arc::clone(&inner.running),
+        stop.clone(),
+    ));
+    tokio::spawn(super::schedules::run_loop(inner.handle.clone(), stop));
     Ok(())
 }
 

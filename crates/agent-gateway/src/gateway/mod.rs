@@ -6,6 +6,7 @@ mod background;
 mod chat;
 mod invoke;
 mod mcp;
+mod schedules;
 mod user_config;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,7 @@ use crate::hooks::{HookEvent, Hooks, UnknownEvent};
 use crate::mcp::{McpManager, McpServerConfig};
 use crate::rate_limit::RateLimiter;
 use crate::runtime::{Parts, Runtime};
+use crate::scheduler::SchedulerState;
 use crate::secrets::SecretBox;
 use crate::sessions::SessionStore;
 use crate::tools::{CodeTool, SharedTool, ToolContext};
@@ -315,6 +317,15 @@ impl GatewayBuilder {
             .await
             .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?
             .map(Arc::new);
+        let scheduler = Arc::new(SchedulerState {
+            lock: crate::scheduler::lock_for(&config)
+                .await
+                .map_err(GatewayError::InvalidRequest)?,
+            runs: Arc::default(),
+        });
+        crate::scheduler::sync_workspace(&store, &workspace)
+            .await
+            .map_err(GatewayError::Storage)?;
         let secrets = SecretBox::from_env(&env);
         let mcp = mcp::start_manager(
             &config,
@@ -373,6 +384,7 @@ impl GatewayBuilder {
                 mcp,
                 secrets,
                 rate_limiter,
+                scheduler,
             }
         });
         let gateway = Gateway { inner };
@@ -437,6 +449,8 @@ pub(crate) struct Inner {
     pub(crate) secrets: Option<SecretBox>,
     /// Request rate limits (`None`: off). Built once: storage changes need a restart.
     pub(crate) rate_limiter: Option<Arc<RateLimiter>>,
+    /// The scheduler's lock and run counts (its loop is a background task).
+    pub(crate) scheduler: Arc<SchedulerState>,
 }
 
 /// A weak reference to a gateway (parts of the gateway that call back into it hold one, so
@@ -538,6 +552,9 @@ impl Gateway {
         .await?;
         let auth = authenticator(&workspace.config)
             .map_err(|e| GatewayError::ReloadFailed(e.to_string()))?;
+        crate::scheduler::sync_workspace(&self.inner.store, &workspace)
+            .await
+            .map_err(GatewayError::ReloadFailed)?;
         let (site_tools, site_diagnostics) = crate::tools::site::discover(&workspace).await;
         let runtime = Runtime::build(
             workspace,
@@ -787,6 +804,7 @@ impl Gateway {
 }
 
 pub use mcp::{McpServerCreate, McpServerInfo, McpServerUpdate};
+pub use schedules::{ScheduleCreate, ScheduleEdit};
 pub use user_config::UserConfigInfo;
 
 /// What an approve or deny request found.

@@ -91,6 +91,10 @@ fn expected_scope(method: &str, path: &str) -> Option<Option<&'static str>> {
             "post",
             "/v1/executions/{execution_id}/approve" | "/v1/executions/{execution_id}/deny",
         ) => Some("executions:approve"),
+        ("get", "/v1/schedules" | "/v1/schedules/{schedule_id}") => Some("schedules:read"),
+        ("post" | "delete" | "patch", p) if p.starts_with("/v1/schedules") => {
+            Some("schedules:manage")
+        }
         ("post", "/v1/reload") => Some("admin"),
         (_, p) if p.starts_with("/v1/admin/mcp-servers") => Some("admin:*"),
         _ => return None,
@@ -158,9 +162,12 @@ async fn every_route_is_guarded() {
                 .replace("{conversation_id}", &walked_session)
                 .replace("{skill_id}", "none")
                 .replace("{tool_name}", "whoami")
-                .replace("{server_id}", "none");
+                .replace("{server_id}", "none")
+                .replace("{schedule_id}", "none");
             let verb = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let body = (verb == Method::POST || verb == Method::PUT).then(|| json!({}));
+            let body = [Method::POST, Method::PUT, Method::PATCH]
+                .contains(&verb)
+                .then(|| json!({}));
             let label = format!("{method} {path}");
 
             let anonymous = send(&server, verb.clone(), &concrete, None, body.clone()).await;

@@ -13,6 +13,7 @@ mod library;
 mod mcp;
 mod mcp_server;
 mod persistence;
+mod schedules;
 mod support;
 mod tools;
 mod workflows;

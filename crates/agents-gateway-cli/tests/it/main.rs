@@ -361,13 +361,13 @@ async fn a_killed_server_leaves_no_running_execution_behind() {
         assert!(output.status.success(), "{args:?}: {:?}", text(&output));
         text(&output).0.trim().to_string()
     };
-    assert_eq!(run(&["db", "current"]), "2");
+    assert_eq!(run(&["db", "current"]), "3");
     assert!(run(&["db", "history"]).contains("applied"));
-    assert_eq!(run(&["db", "downgrade"]), "Downgraded to 1");
+    assert_eq!(run(&["db", "downgrade"]), "Downgraded to 2");
     assert_eq!(run(&["db", "downgrade", "0"]), "Downgraded to 0");
     assert_eq!(run(&["db", "current"]), "0");
     assert_eq!(run(&["db", "upgrade", "1"]), "Upgraded to 1");
-    assert_eq!(run(&["db", "upgrade"]), "Upgraded to 2");
+    assert_eq!(run(&["db", "upgrade"]), "Upgraded to 3");
     let output = bin()
         .args(["db", "upgrade", "7", "-w"])
         .arg(ws)
@@ -519,4 +519,30 @@ fn keys_create_prints_a_key_and_a_config_line_with_its_hash() {
         .unwrap();
     assert!(!checked.status.success());
     assert!(text(&checked).0.contains("api_keys") || text(&checked).1.contains("api_keys"));
+}
+
+#[test]
+fn schedules_lists_workspace_schedules() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("agents/writer")).unwrap();
+    std::fs::write(
+        dir.path().join("agents/writer/AGENT.md"),
+        "---\ndescription: w\nschedules:\n  - {name: daily, cron: \"0 9 * * *\", message: Write, timezone: Europe/Oslo}\n---\nWrite.\n",
+    )
+    .unwrap();
+    let output = bin()
+        .args(["schedules", "-f", "csv", "-w"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{:?}", text(&output));
+    let (stdout, _) = text(&output);
+    assert!(
+        stdout.starts_with("id,agent,cron,enabled,timezone,source,next_run"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("writer:daily,writer,0 9 * * *,true,Europe/Oslo,workspace,"),
+        "{stdout}"
+    );
 }

@@ -8,8 +8,8 @@ use chrono::{Duration, Utc};
 use gateway_store::{
     ApprovalDecision, ApprovalRecord, ApprovalStatus, CancelResult, ConversationTurn,
     ExecutionFilter, ExecutionOutcome, ExecutionRecord, ExecutionStatus, InstanceRecord,
-    McpServerRecord, MemoryStore, SqlStore, StepRecord, Store, StoreError, UserConfigRecord,
-    migrate,
+    McpServerRecord, MemoryStore, ScheduleRecord, SqlStore, StepRecord, Store, StoreError,
+    UserConfigRecord, migrate,
 };
 use serde_json::json;
 
@@ -405,6 +405,97 @@ async fn user_configs_are_kept_per_user_and_agent() {
         assert!(store.delete_user_config("alice", "mailer").await.unwrap());
         assert!(!store.delete_user_config("alice", "mailer").await.unwrap());
     }
+}
+
+#[tokio::test]
+async fn each_schedule_fire_is_claimed_once() {
+    for subject in subjects().await {
+        let store = &subject.store;
+        let name = subject.name;
+        let record = ScheduleRecord {
+            id: "writer:daily".into(),
+            agent_id: "writer".into(),
+            name: "daily".into(),
+            cron_expr: "0 9 * * *".into(),
+            message: "write".into(),
+            instructions: None,
+            input: serde_json::Map::new(),
+            enabled: true,
+            timezone: "UTC".into(),
+            source: "workspace".into(),
+            last_run_at: None,
+            next_run_at: None,
+            overrides: json!({"cron_expr": "0 10 * * *"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            created_at: Utc::now(),
+        };
+        store.put_schedule(&record).await.unwrap();
+        let fire = Utc::now();
+        let claims: Vec<bool> = futures_join(store, &record.id, fire).await;
+        assert_eq!(
+            claims.iter().filter(|c| **c).count(),
+            1,
+            "{name}: {claims:?}"
+        );
+        assert!(
+            !store
+                .claim_schedule_fire(&record.id, fire - Duration::seconds(1), None, true)
+                .await
+                .unwrap(),
+            "{name}: an older fire never runs after a newer one"
+        );
+        assert!(
+            store
+                .claim_schedule_fire(&record.id, fire + Duration::seconds(60), None, true)
+                .await
+                .unwrap()
+        );
+        // Writing the definition again keeps the record of fires.
+        store.put_schedule(&record).await.unwrap();
+        let got = store.get_schedule(&record.id).await.unwrap().unwrap();
+        assert!(got.last_run_at.unwrap() > fire, "{name}");
+        assert_eq!(got.overrides["cron_expr"], "0 10 * * *");
+        assert_eq!(store.list_schedules().await.unwrap().len(), 1);
+        assert!(store.delete_schedule(&record.id, Utc::now()).await.unwrap());
+        assert!(
+            store.get_schedule(&record.id).await.unwrap().is_none(),
+            "{name}"
+        );
+        assert!(store.list_schedules().await.unwrap().is_empty());
+        assert!(
+            !store
+                .claim_schedule_fire(&record.id, fire + Duration::seconds(120), None, false)
+                .await
+                .unwrap()
+        );
+        store.put_schedule(&record).await.unwrap();
+        assert!(
+            store.get_schedule(&record.id).await.unwrap().is_some(),
+            "{name}: recreated"
+        );
+    }
+}
+
+/// Ten concurrent claims of the same fire.
+async fn futures_join(store: &Arc<dyn Store>, id: &str, fire: chrono::DateTime<Utc>) -> Vec<bool> {
+    let mut handles = Vec::new();
+    for _ in 0..10 {
+        let store = Arc::clone(store);
+        let id = id.to_string();
+        handles.push(tokio::spawn(async move {
+            store
+                .claim_schedule_fire(&id, fire, None, true)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.unwrap());
+    }
+    out
 }
 
 #[tokio::test]
@@ -814,13 +905,17 @@ async fn migrations_go_up_and_down_by_step_and_to_a_version() {
         stores.push(("postgres", store, Some((url, schema))));
     }
     for (name, store, cleanup) in stores {
-        assert_eq!(migrate::current(&store).await.unwrap(), 2, "{name}");
+        assert_eq!(migrate::current(&store).await.unwrap(), 3, "{name}");
         let history = migrate::history(&store).await.unwrap();
-        assert_eq!(history.len(), 2);
+        assert_eq!(history.len(), 3);
         assert!(history.iter().all(|m| m.applied));
         // One step down drops version 2 only: executions stay, approvals go.
         store.insert_execution(&execution("x")).await.unwrap();
-        assert_eq!(migrate::downgrade(&store, None).await.unwrap(), 1, "{name}");
+        assert_eq!(
+            migrate::downgrade(&store, Some(1)).await.unwrap(),
+            1,
+            "{name}"
+        );
         assert!(
             store.approvals("x").await.is_err(),
             "{name}: approvals dropped"
@@ -839,10 +934,10 @@ async fn migrations_go_up_and_down_by_step_and_to_a_version() {
             "unknown version"
         );
         assert_eq!(migrate::upgrade(&store, Some(1)).await.unwrap(), 1);
-        assert_eq!(migrate::upgrade(&store, None).await.unwrap(), 2);
+        assert_eq!(migrate::upgrade(&store, None).await.unwrap(), 3);
         assert_eq!(
             migrate::upgrade(&store, None).await.unwrap(),
-            2,
+            3,
             "idempotent"
         );
         assert!(
