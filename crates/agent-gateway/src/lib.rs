@@ -21,6 +21,7 @@ mod gateway;
 pub mod hooks;
 mod llm_settings;
 pub mod mcp;
+pub mod notifications;
 mod publish;
 mod rate_limit;
 mod runtime;

@@ -20,7 +20,8 @@ pub use memory::MemoryStore;
 pub use records::{
     ApprovalDecision, ApprovalRecord, ApprovalStatus, ConversationRecord, ConversationTurn,
     ExecutionFilter, ExecutionOutcome, ExecutionRecord, ExecutionStatus, InstanceRecord,
-    McpServerRecord, MessageRecord, ScheduleRecord, StepRecord, UserConfigRecord,
+    McpServerRecord, MessageRecord, NotificationFilter, NotificationRecord, ScheduleRecord,
+    StepRecord, UserConfigRecord,
 };
 pub use sql::{Backend, SqlStore};
 
@@ -183,6 +184,27 @@ pub trait Store: Send + Sync {
         next_run_at: Option<DateTime<Utc>>,
         advisory: bool,
     ) -> Result<bool, StoreError>;
+
+    /// Records a notification to send; returns its id.
+    async fn insert_notification(&self, record: &NotificationRecord) -> Result<i64, StoreError>;
+
+    /// Records an attempt's outcome.
+    async fn update_notification(
+        &self,
+        id: i64,
+        status: &str,
+        attempts: i64,
+        last_error: Option<&str>,
+        delivered_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
+
+    async fn get_notification(&self, id: i64) -> Result<Option<NotificationRecord>, StoreError>;
+
+    /// A page of notifications matching `filter`, and how many match in all.
+    async fn list_notifications(
+        &self,
+        filter: &NotificationFilter,
+    ) -> Result<(Vec<NotificationRecord>, i64), StoreError>;
 
     /// Appends a chat turn, creating the conversation on its first turn.
     async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError>;

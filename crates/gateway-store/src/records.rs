@@ -333,3 +333,39 @@ pub struct ScheduleRecord {
     pub overrides: Map<String, Value>,
     pub created_at: DateTime<Utc>,
 }
+
+/// One notification: a message to one target (Slack channel or webhook) about an execution,
+/// with every delivery attempt counted. `payload` is what was sent, so a retry replays it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct NotificationRecord {
+    pub id: i64,
+    pub execution_id: String,
+    pub agent_id: String,
+    /// `execution.completed`, `execution.failed` or `execution.timeout`.
+    pub event_type: String,
+    /// `slack` or `webhook`.
+    pub channel: String,
+    /// The Slack channel, or the webhook URL without its query.
+    pub target: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip)]
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// Which notifications to list (newest first).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NotificationFilter {
+    pub status: Option<String>,
+    pub agent_id: Option<String>,
+    pub channel: Option<String>,
+    pub execution_id: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}

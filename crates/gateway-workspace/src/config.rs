@@ -290,7 +290,7 @@ fn default_clock_skew() -> u64 {
     30
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NotificationsConfig {
     pub slack: SlackConfig,
@@ -298,6 +298,23 @@ pub struct NotificationsConfig {
     pub webhook_secret: String,
     /// Hosts or addresses that webhooks may reach although they are private or loopback (ours).
     pub allowed_private_hosts: Vec<String>,
+    /// Delivery attempts per target before it is marked failed (ours; 0.2.13 used 3).
+    pub max_attempts: u32,
+    /// Wait before the second attempt; it doubles for each further one (ours).
+    pub retry_base_ms: u64,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self {
+            slack: SlackConfig::default(),
+            webhooks: Vec::new(),
+            webhook_secret: String::new(),
+            allowed_private_hosts: Vec::new(),
+            max_attempts: 3,
+            retry_base_ms: 1000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -191,6 +191,9 @@ impl From<GatewayError> for ApiError {
             GatewayError::SetupRequired { .. } => {
                 Self::new(StatusCode::CONFLICT, "setup_required", message)
             }
+            GatewayError::NotificationNotFound(id) => {
+                Self::not_found("notification", &id.to_string())
+            }
             GatewayError::ScheduleNotFound(id) => Self::not_found("schedule", &id),
             GatewayError::ScheduleInvalid(_) => Self::new(
                 StatusCode::BAD_REQUEST,

@@ -77,6 +77,8 @@ pub fn access(method: &Method, route: &str) -> Option<Access> {
         {
             Scope("schedules:manage")
         }
+        "/v1/notifications" if get => Scope("notifications:read"),
+        "/v1/notifications/{notification_id}/retry" if post => Scope("notifications:manage"),
         "/v1/reload" if post => Scope("admin"),
         route if route.starts_with("/v1/admin/mcp-servers") => Scope("admin:*"),
         _ => return None,

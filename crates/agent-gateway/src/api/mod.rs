@@ -8,6 +8,7 @@ pub mod error;
 pub mod guard;
 pub mod identity;
 mod mcp;
+mod notifications;
 mod run;
 mod schedules;
 mod state;
@@ -110,6 +111,8 @@ pub fn router(gateway: Gateway) -> Router {
         .routes(routes!(schedules::pause_schedule))
         .routes(routes!(schedules::resume_schedule))
         .routes(routes!(schedules::trigger_schedule))
+        .routes(routes!(notifications::list_notifications))
+        .routes(routes!(notifications::retry_notification))
         .routes(routes!(mcp::list_servers, mcp::create_server))
         .routes(routes!(
             mcp::get_server,

@@ -16,7 +16,7 @@ use crate::sessions::SessionInfo;
 use gateway_store::ApprovalRecord;
 use gateway_store::ExecutionFilter;
 
-pub(super) fn check_limit<N: PartialOrd + From<u8> + std::fmt::Display + Copy>(
+pub(crate) fn check_limit<N: PartialOrd + From<u8> + std::fmt::Display + Copy>(
     name: &str,
     value: N,
     max: N,

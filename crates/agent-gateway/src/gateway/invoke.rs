@@ -270,6 +270,26 @@ impl Gateway {
         result.status = self
             .finish_execution(&execution_id, stored, &outcome.steps)
             .await;
+        if !agent.notifications.is_empty() {
+            let event = crate::notifications::ExecutionEvent {
+                execution_id: execution_id.clone(),
+                agent_id: agent.id.clone(),
+                status: result.status,
+                message: request.message.clone(),
+                input: request.input.clone(),
+                output: result.result.output.clone(),
+                raw_text: result.result.raw_text.clone(),
+                error: result.error.clone(),
+                usage: serde_json::to_value(&result.usage).unwrap_or(Value::Null),
+                duration_ms: result.usage.duration_ms,
+            };
+            tokio::spawn(crate::notifications::notify(
+                std::sync::Arc::clone(&self.inner.store),
+                runtime.workspace.config.notifications.clone(),
+                agent.clone(),
+                event,
+            ));
+        }
         hooks
             .fire(HookEvent::AgentInvokeAfter {
                 agent_id: agent.id.clone(),

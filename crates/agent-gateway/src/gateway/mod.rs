@@ -777,6 +777,40 @@ impl Gateway {
         })
     }
 
+    /// A page of the notification log and the number of matching deliveries.
+    pub async fn notifications(
+        &self,
+        filter: &gateway_store::NotificationFilter,
+    ) -> Result<(Vec<gateway_store::NotificationRecord>, i64), GatewayError> {
+        self.inner
+            .store
+            .list_notifications(filter)
+            .await
+            .map_err(storage)
+    }
+
+    /// Sends a logged notification's original message again.
+    pub async fn retry_notification(
+        &self,
+        id: i64,
+    ) -> Result<gateway_store::NotificationRecord, GatewayError> {
+        let record = self
+            .inner
+            .store
+            .get_notification(id)
+            .await
+            .map_err(storage)?
+            .ok_or(GatewayError::NotificationNotFound(id))?;
+        if record.payload.is_null() {
+            return Err(GatewayError::Conflict(format!(
+                "Notification {id} was never sent ({}); fix the configuration instead",
+                record.last_error.unwrap_or_default()
+            )));
+        }
+        let config = self.runtime().workspace.config.notifications.clone();
+        Ok(crate::notifications::deliver(&self.inner.store, &config, record).await)
+    }
+
     /// The sessions table (API listings).
     pub(crate) fn sessions(&self) -> &SessionStore {
         &self.inner.sessions

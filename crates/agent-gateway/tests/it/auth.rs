@@ -95,6 +95,8 @@ fn expected_scope(method: &str, path: &str) -> Option<Option<&'static str>> {
         ("post" | "delete" | "patch", p) if p.starts_with("/v1/schedules") => {
             Some("schedules:manage")
         }
+        ("get", "/v1/notifications") => Some("notifications:read"),
+        ("post", "/v1/notifications/{notification_id}/retry") => Some("notifications:manage"),
         ("post", "/v1/reload") => Some("admin"),
         (_, p) if p.starts_with("/v1/admin/mcp-servers") => Some("admin:*"),
         _ => return None,
@@ -163,7 +165,8 @@ async fn every_route_is_guarded() {
                 .replace("{skill_id}", "none")
                 .replace("{tool_name}", "whoami")
                 .replace("{server_id}", "none")
-                .replace("{schedule_id}", "none");
+                .replace("{schedule_id}", "none")
+                .replace("{notification_id}", "999999");
             let verb = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let body = [Method::POST, Method::PUT, Method::PATCH]
                 .contains(&verb)

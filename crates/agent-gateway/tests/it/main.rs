@@ -12,6 +12,7 @@ mod invoke;
 mod library;
 mod mcp;
 mod mcp_server;
+mod notifications;
 mod persistence;
 mod schedules;
 mod support;

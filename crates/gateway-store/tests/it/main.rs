@@ -8,8 +8,8 @@ use chrono::{Duration, Utc};
 use gateway_store::{
     ApprovalDecision, ApprovalRecord, ApprovalStatus, CancelResult, ConversationTurn,
     ExecutionFilter, ExecutionOutcome, ExecutionRecord, ExecutionStatus, InstanceRecord,
-    McpServerRecord, MemoryStore, ScheduleRecord, SqlStore, StepRecord, Store, StoreError,
-    UserConfigRecord, migrate,
+    McpServerRecord, MemoryStore, NotificationFilter, NotificationRecord, ScheduleRecord, SqlStore,
+    StepRecord, Store, StoreError, UserConfigRecord, migrate,
 };
 use serde_json::json;
 
@@ -496,6 +496,79 @@ async fn futures_join(store: &Arc<dyn Store>, id: &str, fire: chrono::DateTime<U
         out.push(handle.await.unwrap());
     }
     out
+}
+
+#[tokio::test]
+async fn notifications_are_logged_filtered_and_paged() {
+    for subject in subjects().await {
+        let store = &subject.store;
+        let name = subject.name;
+        let record = |channel: &str, status: &str| NotificationRecord {
+            id: 0,
+            execution_id: "e1".into(),
+            agent_id: "writer".into(),
+            event_type: "execution.completed".into(),
+            channel: channel.into(),
+            target: "https://hooks.example/x".into(),
+            status: status.into(),
+            attempts: 0,
+            last_error: None,
+            payload: json!({"body": {"event": "execution.completed"}}),
+            created_at: Utc::now(),
+            delivered_at: None,
+        };
+        let first = store
+            .insert_notification(&record("webhook", "pending"))
+            .await
+            .unwrap();
+        let second = store
+            .insert_notification(&record("slack", "pending"))
+            .await
+            .unwrap();
+        assert_ne!(first, second);
+        store
+            .update_notification(first, "failed", 3, Some("HTTP 500"), None)
+            .await
+            .unwrap();
+        store
+            .update_notification(second, "delivered", 1, None, Some(Utc::now()))
+            .await
+            .unwrap();
+        let got = store.get_notification(first).await.unwrap().unwrap();
+        assert_eq!((got.status.as_str(), got.attempts), ("failed", 3), "{name}");
+        assert_eq!(got.last_error.as_deref(), Some("HTTP 500"));
+        assert_eq!(got.payload["body"]["event"], "execution.completed");
+        let filter = |status: Option<&str>, channel: Option<&str>| NotificationFilter {
+            status: status.map(str::to_string),
+            channel: channel.map(str::to_string),
+            limit: 10,
+            ..NotificationFilter::default()
+        };
+        let (items, total) = store
+            .list_notifications(&filter(Some("failed"), None))
+            .await
+            .unwrap();
+        assert_eq!((items.len(), total), (1, 1), "{name}");
+        let (items, total) = store
+            .list_notifications(&filter(None, Some("slack")))
+            .await
+            .unwrap();
+        assert_eq!((items[0].id, total), (second, 1));
+        let (items, total) = store
+            .list_notifications(&NotificationFilter {
+                limit: 1,
+                offset: 1,
+                ..NotificationFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (items.len(), total),
+            (1, 2),
+            "{name}: paged, total counts all"
+        );
+        assert_eq!(items[0].id, first, "newest first");
+    }
 }
 
 #[tokio::test]

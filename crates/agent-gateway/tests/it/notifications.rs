@@ -1,0 +1,191 @@
+//! Notifications: signed webhooks to a receiver started here, payload templates, a fake
+//! Slack, failures retried with backoff and replayed on request, and the private-address
+//! guard.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hmac::{KeyInit, Mac};
+use mock_llm::Reply;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// What a receiver got: (path, headers, body).
+type Received = Arc<Mutex<Vec<(String, axum::http::HeaderMap, String)>>>;
+
+/// A receiver that answers 500 to its first `failures` requests, then 200 (Slack-style
+/// `{"ok": true}` bodies).
+async fn receiver(failures: usize) -> (String, Received) {
+    let received: Received = Arc::default();
+    let seen = Arc::clone(&received);
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: String| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let mut all = seen.lock().unwrap();
+                all.push((uri.path().to_string(), headers, body));
+                if all.len() <= failures {
+                    (
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        axum::Json(json!({"ok": false, "error": "boom"})),
+                    )
+                } else {
+                    (axum::http::StatusCode::OK, axum::Json(json!({"ok": true})))
+                }
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), received)
+}
+
+async fn deliveries(server: &TestServer, execution_id: &str, expected: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        let (_, page) = server
+            .get(&format!("/v1/notifications?execution_id={execution_id}"))
+            .await;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        if items.len() == expected && items.iter().all(|i| i["status"] != "pending") {
+            return items;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("deliveries of {execution_id} did not settle");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_are_signed_templated_and_guarded() {
+    let (base, received) = receiver(0).await;
+    let ws = TestWorkspace::new();
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nnotifications:\n  allowed_private_hosts: [\"127.0.0.1\"]\n  retry_base_ms: 20\n  webhooks:\n    - {{name: hooks, url: \"{base}/hook?token=abc\", secret: s3cret}}\n"
+    ));
+    ws.agent(
+        "reporter",
+        &format!(
+            "notifications:\n  on_complete:\n    - {{channel: webhook, target: hooks}}\n    - {{channel: webhook, url: \"http://10.1.2.3/hook\"}}\n  on_error:\n    - channel: webhook\n      url: \"{base}/errors\"\n      payload_template: '{{\"text\": \"{{{{ event.agent_id }}}} failed: {{{{ event.error }}}}\", \"status\": {{{{ event.status | tojson }}}}}}'\n"
+        ),
+        "Report.",
+    );
+    let (mock, server) = start(&ws).await;
+    mock.push(Reply::text("All good."));
+    let (status, body) = server
+        .post("/v1/agents/reporter/invoke", json!({"message": "report"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let execution = body["execution_id"].as_str().unwrap();
+    let items = deliveries(&server, execution, 2).await;
+    let webhook = items
+        .iter()
+        .find(|i| i["target"] == format!("{base}/hook"))
+        .unwrap();
+    assert_eq!(webhook["status"], "delivered", "{items:?}");
+    assert_eq!(webhook["attempts"], 1);
+    assert_eq!(webhook["event_type"], "execution.completed");
+    let guarded = items
+        .iter()
+        .find(|i| i["target"] == "http://10.1.2.3/hook")
+        .unwrap();
+    assert_eq!(guarded["status"], "failed");
+    assert!(
+        guarded["last_error"].as_str().unwrap().contains("private"),
+        "{guarded}"
+    );
+
+    let (path, headers, sent) = received.lock().unwrap()[0].clone();
+    assert_eq!(path, "/hook");
+    let timestamp = headers["x-agentgateway-timestamp"].to_str().unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+    mac.update(format!("{timestamp}.{sent}").as_bytes());
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(
+        headers["x-agentgateway-signature"].to_str().unwrap(),
+        expected
+    );
+    let payload: Value = serde_json::from_str(&sent).unwrap();
+    assert_eq!(payload["event"], "execution.completed");
+    assert_eq!(payload["execution_id"], execution);
+    assert_eq!(payload["agent_id"], "reporter");
+    assert_eq!(payload["status"], "completed");
+
+    // A failed run goes to on_error, through the template.
+    mock.push(Reply::error(400, Some("bad request")));
+    let (_, failed) = server
+        .post("/v1/agents/reporter/invoke", json!({"message": "report"}))
+        .await;
+    let failed_id = failed["execution_id"].as_str().unwrap();
+    let items = deliveries(&server, failed_id, 1).await;
+    assert_eq!(items[0]["event_type"], "execution.failed");
+    assert_eq!(items[0]["status"], "delivered", "{items:?}");
+    let all = received.lock().unwrap().clone();
+    let (path, _, sent) = all.last().unwrap();
+    assert_eq!(path, "/errors");
+    let templated: Value = serde_json::from_str(sent).unwrap();
+    assert!(
+        templated["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("reporter failed: "),
+        "{templated}"
+    );
+    assert_eq!(templated["status"], "failed");
+
+    let (_, page) = server.get("/v1/notifications?status=failed&limit=1").await;
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["limit"], 1);
+    let (status, _) = server.get("/v1/notifications?limit=500").await;
+    assert_eq!(status, 422);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_delivery_is_retried_and_replayed() {
+    // Three failures: both attempts fail, then a manual retry (attempt 3 fails, 4 succeeds).
+    let (base, received) = receiver(3).await;
+    let ws = TestWorkspace::new();
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nnotifications:\n  allowed_private_hosts: [\"127.0.0.1\"]\n  max_attempts: 2\n  retry_base_ms: 30\n  slack:\n    enabled: true\n    bot_token: xoxb-test\n    api_base: \"{base}/api\"\n"
+    ));
+    ws.agent(
+        "reporter",
+        "notifications:\n  on_complete:\n    - {channel: slack, target: \"#ops\"}\n",
+        "Report.",
+    );
+    let (mock, server) = start(&ws).await;
+    mock.push(Reply::text("Done and dusted."));
+    let (_, body) = server
+        .post("/v1/agents/reporter/invoke", json!({"message": "report"}))
+        .await;
+    let execution = body["execution_id"].as_str().unwrap();
+    let items = deliveries(&server, execution, 1).await;
+    assert_eq!(items[0]["status"], "failed");
+    assert_eq!(items[0]["attempts"], 2, "every attempt is counted");
+    assert_eq!(items[0]["channel"], "slack");
+    assert_eq!(items[0]["target"], "#ops");
+    assert!(items[0]["last_error"].as_str().unwrap().contains("500"));
+
+    let id = items[0]["id"].as_i64().unwrap();
+    let (status, retried) = server
+        .post(&format!("/v1/notifications/{id}/retry"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!(retried["status"], "delivered");
+    assert_eq!(retried["attempts"], 4);
+
+    let all = received.lock().unwrap().clone();
+    assert_eq!(all.len(), 4);
+    let (path, headers, first) = &all[0];
+    assert_eq!(path, "/api/chat.postMessage");
+    assert_eq!(headers["authorization"], "Bearer xoxb-test");
+    assert_eq!(&all[3].2, first, "the retry replays the original message");
+    let message: Value = serde_json::from_str(first).unwrap();
+    assert_eq!(message["channel"], "#ops");
+    assert!(message["text"].as_str().unwrap().contains("completed"));
+    assert_eq!(message["blocks"][0]["type"], "header");
+    let (status, _) = server
+        .post("/v1/notifications/424242/retry", json!({}))
+        .await;
+    assert_eq!(status, 404);
+}
