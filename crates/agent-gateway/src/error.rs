@@ -56,6 +56,8 @@ pub enum GatewayError {
         agent_id: String,
         missing: Vec<String>,
     },
+    #[error("The execution queue is unavailable: {0}")]
+    QueueUnavailable(String),
     #[error("Notification {0} not found")]
     NotificationNotFound(i64),
     #[error("Schedule '{0}' not found")]

@@ -23,6 +23,7 @@ mod llm_settings;
 pub mod mcp;
 pub mod notifications;
 mod publish;
+pub mod queue;
 mod rate_limit;
 mod runtime;
 pub mod scheduler;

@@ -73,7 +73,8 @@ struct Prepared {
     channel: &'static str,
     /// What the log shows: the Slack channel or the URL without its query.
     display: String,
-    /// Stored as the log's payload: `{url | slack_channel, endpoint?, body}`.
+    /// Stored as the log's payload: `{url | slack_channel, endpoint?, body}`, the body as the
+    /// exact text sent (a retry sends the same bytes; JSON columns may reorder keys).
     payload: Value,
 }
 
@@ -160,7 +161,7 @@ fn prepare(
             Ok(Some(Prepared {
                 channel: "slack",
                 display: channel.clone(),
-                payload: json!({"slack_channel": channel, "body": slack_body(event, event_type, &channel)}),
+                payload: json!({"slack_channel": channel, "body": slack_body(event, event_type, &channel).to_string()}),
             }))
         }
         "webhook" => {
@@ -193,7 +194,7 @@ fn prepare(
             Ok(Some(Prepared {
                 channel: "webhook",
                 display: without_query(&url),
-                payload: json!({"url": url, "endpoint": endpoint.map(|e| e.name.clone()), "body": body}),
+                payload: json!({"url": url, "endpoint": endpoint.map(|e| e.name.clone()), "body": body.to_string()}),
             }))
         }
         other => Err(format!("unknown notification channel '{other}'")),
@@ -275,7 +276,11 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
 
 /// Sends one stored message once.
 async fn send_once(config: &NotificationsConfig, payload: &Value) -> Result<(), String> {
-    let body = payload.get("body").cloned().unwrap_or(Value::Null);
+    let text = match payload.get("body") {
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+        None => "null".to_string(),
+    };
     if let Some(url) = payload.get("url").and_then(Value::as_str) {
         let (host, address) = check_destination(url, &config.allowed_private_hosts).await?;
         let client = reqwest::Client::builder()
@@ -284,7 +289,6 @@ async fn send_once(config: &NotificationsConfig, payload: &Value) -> Result<(), 
             .resolve(&host, address)
             .build()
             .map_err(|e| e.to_string())?;
-        let text = body.to_string();
         let mut request = client
             .post(url)
             .header("content-type", "application/json")
@@ -322,7 +326,8 @@ async fn send_once(config: &NotificationsConfig, payload: &Value) -> Result<(), 
             ))
             .bearer_auth(&slack.bot_token)
             .timeout(Duration::from_secs(10))
-            .json(&body)
+            .header("content-type", "application/json; charset=utf-8")
+            .body(text)
             .send()
             .await
             .map_err(|e| e.to_string())?;

@@ -83,11 +83,9 @@ impl RateLimiter {
         let counters = match config.storage_uri.as_deref().filter(|u| !u.is_empty()) {
             None | Some("memory://") => Counters::Memory(Mutex::new(HashMap::new())),
             Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                let client = redis::Client::open(url)
-                    .map_err(|e| RateLimitError(format!("storage_uri '{url}': {e}")))?;
-                let manager = redis::aio::ConnectionManager::new(client)
+                let manager = crate::queue::connect_redis(url)
                     .await
-                    .map_err(|e| RateLimitError(format!("cannot reach {url}: {e}")))?;
+                    .map_err(RateLimitError)?;
                 Counters::Redis(manager)
             }
             Some(other) => {

@@ -183,10 +183,7 @@ return 0
 
 impl RedisLock {
     pub async fn connect(url: &str, prefix: &str, ttl: Duration) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("{url}: {e}"))?;
-        let manager = redis::aio::ConnectionManager::new(client)
-            .await
-            .map_err(|e| format!("cannot reach {url}: {e}"))?;
+        let manager = crate::queue::connect_redis(url).await?;
         Ok(Self {
             manager,
             prefix: prefix.to_string(),

@@ -58,6 +58,9 @@ enum Command {
         /// Allow POST /v1/reload to re-read the workspace.
         #[arg(long)]
         reload: bool,
+        /// Run queue workers (and the scheduler) without the HTTP API.
+        #[arg(long)]
+        worker_only: bool,
     },
     /// Run an agent once and print its answer.
     Invoke {
@@ -231,7 +234,14 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             host,
             port,
             reload,
-        } => serve(&ws.workspace, host, port, reload).await,
+            worker_only,
+        } => {
+            if worker_only {
+                work(&ws.workspace).await
+            } else {
+                serve(&ws.workspace, host, port, reload).await
+            }
+        }
         Command::Invoke {
             ws,
             agent,
@@ -330,6 +340,20 @@ async fn serve(
         health.status
     );
     agent_gateway::serve(gateway, listener, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Queue workers only: no HTTP. Stops on SIGINT/SIGTERM after the jobs in hand finish.
+async fn work(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let gateway = build_gateway(path, false).await?;
+    let queue = gateway.config().queue;
+    println!(
+        "Worker started: {} workers on the {:?} queue",
+        queue.workers, queue.backend
+    );
+    gateway.startup().await;
+    shutdown_signal().await;
+    gateway.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -113,8 +113,9 @@ pub trait Store: Send + Sync {
     async fn remove_instance(&self, instance_id: &str) -> Result<(), StoreError>;
 
     /// Marks `failed` (with `reason`) every queued or running execution that does not belong
-    /// to one of the `alive` instances, and forgets every other instance. Returns how many
-    /// executions failed.
+    /// to one of the `alive` instances, and forgets every other instance. Executions carried
+    /// by a durable queue (`options.queue = "durable"`) are left to it: it redelivers them.
+    /// Returns how many executions failed.
     async fn fail_orphans(&self, alive: &[String], reason: &str) -> Result<u64, StoreError>;
 
     /// Records approval requests of one execution and moves it `running` →
@@ -205,6 +206,17 @@ pub trait Store: Send + Sync {
         &self,
         filter: &NotificationFilter,
     ) -> Result<(Vec<NotificationRecord>, i64), StoreError>;
+
+    /// Takes a queued execution for `instance` (`queued` → `running`), or takes over one left
+    /// `running` by an instance not in `alive` (its worker died and the queue redelivered
+    /// the job). Returns whether this caller now runs it.
+    async fn claim_queued_execution(
+        &self,
+        execution_id: &str,
+        instance: &str,
+        alive: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// Appends a chat turn, creating the conversation on its first turn.
     async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError>;

@@ -509,6 +509,31 @@ impl Store for MemoryStore {
         Ok((page, total))
     }
 
+    async fn claim_queued_execution(
+        &self,
+        execution_id: &str,
+        instance: &str,
+        alive: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let Some(record) = state.executions.get_mut(execution_id) else {
+            return Ok(false);
+        };
+        let orphaned = record.status == ExecutionStatus::Running
+            && record
+                .instance_id
+                .as_ref()
+                .is_none_or(|i| !alive.contains(i));
+        if record.status != ExecutionStatus::Queued && !orphaned {
+            return Ok(false);
+        }
+        record.status = ExecutionStatus::Running;
+        record.instance_id = Some(instance.to_string());
+        record.started_at.get_or_insert(at);
+        Ok(true)
+    }
+
     async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError> {
         let mut state = self.lock();
         let conversation = state

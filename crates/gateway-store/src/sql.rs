@@ -692,11 +692,11 @@ impl Store for SqlStore {
         let now = Utc::now();
         let (executions, instances) = match &self.backend {
             Backend::Sqlite { .. } => (
-                "UPDATE executions SET status = 'failed', error = $2, completed_at = $3 WHERE status IN ('queued', 'running', 'waiting_approval') AND (instance_id IS NULL OR instance_id NOT IN (SELECT value FROM json_each($1)))",
+                "UPDATE executions SET status = 'failed', error = $2, completed_at = $3 WHERE status IN ('queued', 'running', 'waiting_approval') AND (instance_id IS NULL OR instance_id NOT IN (SELECT value FROM json_each($1))) AND (options IS NULL OR json_extract(options, '$.queue') IS NOT 'durable')",
                 "DELETE FROM gateway_instances WHERE id NOT IN (SELECT value FROM json_each($1))",
             ),
             Backend::Postgres(_) => (
-                "UPDATE executions SET status = 'failed', error = $2, completed_at = $3 WHERE status IN ('queued', 'running', 'waiting_approval') AND (instance_id IS NULL OR instance_id NOT IN (SELECT jsonb_array_elements_text($1)))",
+                "UPDATE executions SET status = 'failed', error = $2, completed_at = $3 WHERE status IN ('queued', 'running', 'waiting_approval') AND (instance_id IS NULL OR instance_id NOT IN (SELECT jsonb_array_elements_text($1))) AND (options IS NULL OR options->>'queue' IS DISTINCT FROM 'durable')",
                 "DELETE FROM gateway_instances WHERE id NOT IN (SELECT jsonb_array_elements_text($1))",
             ),
         };
@@ -1122,6 +1122,37 @@ impl Store for SqlStore {
                 out.push(notification_row!(row));
             }
             Ok((out, total))
+        })
+    }
+
+    async fn claim_queued_execution(
+        &self,
+        execution_id: &str,
+        instance: &str,
+        alive: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let alive = sqlx::types::Json(Value::Array(
+            alive.iter().map(|id| Value::String(id.clone())).collect(),
+        ));
+        let sql = match &self.backend {
+            Backend::Sqlite { .. } => {
+                "UPDATE executions SET status = 'running', instance_id = $2, started_at = COALESCE(started_at, $4) WHERE id = $1 AND (status = 'queued' OR (status = 'running' AND (instance_id IS NULL OR instance_id NOT IN (SELECT value FROM json_each($3)))))"
+            }
+            Backend::Postgres(_) => {
+                "UPDATE executions SET status = 'running', instance_id = $2, started_at = COALESCE(started_at, $4) WHERE id = $1 AND (status = 'queued' OR (status = 'running' AND (instance_id IS NULL OR instance_id NOT IN (SELECT jsonb_array_elements_text($3)))))"
+            }
+        };
+        on_write!(self, pool => {
+            let changed = sqlx::query(sql)
+                .bind(execution_id)
+                .bind(instance)
+                .bind(&alive)
+                .bind(at)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(changed > 0)
         })
     }
 

@@ -191,6 +191,11 @@ impl From<GatewayError> for ApiError {
             GatewayError::SetupRequired { .. } => {
                 Self::new(StatusCode::CONFLICT, "setup_required", message)
             }
+            GatewayError::QueueUnavailable(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue_unavailable",
+                message,
+            ),
             GatewayError::NotificationNotFound(id) => {
                 Self::not_found("notification", &id.to_string())
             }

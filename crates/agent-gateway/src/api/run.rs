@@ -133,10 +133,7 @@ pub async fn invoke(
             status: ExecutionStatus::Queued,
             poll_url: format!("/v1/executions/{execution_id}"),
         };
-        let background = gateway.clone();
-        tokio::spawn(async move {
-            background.run_invoke(prepared).await;
-        });
+        gateway.enqueue(prepared).await?;
         let response = (StatusCode::ACCEPTED, axum::Json(queued)).into_response();
         return Ok(with_execution_header(response, &execution_id));
     }

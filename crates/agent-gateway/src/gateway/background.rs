@@ -99,8 +99,39 @@ pub(super) async fn start(gateway: &Gateway) -> Result<(), GatewayError> {
         Arc::clone(&inner.running),
         stop.clone(),
     ));
-    tokio::spawn(super::schedules::run_loop(inner.handle.clone(), stop));
+    tokio::spawn(super::schedules::run_loop(
+        inner.handle.clone(),
+        stop.clone(),
+    ));
+    // A local queue has no other consumers: it always gets at least one worker here.
+    let configured = gateway.config().queue.workers;
+    let workers = if inner.queue.durable() {
+        configured
+    } else {
+        configured.max(1)
+    };
+    for n in 0..workers {
+        let name = format!("{}-{n}", inner.instance_id);
+        tokio::spawn(super::worker::run_worker(
+            inner.handle.clone(),
+            name,
+            stop.clone(),
+        ));
+    }
     Ok(())
+}
+
+/// The ids of the instances alive now (for taking over jobs of dead workers).
+pub(super) async fn alive_instances(gateway: &Gateway) -> Vec<String> {
+    let me = Me {
+        id: gateway.inner.instance_id.clone(),
+        host: host_name(),
+        pid: i64::from(std::process::id()),
+    };
+    match gateway.inner.store.instances().await {
+        Ok(instances) => alive(&me, &instances),
+        Err(_) => vec![me.id],
+    }
 }
 
 async fn reap(store: &SharedStore, me: &Me) {

@@ -30,6 +30,14 @@ pub(crate) struct PreparedInvoke {
     personal: Option<super::user_config::PersonalContext>,
 }
 
+/// An invocation that passed its checks.
+struct Checked {
+    runtime: Arc<Runtime>,
+    agent: AgentDefinition,
+    personal: Option<super::user_config::PersonalContext>,
+    output_schema: Option<(Value, Arc<jsonschema::Validator>)>,
+}
+
 impl PreparedInvoke {
     pub fn agent_id(&self) -> &str {
         &self.agent.id
@@ -92,12 +100,9 @@ impl Gateway {
         Ok(self.run_invoke(prepared).await)
     }
 
-    /// Checks an invocation and records it (`queued` when it will run in the background,
-    /// else `running`), without running it.
-    pub(crate) async fn prepare_invoke(
-        &self,
-        request: InvokeRequest,
-    ) -> Result<PreparedInvoke, GatewayError> {
+    /// What an invocation needs before it runs: its agent (enabled), the user's setup of a
+    /// personal agent, a valid input, and the output schema that applies.
+    async fn check_invoke(&self, request: &InvokeRequest) -> Result<Checked, GatewayError> {
         let runtime = self.runtime();
         let agent = Self::enabled_agent(&runtime, &request.agent_id)?;
         let personal = self
@@ -123,6 +128,46 @@ impl Gateway {
             }
             None => runtime.output_validators.get(&agent.id).cloned(),
         };
+        Ok(Checked {
+            runtime,
+            agent,
+            personal,
+            output_schema,
+        })
+    }
+
+    /// An invocation of an execution already recorded and marked running (a queued job).
+    pub(crate) async fn prepare_existing(
+        &self,
+        request: InvokeRequest,
+        execution_id: String,
+    ) -> Result<PreparedInvoke, GatewayError> {
+        let checked = self.check_invoke(&request).await?;
+        let cancel = self.inner.running.start(&execution_id);
+        Ok(PreparedInvoke {
+            runtime: checked.runtime,
+            agent: checked.agent,
+            request,
+            execution_id,
+            output_schema: checked.output_schema,
+            cancel,
+            run_async: false,
+            personal: checked.personal,
+        })
+    }
+
+    /// Checks an invocation and records it (`queued` when it will run in the background,
+    /// else `running`), without running it.
+    pub(crate) async fn prepare_invoke(
+        &self,
+        request: InvokeRequest,
+    ) -> Result<PreparedInvoke, GatewayError> {
+        let Checked {
+            runtime,
+            agent,
+            personal,
+            output_schema,
+        } = self.check_invoke(&request).await?;
         let execution_id = uuid::Uuid::new_v4().to_string();
         let run_async = request.options.run_async || agent.execution_mode == ExecutionMode::Async;
         let mut record = ExecutionRecord::new(
@@ -137,6 +182,12 @@ impl Gateway {
             "timeout_ms": request.options.timeout_ms,
             "output_schema": request.options.output_schema,
         }));
+        if run_async && self.durable_queue() {
+            // The queue redelivers it if its worker dies: the orphan reaper leaves it alone.
+            if let Some(options) = record.options.as_mut() {
+                options["queue"] = json!("durable");
+            }
+        }
         if let Some(schedule) = &request.schedule {
             record.schedule_id = Some(schedule.schedule_id.clone());
             record.schedule_name = Some(schedule.schedule_name.clone());

@@ -8,6 +8,7 @@ mod invoke;
 mod mcp;
 mod schedules;
 mod user_config;
+mod worker;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -326,6 +327,9 @@ impl GatewayBuilder {
         crate::scheduler::sync_workspace(&store, &workspace)
             .await
             .map_err(GatewayError::Storage)?;
+        let queue = crate::queue::open(&config.queue)
+            .await
+            .map_err(|e| GatewayError::QueueUnavailable(e.to_string()))?;
         let secrets = SecretBox::from_env(&env);
         let mcp = mcp::start_manager(
             &config,
@@ -385,6 +389,8 @@ impl GatewayBuilder {
                 secrets,
                 rate_limiter,
                 scheduler,
+                queue,
+                in_flight: Arc::default(),
             }
         });
         let gateway = Gateway { inner };
@@ -451,6 +457,10 @@ pub(crate) struct Inner {
     pub(crate) rate_limiter: Option<Arc<RateLimiter>>,
     /// The scheduler's lock and run counts (its loop is a background task).
     pub(crate) scheduler: Arc<SchedulerState>,
+    /// Where asynchronous executions wait for a worker.
+    pub(crate) queue: crate::queue::SharedQueue,
+    /// Jobs this process's workers are running (drained on shutdown).
+    pub(crate) in_flight: Arc<worker::InFlight>,
 }
 
 /// A weak reference to a gateway (parts of the gateway that call back into it hold one, so
@@ -824,9 +834,11 @@ impl Gateway {
     /// Fires `gateway.shutdown`, stops the background tasks and says goodbye to the store;
     /// call once when serving stops.
     pub async fn shutdown(&self) {
+        // Workers stop taking jobs, then those in hand finish (up to the drain timeout).
+        self.inner.background.cancel();
+        self.drain().await;
         self.inner.mcp.shutdown().await;
         self.inner.hooks.fire(HookEvent::GatewayShutdown).await;
-        self.inner.background.cancel();
         if self.inner.running.is_empty() {
             let _ = self
                 .inner

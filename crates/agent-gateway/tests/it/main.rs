@@ -14,6 +14,7 @@ mod mcp;
 mod mcp_server;
 mod notifications;
 mod persistence;
+mod queues;
 mod schedules;
 mod support;
 mod tools;

@@ -546,3 +546,151 @@ fn schedules_lists_workspace_schedules() {
         "{stdout}"
     );
 }
+
+fn worker(ws: &Path, mock: &MockLlm) -> std::process::Child {
+    bin()
+        .args(["serve", "--worker-only", "-w"])
+        .arg(ws)
+        .env("OPENAI_API_KEY", "k")
+        .env("OPENAI_API_BASE", mock.openai_base())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn execution_status(base: &str, id: &str) -> serde_json::Value {
+    reqwest::get(format!("{base}/v1/executions/{id}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A job in the hands of a worker that is SIGKILLed is finished by another worker, once.
+async fn killed_worker_job_is_finished_elsewhere(queue_yaml: &str) {
+    let mock = MockLlm::start().await.unwrap();
+    // The first call hangs long enough to kill its worker; the retry answers at once.
+    mock.push(Reply::text("from the dead worker").with_delay(60_000));
+    mock.set_default(Reply::text("finished by the second worker"));
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    write(
+        ws,
+        "gateway.yaml",
+        &format!(
+            "model:\n  default: openai/gpt-test\npersistence:\n  url: sqlite:///gateway.db\nqueue:\n{queue_yaml}"
+        ),
+    );
+    write(
+        ws,
+        "agents/slow/AGENT.md",
+        "---\nexecution_mode: async\n---\nTake your time.\n",
+    );
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    // The API process runs no workers; the workers are separate processes.
+    let mut api = bin()
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "-w",
+        ])
+        .arg(ws)
+        .env("OPENAI_API_KEY", "k")
+        .env("OPENAI_API_BASE", mock.openai_base())
+        .env("AGENT_GATEWAY_QUEUE__WORKERS", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(&base).await;
+    let mut first = worker(ws, &mock);
+    let queued: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/v1/agents/slow/invoke"))
+        .json(&serde_json::json!({"message": "go"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = queued["execution_id"].as_str().unwrap().to_string();
+    // Wait until the first worker is inside the model call.
+    for _ in 0..300 {
+        if !mock.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(mock.requests().len(), 1, "the first worker took the job");
+    assert_eq!(execution_status(&base, &id).await["status"], "running");
+    first.kill().unwrap(); // SIGKILL: no acknowledgement, no cleanup
+    first.wait().unwrap();
+
+    let mut second = worker(ws, &mock);
+    let mut record = serde_json::Value::Null;
+    for _ in 0..400 {
+        record = execution_status(&base, &id).await;
+        if record["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Let any duplicate delivery show itself before counting.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let requests = mock.requests().len();
+    second.kill().unwrap();
+    second.wait().unwrap();
+    api.kill().unwrap();
+    api.wait().unwrap();
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(
+        record["result"]["raw_text"],
+        "finished by the second worker"
+    );
+    assert_eq!(
+        requests, 2,
+        "the job ran once more, and only once, after the kill"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_worker_loses_no_redis_job() {
+    let Ok(url) = std::env::var("TEST_REDIS_URL") else {
+        eprintln!("note: TEST_REDIS_URL is not set; skipped");
+        return;
+    };
+    let stream = format!("agw-cli-test-{}", std::process::id());
+    killed_worker_job_is_finished_elsewhere(&format!(
+        "  backend: redis\n  redis_url: {url}\n  stream_key: {stream}-{}\n  workers: 1\n  visibility_timeout_s: 1\n",
+        rand_suffix()
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_worker_loses_no_rabbitmq_job() {
+    let Ok(url) = std::env::var("TEST_RABBITMQ_URL") else {
+        eprintln!("note: TEST_RABBITMQ_URL is not set; skipped");
+        return;
+    };
+    killed_worker_job_is_finished_elsewhere(&format!(
+        "  backend: rabbitmq\n  rabbitmq_url: \"{url}\"\n  queue_name: agw.cli.test.{}\n  workers: 1\n",
+        rand_suffix()
+    ))
+    .await;
+}
+
+fn rand_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{}{nanos}", std::process::id())
+}

@@ -572,6 +572,77 @@ async fn notifications_are_logged_filtered_and_paged() {
 }
 
 #[tokio::test]
+async fn queued_jobs_are_claimed_once_and_taken_over_from_dead_workers() {
+    for subject in subjects().await {
+        let store = &subject.store;
+        let name = subject.name;
+        let mut record = execution("worker");
+        record.instance_id = None;
+        record.options = Some(json!({"async": true, "queue": "durable"}));
+        store.insert_execution(&record).await.unwrap();
+        let id = record.execution_id.clone();
+        let alive = vec!["a".to_string(), "b".to_string()];
+        let mut handles = Vec::new();
+        for worker in ["a", "b", "a", "b"] {
+            let store = Arc::clone(store);
+            let (id, alive) = (id.clone(), alive.clone());
+            handles.push(tokio::spawn(async move {
+                store
+                    .claim_queued_execution(&id, worker, &alive, Utc::now())
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut wins = 0;
+        for handle in handles {
+            wins += usize::from(handle.await.unwrap());
+        }
+        assert_eq!(wins, 1, "{name}: one worker runs it");
+        let owner = store
+            .get_execution(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .instance_id
+            .unwrap();
+        let other = if owner == "a" { "b" } else { "a" };
+        assert!(
+            !store
+                .claim_queued_execution(&id, other, &alive, Utc::now())
+                .await
+                .unwrap(),
+            "{name}: not while its worker lives"
+        );
+        // The reaper leaves durable-queue jobs to the queue.
+        if name != "memory" {
+            store
+                .fail_orphans(&[other.to_string()], "gone")
+                .await
+                .unwrap();
+            let after = store.get_execution(&id).await.unwrap().unwrap();
+            assert_eq!(after.status, ExecutionStatus::Running, "{name}");
+        }
+        assert!(
+            store
+                .claim_queued_execution(&id, other, &[other.to_string()], Utc::now())
+                .await
+                .unwrap(),
+            "{name}: taken over once its worker is gone"
+        );
+        store
+            .finish_execution(&id, &outcome(ExecutionStatus::Completed), &[])
+            .await
+            .unwrap();
+        assert!(
+            !store
+                .claim_queued_execution(&id, "c", &[], Utc::now())
+                .await
+                .unwrap()
+        );
+    }
+}
+
+#[tokio::test]
 async fn cancel_wins_over_a_late_finish() {
     for subject in subjects().await {
         let store = &subject.store;
