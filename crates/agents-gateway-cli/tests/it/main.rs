@@ -694,3 +694,82 @@ fn rand_suffix() -> String {
         .unwrap_or_default();
     format!("{}{nanos}", std::process::id())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_a_worker_finish_its_job() {
+    let Ok(url) = std::env::var("TEST_REDIS_URL") else {
+        eprintln!("note: TEST_REDIS_URL is not set; skipped");
+        return;
+    };
+    let mock = MockLlm::start().await.unwrap();
+    mock.push(Reply::text("finished while stopping").with_delay(1500));
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    write(
+        ws,
+        "gateway.yaml",
+        &format!(
+            "model:\n  default: openai/gpt-test\npersistence:\n  url: sqlite:///gateway.db\nqueue:\n  backend: redis\n  redis_url: {url}\n  stream_key: agw-drain-{}\n  workers: 1\n",
+            rand_suffix()
+        ),
+    );
+    write(
+        ws,
+        "agents/slow/AGENT.md",
+        "---\nexecution_mode: async\n---\nTake your time.\n",
+    );
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut api = bin()
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "-w",
+        ])
+        .arg(ws)
+        .env("OPENAI_API_KEY", "k")
+        .env("OPENAI_API_BASE", mock.openai_base())
+        .env("AGENT_GATEWAY_QUEUE__WORKERS", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(&base).await;
+    let mut stopping = worker(ws, &mock);
+    let queued: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/v1/agents/slow/invoke"))
+        .json(&serde_json::json!({"message": "go"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = queued["execution_id"].as_str().unwrap().to_string();
+    for _ in 0..300 {
+        if !mock.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let terminated = Command::new("kill")
+        .args(["-TERM", &stopping.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    let exit = tokio::task::spawn_blocking(move || stopping.wait().unwrap())
+        .await
+        .unwrap();
+    let record = execution_status(&base, &id).await;
+    api.kill().unwrap();
+    api.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(
+        record["status"], "completed",
+        "the job in hand finished before exit: {record}"
+    );
+    assert_eq!(record["result"]["raw_text"], "finished while stopping");
+}
