@@ -12,6 +12,8 @@ use axum::routing::get;
 use utoipa::openapi::OpenApi;
 use utoipa_swagger_ui::Config;
 
+use crate::gateway::Gateway;
+
 const REDOC_JS: &[u8] = include_bytes!("../../assets/redoc.standalone.js");
 
 const REDOC_PAGE: &str = r#"<!DOCTYPE html>
@@ -29,8 +31,68 @@ const REDOC_PAGE: &str = r#"<!DOCTYPE html>
 </html>
 "#;
 
-pub fn router(openapi: &OpenApi) -> Router {
-    let spec: Arc<String> = Arc::new(openapi.to_json().unwrap_or_else(|_| "{}".to_string()));
+/// Adds, for each enabled agent with an `input_schema` or `output_schema`, its own invoke
+/// route typed by those schemas (served by the generic route; documented apart so clients
+/// see each agent's contract).
+fn with_agent_routes(spec: &serde_json::Value, gateway: &Gateway) -> serde_json::Value {
+    use serde_json::json;
+    let mut spec = spec.clone();
+    let runtime = gateway.runtime();
+    for agent in runtime.workspace.agents.values() {
+        if !agent.enabled || (agent.input_schema.is_none() && agent.output_schema.is_none()) {
+            continue;
+        }
+        let input = agent
+            .input_schema
+            .clone()
+            .unwrap_or_else(|| json!({"type": "object"}));
+        let mut body = json!({
+            "type": "object",
+            "required": ["message"],
+            "properties": {
+                "message": {"type": "string", "maxLength": 102_400},
+                "input": input,
+                "options": {"$ref": "#/components/schemas/InvokeOptionsBody"},
+            },
+        });
+        if agent.input_schema.is_some() {
+            body["required"] = json!(["message", "input"]);
+        }
+        let mut result = json!({"$ref": "#/components/schemas/ExecutionResult"});
+        if let Some(output) = &agent.output_schema {
+            result = json!({"allOf": [
+                {"$ref": "#/components/schemas/ExecutionResult"},
+                {"type": "object", "properties": {"result": {"type": "object", "properties": {"output": output}}}},
+            ]});
+        }
+        let error = json!({"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}});
+        let operation = json!({
+            "tags": ["Agents"],
+            "summary": format!("Invoke {}", agent.id),
+            "description": format!("`{}` with its input and output typed by the agent's schemas (the generic route with `agent_id` = `{}`).", agent.id, agent.id),
+            "operationId": format!("invoke_agent_{}", agent.id.replace('-', "_")),
+            "requestBody": {"required": true, "content": {"application/json": {"schema": body}}},
+            "responses": {
+                "200": {"description": "The execution's result", "content": {"application/json": {"schema": result}}},
+                "202": {"description": "Queued (asynchronous execution)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/QueuedResponse"}}}},
+                "404": error.clone(),
+                "422": error.clone(),
+                "503": error,
+            },
+        });
+        if let Some(paths) = spec.get_mut("paths").and_then(|p| p.as_object_mut()) {
+            paths.insert(
+                format!("/v1/agents/{}/invoke", agent.id),
+                json!({"post": operation}),
+            );
+        }
+    }
+    spec
+}
+
+pub fn router(openapi: &OpenApi, gateway: Gateway) -> Router {
+    let spec: Arc<serde_json::Value> =
+        Arc::new(serde_json::to_value(openapi).unwrap_or(serde_json::Value::Null));
     // The page lives at `docs/`; the spec is one level up.
     let config = Arc::new(Config::new(["../openapi.json"]));
     let swagger = move |rest: Option<Path<String>>| {
@@ -42,11 +104,10 @@ pub fn router(openapi: &OpenApi) -> Router {
             "/openapi.json",
             get(move || {
                 let spec = Arc::clone(&spec);
+                let gateway = gateway.clone();
                 async move {
-                    (
-                        [(header::CONTENT_TYPE, "application/json")],
-                        spec.as_str().to_owned(),
-                    )
+                    // Per request: the agents of the current workspace generation.
+                    axum::Json(with_agent_routes(&spec, &gateway))
                 }
             }),
         )

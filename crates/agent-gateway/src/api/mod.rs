@@ -158,7 +158,7 @@ pub fn router(gateway: Gateway) -> Router {
         .with_state(gateway.clone());
     api.with_state(gateway.clone())
         .merge(agentgate)
-        .merge(docs::router(&openapi))
+        .merge(docs::router(&openapi, gateway.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(gateway, guard::guard))

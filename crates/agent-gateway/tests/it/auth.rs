@@ -78,6 +78,10 @@ fn expected_scope(method: &str, path: &str) -> Option<Option<&'static str>> {
         ("post", "/v1/agents/{agent_id}/invoke" | "/v1/agents/{agent_id}/chat") => {
             Some("agents:invoke")
         }
+        // The typed route of an agent with schemas.
+        ("post", p) if p.starts_with("/v1/agents/") && p.ends_with("/invoke") => {
+            Some("agents:invoke")
+        }
         ("get" | "post" | "delete", "/v1/agents/{agent_id}/config") => Some("agents:configure"),
         ("get", "/v1/sessions" | "/v1/sessions/{session_id}") => Some("sessions:read"),
         ("delete", "/v1/sessions/{session_id}") => Some("sessions:manage"),

@@ -106,3 +106,39 @@ async fn swagger_ui_and_redoc_are_served_offline() {
     assert!(js.bytes().await.unwrap().len() > 500_000);
     let _: Value = server.get("/openapi.json").await.1;
 }
+
+#[tokio::test]
+async fn agents_with_schemas_get_their_own_typed_invoke_route() {
+    let ws = TestWorkspace::new();
+    ws.agent(
+        "extractor",
+        "input_schema:\n  type: object\n  required: [city]\n  properties:\n    city: {type: string}\noutput_schema:\n  type: object\n  properties:\n    temperature: {type: number}",
+        "Extract.",
+    );
+    ws.agent("plain", "", "Chat.");
+    let (_mock, server) = start(&ws).await;
+    let (_, spec) = server.get("/openapi.json").await;
+    let route = &spec["paths"]["/v1/agents/extractor/invoke"]["post"];
+    let body = &route["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["required"], serde_json::json!(["message", "input"]));
+    assert_eq!(
+        body["properties"]["input"]["required"],
+        serde_json::json!(["city"])
+    );
+    let result = &route["responses"]["200"]["content"]["application/json"]["schema"];
+    assert_eq!(
+        result["allOf"][1]["properties"]["result"]["properties"]["output"]["properties"]["temperature"]
+            ["type"],
+        "number"
+    );
+    assert!(spec["paths"].get("/v1/agents/plain/invoke").is_none());
+    // Every reference resolves.
+    let text = spec.to_string();
+    for name in text.split("#/components/schemas/").skip(1) {
+        let name: String = name.chars().take_while(|c| *c != '"').collect();
+        assert!(
+            spec["components"]["schemas"].get(&name).is_some(),
+            "dangling $ref {name}"
+        );
+    }
+}
