@@ -6,19 +6,10 @@
 source "$(dirname "$0")/lib.sh"
 build
 start_mock
-PG_URL="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
-SCHEMA="bench_$(date +%s)_$$"
-
-declare -A STORES=(
-  [sqlite]="persistence:\n  url: sqlite:///bench.db"
-  [postgres]="persistence:\n  url: \"$PG_URL\"\n  db_schema: $SCHEMA"
-)
 summary=()
 errors=0
 for store in sqlite postgres; do
-  ws="$WORK/ws-$store"
-  make_workspace "$ws" "$(printf "${STORES[$store]}")"
-  start_gateway "$ws"
+  start_gateway_on "$store"
   for c in 1 10 50; do
     line=$(load "invoke-$store-c$c" "$c" "$GATEWAY_URL/v1/agents/bench/invoke" '{"message":"hello"}')
     echo "$line"
@@ -31,6 +22,5 @@ for store in sqlite postgres; do
   done
   stop_gateway
 done
-psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS \"$SCHEMA\" CASCADE" >/dev/null 2>&1 || true
 echo "invoke: ${summary[*]} (errors total: $errors)"
 [ "$errors" -eq 0 ]

@@ -10,9 +10,13 @@ BIN="$ROOT/target/$PROFILE"
 WORK="$(mktemp -d)"
 PIDS=()
 
+PG_URL="${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+PG_SCHEMA="bench_$(date +%s)_$$"
+
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS \"$PG_SCHEMA\" CASCADE" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -62,6 +66,22 @@ start_gateway() { # WORKSPACE -> GATEWAY_URL, GATEWAY_PID
   PIDS+=($GATEWAY_PID)
   GATEWAY_URL="http://127.0.0.1:$port"
   wait_for "$GATEWAY_URL/v1/health"
+}
+
+# The persistence section for STORE: off, sqlite or postgres (a schema of its own).
+persistence_yaml() {
+  case $1 in
+    off) printf 'persistence:\n  enabled: false' ;;
+    sqlite) printf 'persistence:\n  url: sqlite:///bench.db' ;;
+    postgres) printf 'persistence:\n  url: "%s"\n  db_schema: %s' "$PG_URL" "$PG_SCHEMA" ;;
+  esac
+}
+
+start_gateway_on() { # STORE [EXTRA_YAML] -> GATEWAY_URL, GATEWAY_PID
+  local ws="$WORK/ws-$1"
+  make_workspace "$ws" "$(persistence_yaml "$1")${2:+
+$2}"
+  start_gateway "$ws"
 }
 
 stop_gateway() {

@@ -2,7 +2,7 @@
 //! idle TTL, each keeping at most a fixed number of messages. Turns of one session run one at
 //! a time (the session's own lock), different sessions in parallel.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -100,12 +100,57 @@ pub type SharedSession = Arc<tokio::sync::Mutex<ChatSession>>;
 struct Entry {
     session: SharedSession,
     summary: SessionInfo,
-    last_used: Instant,
+    /// Its place in the recency order (last use, tie-breaker).
+    key: (Instant, u64),
+}
+
+/// Sessions by id, and their ids by last use (oldest first): expiry and eviction take from
+/// the front of the order, so neither scans the table.
+#[derive(Default)]
+struct Table {
+    map: HashMap<String, Entry>,
+    order: BTreeMap<(Instant, u64), String>,
+    sequence: u64,
+}
+
+impl Table {
+    fn next_key(&mut self) -> (Instant, u64) {
+        self.sequence += 1;
+        (Instant::now(), self.sequence)
+    }
+
+    /// Marks a session used now.
+    fn touch(&mut self, id: &str) -> Option<&mut Entry> {
+        let key = self.next_key();
+        let entry = self.map.get_mut(id)?;
+        self.order.remove(&entry.key);
+        entry.key = key;
+        self.order.insert(key, id.to_string());
+        Some(entry)
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Entry> {
+        let entry = self.map.remove(id)?;
+        self.order.remove(&entry.key);
+        Some(entry)
+    }
+
+    /// Drops the sessions idle for `ttl` or longer.
+    fn expire(&mut self, ttl: Duration) {
+        while let Some((key, _)) = self.order.first_key_value() {
+            if key.0.elapsed() < ttl {
+                break;
+            }
+            if let Some((_, id)) = self.order.pop_first() {
+                self.map.remove(&id);
+            }
+        }
+    }
 }
 
 /// The session table.
 pub struct SessionStore {
-    entries: Mutex<HashMap<String, Entry>>,
+    table: Mutex<Table>,
     ttl: Duration,
     max_sessions: usize,
     max_messages: usize,
@@ -114,7 +159,7 @@ pub struct SessionStore {
 impl SessionStore {
     pub fn new(ttl: Duration, max_sessions: usize, max_messages: usize) -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table::default()),
             ttl,
             max_sessions: max_sessions.max(1),
             max_messages: max_messages.max(2),
@@ -125,9 +170,9 @@ impl SessionStore {
         self.max_messages
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, Table> {
         // A poisoned lock only means another thread panicked mid-update of plain data.
-        self.entries
+        self.table
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -144,64 +189,57 @@ impl SessionStore {
         let id = session.id.clone();
         let summary = session.summary();
         let shared = Arc::new(tokio::sync::Mutex::new(session));
-        let mut entries = self.lock();
-        self.sweep(&mut entries);
-        while entries.len() >= self.max_sessions {
-            let oldest = entries
-                .iter()
-                .min_by_key(|(_, e)| e.last_used)
-                .map(|(id, _)| id.clone());
-            match oldest {
-                Some(oldest) => {
-                    entries.remove(&oldest);
+        let mut table = self.lock();
+        table.expire(self.ttl);
+        table.remove(&id);
+        while table.map.len() >= self.max_sessions {
+            match table.order.pop_first() {
+                Some((_, oldest)) => {
+                    table.map.remove(&oldest);
                 }
                 None => break,
             }
         }
-        entries.insert(
+        let key = table.next_key();
+        table.order.insert(key, id.clone());
+        table.map.insert(
             id,
             Entry {
                 session: Arc::clone(&shared),
                 summary,
-                last_used: Instant::now(),
+                key,
             },
         );
         shared
     }
 
-    fn sweep(&self, entries: &mut HashMap<String, Entry>) {
-        let ttl = self.ttl;
-        entries.retain(|_, e| e.last_used.elapsed() < ttl);
-    }
-
     /// The live session, unless unknown or idle for longer than the TTL.
     pub fn get(&self, id: &str) -> Option<SharedSession> {
-        let mut entries = self.lock();
-        let expired = entries
+        let mut table = self.lock();
+        let expired = table
+            .map
             .get(id)
-            .is_some_and(|e| e.last_used.elapsed() >= self.ttl);
+            .is_some_and(|e| e.key.0.elapsed() >= self.ttl);
         if expired {
-            entries.remove(id);
+            table.remove(id);
             return None;
         }
-        let entry = entries.get_mut(id)?;
-        entry.last_used = Instant::now();
-        Some(Arc::clone(&entry.session))
+        table.touch(id).map(|entry| Arc::clone(&entry.session))
     }
 
     /// Records the state after a turn (for listings without locking every session).
     pub fn update_summary(&self, session: &ChatSession) {
-        if let Some(entry) = self.lock().get_mut(&session.id) {
+        if let Some(entry) = self.lock().touch(&session.id) {
             entry.summary = session.summary();
-            entry.last_used = Instant::now();
         }
     }
 
     pub fn summary(&self, id: &str) -> Option<SessionInfo> {
-        let entries = self.lock();
-        entries
+        let table = self.lock();
+        table
+            .map
             .get(id)
-            .filter(|e| e.last_used.elapsed() < self.ttl)
+            .filter(|e| e.key.0.elapsed() < self.ttl)
             .map(|e| e.summary.clone())
     }
 
@@ -212,19 +250,17 @@ impl SessionStore {
         user_id: Option<&str>,
         limit: usize,
     ) -> Vec<SessionInfo> {
-        let mut entries = self.lock();
-        self.sweep(&mut entries);
-        let mut found: Vec<(&Instant, &SessionInfo)> = entries
+        let mut table = self.lock();
+        table.expire(self.ttl);
+        table
+            .order
             .values()
+            .rev()
+            .filter_map(|id| table.map.get(id))
             .filter(|e| agent_id.is_none_or(|a| e.summary.agent_id == a))
             .filter(|e| user_id.is_none_or(|u| e.summary.user_id.as_deref() == Some(u)))
-            .map(|e| (&e.last_used, &e.summary))
-            .collect();
-        found.sort_by(|a, b| b.0.cmp(a.0));
-        found
-            .into_iter()
             .take(limit)
-            .map(|(_, s)| s.clone())
+            .map(|e| e.summary.clone())
             .collect()
     }
 
@@ -233,7 +269,7 @@ impl SessionStore {
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().map.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -7,6 +7,12 @@
 //! ```
 //! The last line printed is the summary as JSON.
 //!
+//! `--rate R` switches to an open loop: requests start at R per second whatever the answers
+//! (latency counts from the scheduled start, so a slow server cannot hide its queue), at most
+//! `--concurrency` in flight (beyond that a request counts as an error). `--requests N` stops
+//! after N requests instead of after the duration. `--stream` also measures, for streamed
+//! answers, the time to the first chunk of generated text and the gaps between such chunks.
+//!
 //! Flow mode measures whole agentgate server flows: `--url` is the site, `--flow-start PATH`
 //! starts a session, and each `--flow-step 'PATH JSON'` runs a step with its `X-Session-ID`;
 //! one iteration (start + every step) is one measured "request".
@@ -28,6 +34,9 @@ struct Args {
     expect_status: u16,
     flow_start: Option<String>,
     flow_steps: Vec<(String, String)>,
+    rate: Option<f64>,
+    requests: Option<u64>,
+    stream: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -43,6 +52,9 @@ fn parse() -> Result<Args, String> {
         expect_status: 200,
         flow_start: None,
         flow_steps: Vec::new(),
+        rate: None,
+        requests: None,
+        stream: false,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -78,6 +90,13 @@ fn parse() -> Result<Args, String> {
             "--expect-status" => {
                 args.expect_status = value()?.parse().map_err(|_| "invalid --expect-status")?
             }
+            "--rate" => {
+                args.rate = Some(value()?.parse().map_err(|_| "invalid --rate")?);
+            }
+            "--requests" => {
+                args.requests = Some(value()?.parse().map_err(|_| "invalid --requests")?);
+            }
+            "--stream" => args.stream = true,
             "--flow-start" => args.flow_start = Some(value()?),
             "--flow-step" => {
                 let step = value()?;
@@ -164,47 +183,178 @@ async fn flow(client: &reqwest::Client, args: &Args, start: &str) -> bool {
     true
 }
 
-/// Sends requests until `stop`, returning (latencies in microseconds, errors).
+fn micros(duration: Duration) -> u32 {
+    duration.as_micros().min(u128::from(u32::MAX)) as u32
+}
+
+/// What one request measured.
+#[derive(Default)]
+struct Sample {
+    ok: bool,
+    /// Time to the first body chunk (streaming).
+    first_chunk: Option<u32>,
+    /// Gaps between body chunks (streaming).
+    gaps: Vec<u32>,
+}
+
+/// Whether a streamed chunk carries generated text: `"content":"<something>"` (OpenAI deltas
+/// and the gateway's `token` events alike).
+fn carries_text(bytes: &[u8]) -> bool {
+    let needle = b"\"content\":\"";
+    bytes
+        .windows(needle.len() + 1)
+        .any(|w| w.starts_with(needle) && w[needle.len()] != b'"')
+}
+
+/// One request (or flow), from `started`.
+async fn once(client: &reqwest::Client, args: &Args, started: Instant) -> Sample {
+    if let Some(start) = &args.flow_start {
+        return Sample {
+            ok: flow(client, args, start).await,
+            ..Sample::default()
+        };
+    }
+    let sent = request(
+        client,
+        args,
+        args.method.clone(),
+        &args.url,
+        args.body.as_deref(),
+    )
+    .send()
+    .await;
+    let Ok(mut response) = sent else {
+        return Sample::default();
+    };
+    let status_ok = response.status().as_u16() == args.expect_status;
+    if !args.stream {
+        // Read the whole body: a request is done when its answer is.
+        return Sample {
+            ok: response.bytes().await.is_ok() && status_ok,
+            ..Sample::default()
+        };
+    }
+    let mut sample = Sample::default();
+    let mut last = None;
+    loop {
+        match response.chunk().await {
+            Ok(Some(bytes)) => {
+                // Only chunks that carry generated text count (not roles, ids or usage).
+                if !carries_text(&bytes) {
+                    continue;
+                }
+                let now = Instant::now();
+                match last {
+                    None => sample.first_chunk = Some(micros(now - started)),
+                    Some(previous) => sample.gaps.push(micros(now - previous)),
+                }
+                last = Some(now);
+            }
+            Ok(None) => break,
+            Err(_) => return Sample::default(),
+        }
+    }
+    sample.ok = status_ok;
+    sample
+}
+
+/// Everything measured.
+#[derive(Default)]
+struct Totals {
+    latencies: Vec<u32>,
+    first_chunks: Vec<u32>,
+    gaps: Vec<u32>,
+    errors: u64,
+}
+
+impl Totals {
+    fn add(&mut self, sample: Sample, latency: u32) {
+        if sample.ok {
+            self.latencies.push(latency);
+            self.first_chunks.extend(sample.first_chunk);
+            self.gaps.extend(sample.gaps);
+        } else {
+            self.errors += 1;
+        }
+    }
+
+    fn merge(&mut self, other: Totals) {
+        self.latencies.extend(other.latencies);
+        self.first_chunks.extend(other.first_chunks);
+        self.gaps.extend(other.gaps);
+        self.errors += other.errors;
+    }
+}
+
+/// Closed loop: sends requests one after the other until `stop` (or the request budget).
 async fn worker(
     client: reqwest::Client,
     args: Arc<Args>,
     stop: Arc<AtomicBool>,
     record_after: Instant,
-) -> (Vec<u32>, u64) {
-    let mut latencies = Vec::new();
-    let mut errors = 0;
+    budget: Arc<std::sync::atomic::AtomicU64>,
+) -> Totals {
+    let mut totals = Totals::default();
     while !stop.load(Ordering::Relaxed) {
-        let started = Instant::now();
-        let ok = match &args.flow_start {
-            Some(start) => flow(&client, &args, start).await,
-            None => match request(
-                &client,
-                &args,
-                args.method.clone(),
-                &args.url,
-                args.body.as_deref(),
-            )
-            .send()
-            .await
-            {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    // Read the whole body: a request is done when its answer is.
-                    response.bytes().await.is_ok() && status == args.expect_status
-                }
-                Err(_) => false,
-            },
-        };
-        if started < record_after {
-            continue;
+        if args.requests.is_some()
+            && budget
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_err()
+        {
+            break;
         }
-        if ok {
-            latencies.push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-        } else {
-            errors += 1;
+        let started = Instant::now();
+        let sample = once(&client, &args, started).await;
+        if started >= record_after {
+            totals.add(sample, micros(started.elapsed()));
         }
     }
-    (latencies, errors)
+    totals
+}
+
+/// Open loop: starts requests at `rate` per second until the duration ends.
+async fn open_loop(
+    client: reqwest::Client,
+    args: Arc<Args>,
+    rate: f64,
+    record_after: Instant,
+    until: Instant,
+) -> Totals {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<(Sample, u32, bool)>();
+    let mut next = Instant::now();
+    let mut overloaded = 0u64;
+    while next < until {
+        tokio::time::sleep_until(next.into()).await;
+        let scheduled = next;
+        next += interval;
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            if scheduled >= record_after {
+                overloaded += 1;
+            }
+            continue;
+        };
+        let (client, args, sender) = (client.clone(), Arc::clone(&args), sender.clone());
+        tokio::spawn(async move {
+            let sample = once(&client, &args, scheduled).await;
+            let _ = sender.send((
+                sample,
+                micros(scheduled.elapsed()),
+                scheduled >= record_after,
+            ));
+            drop(permit);
+        });
+    }
+    drop(sender);
+    let mut totals = Totals::default();
+    while let Some((sample, latency, counted)) = receiver.recv().await {
+        if counted {
+            totals.add(sample, latency);
+        }
+    }
+    totals.errors += overloaded;
+    totals
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -237,29 +387,46 @@ async fn main() -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let record_after = started + args.warmup;
-    let workers: Vec<_> = (0..args.concurrency)
-        .map(|_| {
-            tokio::spawn(worker(
-                client.clone(),
-                Arc::clone(&args),
-                Arc::clone(&stop),
-                record_after,
-            ))
-        })
-        .collect();
-    tokio::time::sleep(args.warmup + args.duration).await;
-    stop.store(true, Ordering::Relaxed);
-    let measured = started.elapsed().saturating_sub(args.warmup).as_secs_f64();
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for worker in workers {
-        if let Ok((l, e)) = worker.await {
-            latencies.extend(l);
-            errors += e;
+    let mut totals = Totals::default();
+    if let Some(rate) = args.rate {
+        let until = record_after + args.duration;
+        totals = open_loop(client, Arc::clone(&args), rate, record_after, until).await;
+    } else {
+        let budget = Arc::new(std::sync::atomic::AtomicU64::new(
+            args.requests.unwrap_or(0),
+        ));
+        let workers: Vec<_> = (0..args.concurrency)
+            .map(|_| {
+                tokio::spawn(worker(
+                    client.clone(),
+                    Arc::clone(&args),
+                    Arc::clone(&stop),
+                    record_after,
+                    Arc::clone(&budget),
+                ))
+            })
+            .collect();
+        if args.requests.is_none() {
+            tokio::time::sleep(args.warmup + args.duration).await;
+            stop.store(true, Ordering::Relaxed);
+        }
+        for worker in workers {
+            if let Ok(part) = worker.await {
+                totals.merge(part);
+            }
         }
     }
+    let measured = started.elapsed().saturating_sub(args.warmup).as_secs_f64();
+    let Totals {
+        mut latencies,
+        mut first_chunks,
+        mut gaps,
+        errors,
+    } = totals;
     latencies.sort_unstable();
-    let summary = serde_json::json!({
+    first_chunks.sort_unstable();
+    gaps.sort_unstable();
+    let mut summary = serde_json::json!({
         "label": args.label,
         "concurrency": args.concurrency,
         "requests": latencies.len(),
@@ -270,6 +437,15 @@ async fn main() -> ExitCode {
         "p99_ms": percentile(&latencies, 99.0),
         "max_ms": percentile(&latencies, 100.0),
     });
+    if let Some(rate) = args.rate {
+        summary["target_rps"] = serde_json::json!(rate);
+    }
+    if args.stream {
+        summary["first_chunk_p50_ms"] = serde_json::json!(percentile(&first_chunks, 50.0));
+        summary["first_chunk_p99_ms"] = serde_json::json!(percentile(&first_chunks, 99.0));
+        summary["chunk_gap_p50_ms"] = serde_json::json!(percentile(&gaps, 50.0));
+        summary["chunk_gap_p99_ms"] = serde_json::json!(percentile(&gaps, 99.0));
+    }
     println!("{summary}");
     if latencies.is_empty() {
         ExitCode::FAILURE

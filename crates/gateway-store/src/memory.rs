@@ -26,6 +26,8 @@ struct State {
     schedules: BTreeMap<String, ScheduleRecord>,
     notifications: Vec<NotificationRecord>,
     conversations: HashMap<String, ConversationRecord>,
+    /// Conversation ids by last update, oldest first (eviction without a scan).
+    conversation_order: BTreeMap<(DateTime<Utc>, String), ()>,
     messages: HashMap<String, Vec<MessageRecord>>,
 }
 
@@ -536,6 +538,15 @@ impl Store for MemoryStore {
 
     async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError> {
         let mut state = self.lock();
+        if let Some(previous) = state
+            .conversations
+            .get(&turn.conversation_id)
+            .map(|c| c.updated_at)
+        {
+            state
+                .conversation_order
+                .remove(&(previous, turn.conversation_id.clone()));
+        }
         let conversation = state
             .conversations
             .entry(turn.conversation_id.clone())
@@ -567,16 +578,15 @@ impl Store for MemoryStore {
                 created_at: turn.at,
             });
         }
-        if state.conversations.len() > MAX_CONVERSATIONS {
-            let by_age: BTreeMap<DateTime<Utc>, String> = state
-                .conversations
-                .values()
-                .map(|c| (c.updated_at, c.conversation_id.clone()))
-                .collect();
-            if let Some((_, oldest)) = by_age.into_iter().next() {
-                state.conversations.remove(&oldest);
-                state.messages.remove(&oldest);
-            }
+        state
+            .conversation_order
+            .insert((turn.at, turn.conversation_id.clone()), ());
+        while state.conversations.len() > MAX_CONVERSATIONS {
+            let Some(((_, oldest), ())) = state.conversation_order.pop_first() else {
+                break;
+            };
+            state.conversations.remove(&oldest);
+            state.messages.remove(&oldest);
         }
         Ok(())
     }
@@ -650,6 +660,14 @@ impl Store for MemoryStore {
     async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, StoreError> {
         let mut state = self.lock();
         state.messages.remove(conversation_id);
-        Ok(state.conversations.remove(conversation_id).is_some())
+        match state.conversations.remove(conversation_id) {
+            Some(removed) => {
+                state
+                    .conversation_order
+                    .remove(&(removed.updated_at, conversation_id.to_string()));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }
