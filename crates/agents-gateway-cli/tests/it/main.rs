@@ -568,14 +568,10 @@ async fn execution_status(base: &str, id: &str) -> serde_json::Value {
         .unwrap()
 }
 
-/// A job in the hands of a worker that is SIGKILLed is finished by another worker, once.
-async fn killed_worker_job_is_finished_elsewhere(queue_yaml: &str) {
-    let mock = MockLlm::start().await.unwrap();
-    // The first call hangs long enough to kill its worker; the retry answers at once.
-    mock.push(Reply::text("from the dead worker").with_delay(60_000));
-    mock.set_default(Reply::text("finished by the second worker"));
-    let dir = tempfile::tempdir().unwrap();
-    let ws = dir.path();
+/// A workspace whose `slow` agent runs asynchronously through `queue_yaml`, served by an API
+/// process without workers (the workers are separate processes). Returns the API process and
+/// its base URL.
+async fn queued_api(ws: &Path, queue_yaml: &str, mock: &MockLlm) -> (std::process::Child, String) {
     write(
         ws,
         "gateway.yaml",
@@ -590,8 +586,7 @@ async fn killed_worker_job_is_finished_elsewhere(queue_yaml: &str) {
     );
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    // The API process runs no workers; the workers are separate processes.
-    let mut api = bin()
+    let api = bin()
         .args([
             "serve",
             "--host",
@@ -609,7 +604,11 @@ async fn killed_worker_job_is_finished_elsewhere(queue_yaml: &str) {
         .spawn()
         .unwrap();
     wait_healthy(&base).await;
-    let mut first = worker(ws, &mock);
+    (api, base)
+}
+
+/// Queues a run of `slow` and waits until a worker is inside its model call.
+async fn queue_and_wait_for_the_model(base: &str, mock: &MockLlm) -> String {
     let queued: serde_json::Value = reqwest::Client::new()
         .post(format!("{base}/v1/agents/slow/invoke"))
         .json(&serde_json::json!({"message": "go"}))
@@ -619,14 +618,26 @@ async fn killed_worker_job_is_finished_elsewhere(queue_yaml: &str) {
         .json()
         .await
         .unwrap();
-    let id = queued["execution_id"].as_str().unwrap().to_string();
-    // Wait until the first worker is inside the model call.
     for _ in 0..300 {
         if !mock.requests().is_empty() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    queued["execution_id"].as_str().unwrap().to_string()
+}
+
+/// A job in the hands of a worker that is SIGKILLed is finished by another worker, once.
+async fn killed_worker_job_is_finished_elsewhere(queue_yaml: &str) {
+    let mock = MockLlm::start().await.unwrap();
+    // The first call hangs long enough to kill its worker; the retry answers at once.
+    mock.push(Reply::text("from the dead worker").with_delay(60_000));
+    mock.set_default(Reply::text("finished by the second worker"));
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    let (mut api, base) = queued_api(ws, queue_yaml, &mock).await;
+    let mut first = worker(ws, &mock);
+    let id = queue_and_wait_for_the_model(&base, &mock).await;
     assert_eq!(mock.requests().len(), 1, "the first worker took the job");
     assert_eq!(execution_status(&base, &id).await["status"], "running");
     first.kill().unwrap(); // SIGKILL: no acknowledgement, no cleanup
@@ -705,56 +716,13 @@ async fn sigterm_lets_a_worker_finish_its_job() {
     mock.push(Reply::text("finished while stopping").with_delay(1500));
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path();
-    write(
-        ws,
-        "gateway.yaml",
-        &format!(
-            "model:\n  default: openai/gpt-test\npersistence:\n  url: sqlite:///gateway.db\nqueue:\n  backend: redis\n  redis_url: {url}\n  stream_key: agw-drain-{}\n  workers: 1\n",
-            rand_suffix()
-        ),
+    let queue_yaml = format!(
+        "  backend: redis\n  redis_url: {url}\n  stream_key: agw-drain-{}\n  workers: 1\n",
+        rand_suffix()
     );
-    write(
-        ws,
-        "agents/slow/AGENT.md",
-        "---\nexecution_mode: async\n---\nTake your time.\n",
-    );
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut api = bin()
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "-w",
-        ])
-        .arg(ws)
-        .env("OPENAI_API_KEY", "k")
-        .env("OPENAI_API_BASE", mock.openai_base())
-        .env("AGENT_GATEWAY_QUEUE__WORKERS", "0")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_healthy(&base).await;
+    let (mut api, base) = queued_api(ws, &queue_yaml, &mock).await;
     let mut stopping = worker(ws, &mock);
-    let queued: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/v1/agents/slow/invoke"))
-        .json(&serde_json::json!({"message": "go"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = queued["execution_id"].as_str().unwrap().to_string();
-    for _ in 0..300 {
-        if !mock.requests().is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let id = queue_and_wait_for_the_model(&base, &mock).await;
     let terminated = Command::new("kill")
         .args(["-TERM", &stopping.id().to_string()])
         .status()
