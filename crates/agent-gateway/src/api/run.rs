@@ -119,6 +119,7 @@ pub async fn invoke(
     }
     let mut request = InvokeRequest::new(agent_id, body.message).input(body.input);
     request.user_id = caller.user_id;
+    request.via_queue = true;
     let request = request.options(ExecutionOptions {
         output_schema: options.output_schema,
         timeout_ms: options.timeout_ms,

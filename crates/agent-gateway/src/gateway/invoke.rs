@@ -182,7 +182,7 @@ impl Gateway {
             "timeout_ms": request.options.timeout_ms,
             "output_schema": request.options.output_schema,
         }));
-        if run_async && self.durable_queue() {
+        if run_async && request.via_queue && self.durable_queue() {
             // The queue redelivers it if its worker dies: the orphan reaper leaves it alone.
             if let Some(options) = record.options.as_mut() {
                 options["queue"] = json!("durable");

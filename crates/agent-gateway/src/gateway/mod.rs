@@ -80,6 +80,8 @@ pub struct InvokeRequest {
     pub schedule: Option<ScheduleRun>,
     /// Set when another execution delegated this one.
     pub parent: Option<ParentLink>,
+    /// An asynchronous run goes through the queue (not run by the caller itself).
+    pub(crate) via_queue: bool,
 }
 
 impl InvokeRequest {
@@ -92,6 +94,7 @@ impl InvokeRequest {
             user_id: None,
             schedule: None,
             parent: None,
+            via_queue: false,
         }
     }
 

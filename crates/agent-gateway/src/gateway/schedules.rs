@@ -240,12 +240,18 @@ impl Gateway {
             schedule_name: record.name.clone(),
             instructions: record.instructions.clone(),
         });
+        // An asynchronous agent's scheduled runs go through the queue like its API runs.
+        request.via_queue = true;
         let prepared = self.prepare_invoke(request).await?;
         let execution_id = prepared.execution_id.clone();
-        let gateway = self.clone();
-        tokio::spawn(async move {
-            gateway.run_invoke(prepared).await;
-        });
+        if prepared.run_async {
+            self.enqueue(prepared).await?;
+        } else {
+            let gateway = self.clone();
+            tokio::spawn(async move {
+                gateway.run_invoke(prepared).await;
+            });
+        }
         Ok(execution_id)
     }
 }

@@ -9,6 +9,13 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 async fn run_async_through(queue_yaml: &str) -> Value {
+    run_async_through_keeping(queue_yaml).await.0
+}
+
+/// Also returns the server, for more requests against the same gateway.
+async fn run_async_through_keeping(
+    queue_yaml: &str,
+) -> (Value, TestServer, mock_llm::MockLlm, TestWorkspace) {
     let ws = TestWorkspace::new();
     ws.config(&format!("model:\n  default: {MODEL}\nqueue:\n{queue_yaml}"));
     ws.agent("worker", "execution_mode: async", "Work.");
@@ -23,7 +30,7 @@ async fn run_async_through(queue_yaml: &str) -> Value {
     for _ in 0..200 {
         let (_, record) = server.get(&poll).await;
         if record["status"] == "completed" {
-            return record;
+            return (record, server, mock, ws);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -45,12 +52,26 @@ async fn async_runs_go_through_redis_streams() {
         return;
     };
     let stream = format!("agw-test-{}", uuid::Uuid::new_v4().simple());
-    let record = run_async_through(&format!(
+    let (record, server, _mock, _ws) = run_async_through_keeping(&format!(
         "  backend: redis\n  redis_url: {url}\n  stream_key: {stream}\n  workers: 2\n"
     ))
     .await;
     assert_eq!(record["result"]["raw_text"], "worked");
-    assert!(record["options"]["queue"] == "durable");
+    assert_eq!(record["options"]["queue"], "durable");
+    // A programmatic async run is run by its caller, not the queue: the reaper may fail it
+    // if its process dies, so it carries no queue marker.
+    let request = agent_gateway::InvokeRequest::new("worker", "go").options(
+        agent_gateway::ExecutionOptions {
+            run_async: true,
+            ..Default::default()
+        },
+    );
+    let result = server.gateway.invoke_with(request).await.unwrap();
+    let (_, direct) = server
+        .get(&format!("/v1/executions/{}", result.execution_id))
+        .await;
+    assert_eq!(direct["status"], "completed");
+    assert!(direct["options"].get("queue").is_none(), "{direct}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
