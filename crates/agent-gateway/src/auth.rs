@@ -442,25 +442,17 @@ mod tests {
         let mut hashed = key("ci", "", &["agents:read"]);
         hashed.key = None;
         hashed.key_sha256 = Some(sha256_hex("ci-secret"));
-        let auth = Authenticator::from_config(&config(
+        let Ok(Some(auth)) = Authenticator::from_config(&config(
             vec![key("alice", "alice-secret", &["*"]), hashed],
             None,
-        ))
-        .unwrap_or_default()
-        .unwrap_or_else(|| Authenticator {
-            keys: vec![],
-            oauth2: None,
-        });
+        )) else {
+            unreachable!("two valid keys make an api_key policy")
+        };
         let alice = auth.authenticate(Some("alice-secret")).await;
         assert_eq!(alice.as_ref().map(|i| i.user_id.as_str()), Ok("alice"));
-        let ci = auth
-            .authenticate(Some("ci-secret"))
-            .await
-            .unwrap_or_else(|_| Identity {
-                user_id: String::new(),
-                scopes: vec![],
-                method: "",
-            });
+        let Ok(ci) = auth.authenticate(Some("ci-secret")).await else {
+            unreachable!("the hashed key authenticates")
+        };
         assert_eq!(ci.user_id, "ci");
         assert!(ci.allows("agents:read") && !ci.allows("admin") && !ci.is_admin());
         assert_eq!(

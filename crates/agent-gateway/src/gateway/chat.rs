@@ -260,10 +260,7 @@ impl Gateway {
         let tools = runtime.agent_tools(&agent);
         let extras = engine::prompt::PromptExtras {
             chat_data_collection: agent.input_schema.is_some(),
-            user_instructions: personal
-                .as_ref()
-                .map(|p| p.prompt.as_str())
-                .filter(|p| !p.is_empty()),
+            user_instructions: super::user_config::PersonalContext::prompt_of(&personal),
             ..Default::default()
         };
         let system =
@@ -279,19 +276,15 @@ impl Gateway {
         messages.extend(session.messages.iter().cloned());
         let user_message = Message::user(request.message.clone());
         messages.push(user_message.clone());
-        let context = ToolContext {
+        let mut context = ToolContext {
             execution_id: execution_id.clone(),
             agent_id: agent.id.clone(),
             caller_identity: request.user_id.clone(),
             metadata: session.input.clone(),
             delegates_to: agent.delegates_to.clone(),
-            user_config: personal
-                .as_ref()
-                .map(|p| p.config.clone())
-                .unwrap_or_default(),
-            user_secrets: personal.map(|p| p.secrets).unwrap_or_default(),
             ..ToolContext::default()
         };
+        super::user_config::PersonalContext::into_tool_context(personal, &mut context);
         let spec = self.run_spec(
             &runtime,
             &agent,

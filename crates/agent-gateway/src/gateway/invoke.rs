@@ -249,10 +249,7 @@ impl Gateway {
                 .schedule
                 .as_ref()
                 .and_then(|s| s.instructions.as_deref()),
-            user_instructions: personal
-                .as_ref()
-                .map(|p| p.prompt.as_str())
-                .filter(|p| !p.is_empty()),
+            user_instructions: super::user_config::PersonalContext::prompt_of(&personal),
             ..Default::default()
         };
         let mut system =
@@ -265,7 +262,7 @@ impl Gateway {
             let block = serde_json::to_string_pretty(&request.input).unwrap_or_default();
             user = format!("{user}\n\n## Input\n```json\n{block}\n```");
         }
-        let context = ToolContext {
+        let mut context = ToolContext {
             execution_id: execution_id.clone(),
             agent_id: agent.id.clone(),
             caller_identity: request.user_id.clone(),
@@ -274,12 +271,9 @@ impl Gateway {
             parent_execution_id: request.parent.as_ref().map(|p| p.execution_id.clone()),
             root_execution_id: request.parent.as_ref().map(|p| p.root_execution_id.clone()),
             delegation_depth: request.parent.as_ref().map_or(0, |p| p.depth),
-            user_config: personal
-                .as_ref()
-                .map(|p| p.config.clone())
-                .unwrap_or_default(),
-            user_secrets: personal.map(|p| p.secrets).unwrap_or_default(),
+            ..ToolContext::default()
         };
+        super::user_config::PersonalContext::into_tool_context(personal, &mut context);
         let spec = self.run_spec(
             &runtime,
             &agent,

@@ -139,19 +139,29 @@ fn open_record(
         }
     };
     Ok(McpServerConfig {
-        name: record.name.clone(),
-        transport: McpTransport::parse(&record.transport).unwrap_or(McpTransport::Stdio),
-        command: record.command.clone(),
-        args: record.args.clone(),
         env: string_map(open(&record.encrypted_env)?),
-        url: record.url.clone(),
         headers: string_map(open(&record.encrypted_headers)?),
         credentials: match open(&record.encrypted_credentials)? {
             Some(Value::Object(map)) => Some(map),
             _ => None,
         },
-        enabled: record.enabled,
+        ..public_config(record)
     })
+}
+
+/// A stored server's configuration without its secrets.
+fn public_config(record: &McpServerRecord) -> McpServerConfig {
+    McpServerConfig {
+        name: record.name.clone(),
+        transport: McpTransport::parse(&record.transport).unwrap_or(McpTransport::Stdio),
+        command: record.command.clone(),
+        args: record.args.clone(),
+        env: BTreeMap::new(),
+        url: record.url.clone(),
+        headers: BTreeMap::new(),
+        credentials: None,
+        enabled: record.enabled,
+    }
 }
 
 /// Seals a configuration's secrets into a record (refusing without a key).
@@ -344,28 +354,22 @@ impl Gateway {
         let state = self.mcp().state(&record.name);
         // Secret names come from the opened record when the key is there, else the running
         // configuration; a record that cannot be opened still shows its public fields.
-        let config = open_record(record, self.secrets())
-            .ok()
-            .or_else(|| state.as_ref().map(|s| s.config.clone()));
+        let (config, problem) = match open_record(record, self.secrets()) {
+            Ok(config) => (config, None),
+            Err(err) => match &state {
+                Some(running) => (running.config.clone(), None),
+                None => (public_config(record), Some(err.to_string())),
+            },
+        };
         let mut shown = info(
             record.id.clone(),
-            config.as_ref().unwrap_or(&McpServerConfig {
-                name: record.name.clone(),
-                transport: McpTransport::parse(&record.transport).unwrap_or(McpTransport::Stdio),
-                command: record.command.clone(),
-                args: record.args.clone(),
-                env: BTreeMap::new(),
-                url: record.url.clone(),
-                headers: BTreeMap::new(),
-                credentials: None,
-                enabled: record.enabled,
-            }),
+            &config,
             state.as_ref(),
             "api",
             (Some(record.created_at), record.updated_at),
         );
-        if config.is_none() {
-            shown.error = Some(SecretError::NoKey.to_string());
+        if problem.is_some() {
+            shown.error = problem;
         }
         shown
     }

@@ -43,6 +43,24 @@ pub(crate) struct PersonalContext {
     pub secrets: BTreeMap<String, String>,
 }
 
+impl PersonalContext {
+    /// The prompt section of an optional personal context (`None` when there is nothing).
+    pub fn prompt_of(personal: &Option<Self>) -> Option<&str> {
+        personal
+            .as_ref()
+            .map(|p| p.prompt.as_str())
+            .filter(|p| !p.is_empty())
+    }
+
+    /// Gives a run's tools the user's settings and secrets.
+    pub fn into_tool_context(personal: Option<Self>, context: &mut crate::tools::ToolContext) {
+        if let Some(personal) = personal {
+            context.user_config = personal.config;
+            context.user_secrets = personal.secrets;
+        }
+    }
+}
+
 fn schema_properties(agent: &AgentDefinition) -> Map<String, Value> {
     agent
         .setup_schema

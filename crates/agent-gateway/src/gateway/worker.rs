@@ -41,21 +41,30 @@ impl Gateway {
         self.inner.running.finish(&execution_id);
         drop(prepared);
         if let Err(err) = self.inner.queue.push(&execution_id).await {
-            let outcome = gateway_store::ExecutionOutcome {
-                status: crate::engine::ExecutionStatus::Failed,
-                result: None,
-                usage: None,
-                error: Some(format!("could not be queued: {err}")),
-                completed_at: Utc::now(),
-            };
-            let _ = self
-                .inner
-                .store
-                .finish_execution(&execution_id, &outcome, &[])
+            self.fail_recorded(&execution_id, format!("could not be queued: {err}"))
                 .await;
             return Err(GatewayError::QueueUnavailable(err.to_string()));
         }
         Ok(())
+    }
+
+    /// Ends a recorded execution that will never run, saying why.
+    async fn fail_recorded(&self, execution_id: &str, error: String) {
+        let outcome = gateway_store::ExecutionOutcome {
+            status: crate::engine::ExecutionStatus::Failed,
+            result: None,
+            usage: None,
+            error: Some(error),
+            completed_at: Utc::now(),
+        };
+        if let Err(err) = self
+            .inner
+            .store
+            .finish_execution(execution_id, &outcome, &[])
+            .await
+        {
+            tracing::error!(%execution_id, error = %err, "could not record a failed execution");
+        }
     }
 
     /// Whether queued executions are carried by a queue that outlives this process.
@@ -86,14 +95,7 @@ impl Gateway {
         let prepared = match self.prepare_recorded(record).await {
             Ok(prepared) => prepared,
             Err(err) => {
-                let outcome = gateway_store::ExecutionOutcome {
-                    status: crate::engine::ExecutionStatus::Failed,
-                    result: None,
-                    usage: None,
-                    error: Some(err.to_string()),
-                    completed_at: Utc::now(),
-                };
-                let _ = store.finish_execution(execution_id, &outcome, &[]).await;
+                self.fail_recorded(execution_id, err.to_string()).await;
                 return Ok(JobEnd::Done);
             }
         };
