@@ -38,10 +38,11 @@ wait_for() { # url
   return 1
 }
 
-start_mock() { # -> MOCK_URL
+start_mock() { # -> MOCK_URL, MOCK_PID
   local port; port=$(free_port)
   "$BIN/mock-llm" --port "$port" --default-text "Benchmarks are fun." >"$WORK/mock.log" 2>&1 &
-  PIDS+=($!)
+  MOCK_PID=$!
+  PIDS+=($MOCK_PID)
   MOCK_URL="http://127.0.0.1:$port"
   wait_for "$MOCK_URL/_mock/health"
 }
@@ -91,4 +92,17 @@ stop_gateway() {
 
 load() { # LABEL CONCURRENCY URL BODY -> JSON line
   "$BIN/agw-load" --label "$1" --concurrency "$2" --duration "$DURATION" --warmup "$WARMUP" --url "$3" --body "$4" | tail -n 1
+}
+
+# CPU time (user + system, in clock ticks) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# Microseconds of CPU per request: TICKS used by a process during one `load` run that
+# reported JSON_LINE (the warm-up's requests are counted at the measured rate).
+cpu_us_per_request() { # TICKS JSON_LINE
+  python3 - "$1" "$2" "$(getconf CLK_TCK)" "$DURATION" "$WARMUP" <<'PY'
+import json, sys
+ticks, run, hz, duration, warmup = int(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+print(f"{ticks / hz / (run['rps'] * (duration + warmup)) * 1e6:.0f}")
+PY
 }

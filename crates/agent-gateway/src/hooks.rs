@@ -110,6 +110,12 @@ impl Hooks {
         self.entries.is_empty()
     }
 
+    /// Whether any hook listens to `event`: callers skip building a costly payload (the
+    /// result as JSON, copies of the message) on every request when none does.
+    pub fn listens(&self, event: &str) -> bool {
+        self.entries.iter().any(|(name, _)| *name == event)
+    }
+
     /// Runs every hook registered for the event, in registration order.
     pub async fn fire(&self, event: HookEvent) {
         let name = event.name();

@@ -23,7 +23,12 @@ use crate::{CancelResult, Store, StoreError};
 /// Which database a [`SqlStore`] talks to.
 #[derive(Debug, Clone)]
 pub enum Backend {
-    Sqlite { read: SqlitePool, write: SqlitePool },
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+        /// Commits the start and end of executions in groups, through `write`.
+        group: GroupCommit,
+    },
     Postgres(PgPool),
 }
 
@@ -33,6 +38,9 @@ pub struct SqlStore {
     pub(crate) backend: Backend,
     /// Where the SQLite file lives (None for PostgreSQL).
     pub sqlite_path: Option<PathBuf>,
+    /// Keeps the background WAL checkpointer of a SQLite file alive: it stops when the last
+    /// clone of the store is dropped.
+    _checkpointer: Option<std::sync::Arc<tokio::sync::watch::Sender<()>>>,
 }
 
 /// Runs `$body` with `$pool` bound to the writer pool of either backend.
@@ -54,6 +62,77 @@ macro_rules! on_read {
         }
     };
 }
+
+/// Records the start of an execution through `$executor` (a pool or a transaction of either
+/// backend). Evaluates to `Result<(), sqlx::Error>`.
+macro_rules! write_start {
+    ($executor:expr, $record:expr) => {{
+        let r: &ExecutionRecord = $record;
+        sqlx::query(
+            "INSERT INTO executions (id, agent_id, status, message, input, options, session_id, user_id, schedule_id, schedule_name, parent_execution_id, root_execution_id, delegation_depth, instance_id, started_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(&r.execution_id)
+        .bind(&r.agent_id)
+        .bind(r.status.as_str())
+        .bind(&r.message)
+        .bind(sqlx::types::Json(&r.input))
+        .bind(json(&r.options))
+        .bind(&r.session_id)
+        .bind(&r.user_id)
+        .bind(&r.schedule_id)
+        .bind(&r.schedule_name)
+        .bind(&r.parent_execution_id)
+        .bind(&r.root_execution_id)
+        .bind(r.delegation_depth)
+        .bind(&r.instance_id)
+        .bind(r.started_at)
+        .bind(r.created_at)
+        .execute($executor)
+        .await
+        .map(|_| ())
+    }};
+}
+
+/// Records the end of an execution (its row, then its steps) inside the open transaction
+/// `$tx`. A cancel that landed first wins: the row keeps `cancelled`. Evaluates to
+/// `Result<String, sqlx::Error>`: the status the row ends with.
+macro_rules! write_finish {
+    ($tx:expr, $execution_id:expr, $outcome:expr, $steps:expr) => {
+        async {
+            let (execution_id, outcome, steps): (&str, &ExecutionOutcome, &[StepRecord]) =
+                ($execution_id, $outcome, $steps);
+            let status: Option<String> = sqlx::query_scalar(
+                "UPDATE executions SET status = CASE WHEN status = 'cancelled' THEN status ELSE $2 END, result = $3, usage = $4, error = COALESCE(error, $5), completed_at = COALESCE(completed_at, $6) WHERE id = $1 RETURNING status",
+            )
+            .bind(execution_id)
+            .bind(outcome.status.as_str())
+            .bind(json(&outcome.result))
+            .bind(json(&outcome.usage))
+            .bind(&outcome.error)
+            .bind(outcome.completed_at)
+            .fetch_optional(&mut *$tx)
+            .await?;
+            for chunk in steps.chunks(STEPS_PER_INSERT) {
+                let mut insert = sqlx::query(sqlx::AssertSqlSafe(steps_insert_sql(chunk.len())))
+                    .bind(execution_id);
+                for step in chunk {
+                    insert = insert
+                        .bind(&step.step_type)
+                        .bind(step.sequence)
+                        .bind(sqlx::types::Json(&step.data))
+                        .bind(step.duration_ms)
+                        .bind(step.created_at);
+                }
+                insert.execute(&mut *$tx).await?;
+            }
+            Ok::<String, sqlx::Error>(status.unwrap_or_else(|| outcome.status.as_str().to_string()))
+        }
+        .await
+    };
+}
+
+mod group_commit;
+use group_commit::{GroupCommit, HotWrite};
 
 /// Decodes an execution row (the same column names on both backends).
 macro_rules! execution_row {
@@ -343,6 +422,7 @@ impl SqlStore {
                 Ok(Self {
                     backend: Backend::Postgres(pool),
                     sqlite_path: None,
+                    _checkpointer: None,
                 })
             }
             Some("sqlite") => {
@@ -367,28 +447,38 @@ impl SqlStore {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
-                let write = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(options.clone())
-                    .await
-                    .map_err(|err| {
-                        StoreError::Database(format!("cannot open SQLite database: {err}"))
-                    })?;
-                // An in-memory database exists once per connection: read through the writer.
-                let read = if file.is_some() {
-                    SqlitePoolOptions::new()
-                        .max_connections(8)
-                        .connect_with(options.read_only(true))
-                        .await
-                        .map_err(|err| {
-                            StoreError::Database(format!("cannot open SQLite database: {err}"))
-                        })?
-                } else {
-                    write.clone()
+                let cannot_open = |err: sqlx::Error| {
+                    StoreError::Database(format!("cannot open SQLite database: {err}"))
                 };
+                // A local file needs no liveness check before each use: skipping it saves a
+                // round trip to the connection's thread on every query.
+                let pool = |size: u32| {
+                    SqlitePoolOptions::new()
+                        .max_connections(size)
+                        .test_before_acquire(false)
+                };
+                // The writer never checkpoints: a checkpoint (and its fsync) inside a commit
+                // would stall the request that happened to cross the threshold.
+                let write = pool(1)
+                    .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+                    .await
+                    .map_err(cannot_open)?;
+                // An in-memory database exists once per connection: read through the writer.
+                let (read, checkpointer) = if file.is_some() {
+                    let read = pool(8)
+                        .connect_with(options.clone().read_only(true))
+                        .await
+                        .map_err(cannot_open)?;
+                    let checkpoints = pool(1).connect_with(options).await.map_err(cannot_open)?;
+                    (read, Some(spawn_checkpointer(checkpoints)))
+                } else {
+                    (write.clone(), None)
+                };
+                let group = GroupCommit::start(write.clone());
                 Ok(Self {
-                    backend: Backend::Sqlite { read, write },
+                    backend: Backend::Sqlite { read, write, group },
                     sqlite_path: file,
+                    _checkpointer: checkpointer,
                 })
             }
             _ => Err(StoreError::InvalidUrl {
@@ -400,13 +490,68 @@ impl SqlStore {
 
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { read, write } => {
+            Backend::Sqlite { read, write, .. } => {
                 read.close().await;
                 write.close().await;
             }
             Backend::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// How often the background checkpointer copies the SQLite write-ahead log into the database.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Moves WAL checkpoints off the request path: a task with a connection of its own runs a
+/// passive checkpoint (it never blocks the writer or readers) every [`CHECKPOINT_INTERVAL`]
+/// until the returned handle's last clone is dropped.
+fn spawn_checkpointer(pool: SqlitePool) -> std::sync::Arc<tokio::sync::watch::Sender<()>> {
+    let (alive, mut watch) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                // Err: every store handle is gone.
+                closed = watch.changed() => if closed.is_err() { break },
+            }
+            if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(error = %err, "SQLite WAL checkpoint failed");
+            }
+        }
+        pool.close().await;
+    });
+    std::sync::Arc::new(alive)
+}
+
+/// Steps written by one statement (5 parameters each, far below either database's limit).
+const STEPS_PER_INSERT: usize = 200;
+
+/// `INSERT INTO execution_steps` for `rows` steps of one execution: `$1` is the execution id,
+/// then five parameters per step.
+fn steps_insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO execution_steps (execution_id, step_type, sequence, data, duration_ms, created_at) VALUES ",
+    );
+    for row in 0..rows {
+        let first = 2 + row * 5;
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "($1, ${}, ${}, ${}, ${}, ${})",
+            first,
+            first + 1,
+            first + 2,
+            first + 3,
+            first + 4
+        ));
+    }
+    sql
 }
 
 /// Bind parameters: JSON values are stored as text on SQLite and JSONB on PostgreSQL by the
@@ -425,31 +570,13 @@ impl Store for SqlStore {
     }
 
     async fn insert_execution(&self, r: &ExecutionRecord) -> Result<(), StoreError> {
-        let input = Value::Object(r.input.clone());
-        on_write!(self, pool => {
-            sqlx::query(
-                "INSERT INTO executions (id, agent_id, status, message, input, options, session_id, user_id, schedule_id, schedule_name, parent_execution_id, root_execution_id, delegation_depth, instance_id, started_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            )
-            .bind(&r.execution_id)
-            .bind(&r.agent_id)
-            .bind(r.status.as_str())
-            .bind(&r.message)
-            .bind(sqlx::types::Json(&input))
-            .bind(json(&r.options))
-            .bind(&r.session_id)
-            .bind(&r.user_id)
-            .bind(&r.schedule_id)
-            .bind(&r.schedule_name)
-            .bind(&r.parent_execution_id)
-            .bind(&r.root_execution_id)
-            .bind(r.delegation_depth)
-            .bind(&r.instance_id)
-            .bind(r.started_at)
-            .bind(r.created_at)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
+        match &self.backend {
+            Backend::Sqlite { group, .. } => group
+                .submit(HotWrite::Start(Box::new(r.clone())))
+                .await
+                .map(|_| ()),
+            Backend::Postgres(pool) => Ok(write_start!(pool, r)?),
+        }
     }
 
     async fn mark_running(
@@ -474,38 +601,22 @@ impl Store for SqlStore {
         outcome: &ExecutionOutcome,
         steps: &[StepRecord],
     ) -> Result<ExecutionStatus, StoreError> {
-        let status: String = on_write!(self, pool => {
-            let mut tx = pool.begin().await?;
-            // A cancel that landed first wins: the row keeps `cancelled`.
-            sqlx::query(
-                "UPDATE executions SET status = CASE WHEN status = 'cancelled' THEN status ELSE $2 END, result = $3, usage = $4, error = COALESCE(error, $5), completed_at = COALESCE(completed_at, $6) WHERE id = $1",
-            )
-            .bind(execution_id)
-            .bind(outcome.status.as_str())
-            .bind(json(&outcome.result))
-            .bind(json(&outcome.usage))
-            .bind(&outcome.error)
-            .bind(outcome.completed_at)
-            .execute(&mut *tx)
-            .await?;
-            for step in steps {
-                sqlx::query("INSERT INTO execution_steps (execution_id, step_type, sequence, data, duration_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-                    .bind(execution_id)
-                    .bind(&step.step_type)
-                    .bind(step.sequence)
-                    .bind(sqlx::types::Json(&step.data))
-                    .bind(step.duration_ms)
-                    .bind(step.created_at)
-                    .execute(&mut *tx)
-                    .await?;
+        let status = match &self.backend {
+            Backend::Sqlite { group, .. } => group
+                .submit(HotWrite::Finish {
+                    execution_id: execution_id.to_string(),
+                    outcome: Box::new(outcome.clone()),
+                    steps: steps.to_vec(),
+                })
+                .await?
+                .unwrap_or_else(|| outcome.status.as_str().to_string()),
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let status = write_finish!(tx, execution_id, outcome, steps)?;
+                tx.commit().await?;
+                status
             }
-            let status: Option<String> = sqlx::query_scalar("SELECT status FROM executions WHERE id = $1")
-                .bind(execution_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            status.unwrap_or_else(|| outcome.status.as_str().to_string())
-        });
+        };
         ExecutionStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown status '{status}'")))
     }

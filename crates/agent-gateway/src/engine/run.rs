@@ -283,14 +283,14 @@ impl Run {
         request: CompletionRequest,
     ) -> Result<Result<Completion, LlmError>, Interrupt> {
         let hooks = self.spec.hooks.clone();
-        let model = self.spec.target.name.clone();
-        let agent_id = self.spec.agent_id.clone();
-        hooks
-            .fire(HookEvent::LlmCallBefore {
-                model: model.clone(),
-                agent_id: agent_id.clone(),
-            })
-            .await;
+        if hooks.listens("llm.call.before") {
+            hooks
+                .fire(HookEvent::LlmCallBefore {
+                    model: self.spec.target.name.clone(),
+                    agent_id: self.spec.agent_id.clone(),
+                })
+                .await;
+        }
         let started = Instant::now();
         let llm = self.spec.llm.clone();
         let target = self.spec.target.clone();
@@ -327,42 +327,45 @@ impl Run {
         };
         let result = guarded(self.spec.deadline, &self.spec.cancel.clone(), call).await?;
         let duration_ms = started.elapsed().as_millis() as u64;
-        let after = match &result {
-            Ok(completion) => {
-                self.usage.add_llm_call(&completion.model, completion.usage);
-                let (content, _) = clip(&completion.text);
-                self.step(
-                    "llm_call",
-                    json!({
-                        "model": completion.model,
-                        "input_tokens": completion.usage.input_tokens,
-                        "output_tokens": completion.usage.output_tokens,
-                        "cost_usd": gateway_llm::pricing::cost_usd(&completion.model, &completion.usage),
-                        "has_tool_calls": !completion.tool_calls.is_empty(),
-                        "tool_calls_count": completion.tool_calls.len(),
-                        "content": content,
-                    }),
-                    duration_ms,
-                );
-                HookEvent::LlmCallAfter {
+        if let Ok(completion) = &result {
+            self.usage.add_llm_call(&completion.model, completion.usage);
+            let (content, _) = clip(&completion.text);
+            self.step(
+                "llm_call",
+                json!({
+                    "model": completion.model,
+                    "input_tokens": completion.usage.input_tokens,
+                    "output_tokens": completion.usage.output_tokens,
+                    "cost_usd": gateway_llm::pricing::cost_usd(&completion.model, &completion.usage),
+                    "has_tool_calls": !completion.tool_calls.is_empty(),
+                    "tool_calls_count": completion.tool_calls.len(),
+                    "content": content,
+                }),
+                duration_ms,
+            );
+        }
+        if hooks.listens("llm.call.after") {
+            let (model, agent_id) = (self.spec.target.name.clone(), self.spec.agent_id.clone());
+            let after = match &result {
+                Ok(completion) => HookEvent::LlmCallAfter {
                     model,
                     agent_id,
                     duration_ms,
                     input_tokens: completion.usage.input_tokens,
                     output_tokens: completion.usage.output_tokens,
                     error: None,
-                }
-            }
-            Err(err) => HookEvent::LlmCallAfter {
-                model,
-                agent_id,
-                duration_ms,
-                input_tokens: 0,
-                output_tokens: 0,
-                error: Some(err.to_string()),
-            },
-        };
-        hooks.fire(after).await;
+                },
+                Err(err) => HookEvent::LlmCallAfter {
+                    model,
+                    agent_id,
+                    duration_ms,
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    error: Some(err.to_string()),
+                },
+            };
+            hooks.fire(after).await;
+        }
         Ok(result)
     }
 
@@ -560,13 +563,15 @@ impl Run {
                 ));
             }
         }
-        spec.hooks
-            .fire(HookEvent::ToolExecuteBefore {
-                tool_name: call.name.clone(),
-                agent_id: spec.agent_id.clone(),
-                arguments: call.arguments.clone(),
-            })
-            .await;
+        if spec.hooks.listens("tool.execute.before") {
+            spec.hooks
+                .fire(HookEvent::ToolExecuteBefore {
+                    tool_name: call.name.clone(),
+                    agent_id: spec.agent_id.clone(),
+                    arguments: call.arguments.clone(),
+                })
+                .await;
+        }
         let started = Instant::now();
         let result = tokio::time::timeout(
             spec.limits.tool_timeout,
@@ -576,14 +581,16 @@ impl Run {
         .unwrap_or(Err(ToolError::Timeout(
             spec.limits.tool_timeout.as_millis() as u64,
         )));
-        spec.hooks
-            .fire(HookEvent::ToolExecuteAfter {
-                tool_name: call.name.clone(),
-                agent_id: spec.agent_id.clone(),
-                duration_ms: started.elapsed().as_millis() as u64,
-                success: result.is_ok(),
-            })
-            .await;
+        if spec.hooks.listens("tool.execute.after") {
+            spec.hooks
+                .fire(HookEvent::ToolExecuteAfter {
+                    tool_name: call.name.clone(),
+                    agent_id: spec.agent_id.clone(),
+                    duration_ms: started.elapsed().as_millis() as u64,
+                    success: result.is_ok(),
+                })
+                .await;
+        }
         match result {
             Ok(value) => (value, true),
             Err(ToolError::Timeout(_)) => error(format!("Tool '{}' timed out", call.name)),

@@ -248,7 +248,7 @@ impl Gateway {
             session.input.insert(key.clone(), value.clone());
         }
         let hooks = &self.inner.hooks;
-        if !streaming {
+        if !streaming && hooks.listens("agent.invoke.before") {
             hooks
                 .fire(HookEvent::AgentInvokeBefore {
                     agent_id: agent.id.clone(),
@@ -369,7 +369,7 @@ impl Gateway {
                 tracing::error!(session_id = %turn.conversation_id, error = %err, "could not persist the chat turn");
             }
         }
-        if !streaming {
+        if !streaming && hooks.listens("agent.invoke.after") {
             hooks
                 .fire(HookEvent::AgentInvokeAfter {
                     agent_id: agent.id.clone(),

@@ -236,13 +236,15 @@ impl Gateway {
             tracing::error!(%execution_id, error = %err, "could not mark the execution running");
         }
         let hooks = &self.inner.hooks;
-        hooks
-            .fire(HookEvent::AgentInvokeBefore {
-                agent_id: agent.id.clone(),
-                message: request.message.clone(),
-                execution_id: execution_id.clone(),
-            })
-            .await;
+        if hooks.listens("agent.invoke.before") {
+            hooks
+                .fire(HookEvent::AgentInvokeBefore {
+                    agent_id: agent.id.clone(),
+                    message: request.message.clone(),
+                    execution_id: execution_id.clone(),
+                })
+                .await;
+        }
         let tools = runtime.agent_tools(&agent);
         let extras = engine::prompt::PromptExtras {
             schedule_instructions: request
@@ -292,12 +294,12 @@ impl Gateway {
             status: outcome.stop_reason.status(),
             stop_reason: outcome.stop_reason,
             result: RunResult {
-                output: outcome.output.clone(),
-                raw_text: outcome.raw_text.clone(),
-                validation_errors: outcome.validation_errors.clone(),
+                output: outcome.output,
+                raw_text: outcome.raw_text,
+                validation_errors: outcome.validation_errors,
             },
-            usage: outcome.usage.clone(),
-            error: outcome.error.clone(),
+            usage: outcome.usage,
+            error: outcome.error,
             failure: outcome.failure,
         };
         let stored = ExecutionOutcome {
@@ -335,14 +337,16 @@ impl Gateway {
                 event,
             ));
         }
-        hooks
-            .fire(HookEvent::AgentInvokeAfter {
-                agent_id: agent.id.clone(),
-                execution_id,
-                result: serde_json::to_value(&result).unwrap_or(Value::Null),
-                duration_ms: result.usage.duration_ms,
-            })
-            .await;
+        if hooks.listens("agent.invoke.after") {
+            hooks
+                .fire(HookEvent::AgentInvokeAfter {
+                    agent_id: agent.id.clone(),
+                    execution_id,
+                    result: serde_json::to_value(&result).unwrap_or(Value::Null),
+                    duration_ms: result.usage.duration_ms,
+                })
+                .await;
+        }
         result
     }
 }

@@ -185,6 +185,46 @@ async fn execution_lifecycle_and_steps() {
     }
 }
 
+#[tokio::test]
+async fn a_long_run_records_all_its_steps_in_order() {
+    // More steps than one INSERT statement carries: they are written in several.
+    for subject in subjects().await {
+        let store = &subject.store;
+        let record = execution("long");
+        store.insert_execution(&record).await.unwrap();
+        let steps: Vec<StepRecord> = (1..=450)
+            .map(|sequence| StepRecord {
+                step_type: if sequence % 2 == 0 {
+                    "tool_result"
+                } else {
+                    "tool_call"
+                }
+                .into(),
+                sequence,
+                data: json!({"n": sequence}),
+                duration_ms: sequence,
+                created_at: Utc::now(),
+            })
+            .collect();
+        store
+            .finish_execution(
+                &record.execution_id,
+                &outcome(ExecutionStatus::Completed),
+                &steps,
+            )
+            .await
+            .unwrap();
+        let read = store.execution_steps(&record.execution_id).await.unwrap();
+        assert_eq!(read.len(), 450, "{}", subject.name);
+        for (i, step) in read.iter().enumerate() {
+            let sequence = i as i64 + 1;
+            assert_eq!(step.sequence, sequence, "{}", subject.name);
+            assert_eq!(step.data["n"], sequence, "{}", subject.name);
+            assert_eq!(step.duration_ms, sequence, "{}", subject.name);
+        }
+    }
+}
+
 fn approval(execution_id: &str, tool: &str) -> ApprovalRecord {
     ApprovalRecord {
         approval_id: uuid::Uuid::new_v4().to_string(),
@@ -1105,6 +1145,32 @@ async fn migrations_go_up_and_down_by_step_and_to_a_version() {
         }
     }
     drop(dir);
+}
+
+#[tokio::test]
+async fn the_write_ahead_log_is_folded_into_the_file_in_the_background() {
+    // Commits never checkpoint (that would stall the request that crosses the threshold);
+    // a background task does. Without it the database file would never grow.
+    let (store, dir) = sqlite().await;
+    let file = dir.path().join("test.db");
+    let size = || std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let before = size();
+    let mut record = execution("wal");
+    record.message = "x".repeat(64 * 1024);
+    for _ in 0..32 {
+        record.execution_id = uuid::Uuid::new_v4().to_string();
+        store.insert_execution(&record).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size() < before + 2 * 1024 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {} bytes (was {before})",
+            size()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]

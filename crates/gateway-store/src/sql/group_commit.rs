@@ -1,0 +1,204 @@
+//! Group commit for SQLite: the two writes every execution makes (its start and its end) are
+//! queued to one task, which commits whatever has queued up in a single transaction.
+//!
+//! Why: SQLite has one writer, and each statement is a round trip to the connection's thread;
+//! a commit writes every page it touched (the executions table carries eight indexes) to the
+//! write-ahead log. Under concurrent load, one transaction for many executions writes shared
+//! pages once and saves the BEGIN/COMMIT round trips. A write that fails makes the group
+//! retry write by write, so it fails alone and never takes the others with it.
+
+use sqlx::sqlite::SqlitePool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{STEPS_PER_INSERT, json, steps_insert_sql};
+use crate::StoreError;
+use crate::records::{ExecutionOutcome, ExecutionRecord, StepRecord};
+
+/// Most writes committed together.
+const MAX_GROUP: usize = 64;
+/// Writes waiting for the writer before senders wait too (back-pressure).
+const QUEUE_DEPTH: usize = 1024;
+
+/// One write of the hot path.
+#[derive(Debug)]
+pub enum HotWrite {
+    Start(Box<ExecutionRecord>),
+    Finish {
+        execution_id: String,
+        outcome: Box<ExecutionOutcome>,
+        steps: Vec<StepRecord>,
+    },
+}
+
+/// What a write answers: the status the row ends with, for `Finish`.
+type Answer = Result<Option<String>, StoreError>;
+
+#[derive(Debug)]
+struct Pending {
+    write: HotWrite,
+    answer: oneshot::Sender<Answer>,
+}
+
+/// The handle to the writer task; the task ends when the last handle is dropped.
+#[derive(Debug, Clone)]
+pub struct GroupCommit {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl GroupCommit {
+    /// Starts the writer on `pool` (the single-connection writer pool).
+    pub fn start(pool: SqlitePool) -> Self {
+        let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(run(pool, receiver));
+        Self { queue }
+    }
+
+    /// Queues `write` and waits until it is committed (or failed).
+    pub async fn submit(&self, write: HotWrite) -> Answer {
+        let (answer, answered) = oneshot::channel();
+        self.queue
+            .send(Pending { write, answer })
+            .await
+            .map_err(|_| writer_stopped())?;
+        answered.await.map_err(|_| writer_stopped())?
+    }
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::Database("the SQLite writer has stopped".to_string())
+}
+
+async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Pending>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    // Waits for one write, then takes every write queued meanwhile (up to MAX_GROUP).
+    while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let writes: Vec<&HotWrite> = group.iter().map(|pending| &pending.write).collect();
+        let answers = commit(&pool, &writes).await;
+        for (pending, answer) in group.drain(..).zip(answers) {
+            // The caller may have gone (its request was dropped): the write stands anyway.
+            let _ = pending.answer.send(answer);
+        }
+    }
+}
+
+/// Commits `writes` in one transaction, one answer per write in order. When the group fails,
+/// each write is committed on its own so that only the failing one reports the error.
+pub(super) async fn commit(pool: &SqlitePool, writes: &[&HotWrite]) -> Vec<Answer> {
+    match together(pool, writes).await {
+        Ok(answers) => answers.into_iter().map(Ok).collect(),
+        Err(err) if writes.len() == 1 => vec![Err(err.into())],
+        Err(_) => {
+            let mut answers = Vec::with_capacity(writes.len());
+            for write in writes {
+                let answer = together(pool, std::slice::from_ref(write))
+                    .await
+                    .map(|mut one| one.pop().flatten())
+                    .map_err(StoreError::from);
+                answers.push(answer);
+            }
+            answers
+        }
+    }
+}
+
+async fn together(
+    pool: &SqlitePool,
+    writes: &[&HotWrite],
+) -> Result<Vec<Option<String>>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let mut answers = Vec::with_capacity(writes.len());
+    for write in writes {
+        answers.push(match write {
+            HotWrite::Start(record) => {
+                write_start!(&mut *tx, record)?;
+                None
+            }
+            HotWrite::Finish {
+                execution_id,
+                outcome,
+                steps,
+            } => Some(write_finish!(tx, execution_id, outcome, steps)?),
+        });
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::ExecutionStatus;
+    use crate::{SqlStore, Store, migrate};
+
+    fn start(id: &str) -> HotWrite {
+        HotWrite::Start(Box::new(ExecutionRecord::new(
+            id,
+            "agent",
+            "hello",
+            serde_json::Map::new(),
+        )))
+    }
+
+    fn finish(id: &str) -> HotWrite {
+        HotWrite::Finish {
+            execution_id: id.to_string(),
+            outcome: Box::new(ExecutionOutcome {
+                status: ExecutionStatus::Completed,
+                result: None,
+                usage: None,
+                error: None,
+                completed_at: chrono::Utc::now(),
+            }),
+            steps: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_fails_alone_and_the_rest_of_its_group_lands() {
+        let Ok(dir) = tempfile::tempdir() else {
+            unreachable!("no temporary directory")
+        };
+        let Ok(store) = SqlStore::connect("sqlite:///group.db", dir.path()).await else {
+            unreachable!("cannot open SQLite")
+        };
+        let Ok(_) = migrate::upgrade(&store, None).await else {
+            unreachable!("cannot migrate")
+        };
+        let crate::sql::Backend::Sqlite { write, .. } = &store.backend else {
+            unreachable!("not SQLite")
+        };
+        let Ok(()) = store
+            .insert_execution(&ExecutionRecord::new(
+                "a",
+                "agent",
+                "hi",
+                Default::default(),
+            ))
+            .await
+        else {
+            unreachable!("first insert failed")
+        };
+        // "a" exists already: its second start violates the primary key.
+        let group = [start("b"), start("a"), finish("a"), start("c")];
+        let refs: Vec<&HotWrite> = group.iter().collect();
+        let answers = commit(write, &refs).await;
+        assert!(matches!(answers[0], Ok(None)));
+        assert!(answers[1].is_err(), "{:?}", answers[1]);
+        assert!(
+            matches!(&answers[2], Ok(Some(status)) if status == "completed"),
+            "{:?}",
+            answers[2]
+        );
+        assert!(matches!(answers[3], Ok(None)));
+        for id in ["a", "b", "c"] {
+            assert!(
+                matches!(store.get_execution(id).await, Ok(Some(_))),
+                "{id} was lost"
+            );
+        }
+        assert!(matches!(
+            store.get_execution("a").await,
+            Ok(Some(record)) if record.status == ExecutionStatus::Completed
+        ));
+    }
+}
