@@ -23,12 +23,7 @@ use crate::{CancelResult, Store, StoreError};
 /// Which database a [`SqlStore`] talks to.
 #[derive(Debug, Clone)]
 pub enum Backend {
-    Sqlite {
-        read: SqlitePool,
-        write: SqlitePool,
-        /// Commits the start and end of executions in groups, through `write`.
-        group: GroupCommit,
-    },
+    Sqlite { read: SqlitePool, write: SqlitePool },
     Postgres(PgPool),
 }
 
@@ -38,6 +33,8 @@ pub struct SqlStore {
     pub(crate) backend: Backend,
     /// Where the SQLite file lives (None for PostgreSQL).
     pub sqlite_path: Option<PathBuf>,
+    /// Commits the start and end of executions in groups (through the writer pool on SQLite).
+    hot_writes: GroupCommit,
     /// Keeps the background WAL checkpointer of a SQLite file alive: it stops when the last
     /// clone of the store is dropped.
     _checkpointer: Option<std::sync::Arc<tokio::sync::watch::Sender<()>>>,
@@ -63,8 +60,8 @@ macro_rules! on_read {
     };
 }
 
-/// Records the start of an execution through `$executor` (a pool or a transaction of either
-/// backend). Evaluates to `Result<(), sqlx::Error>`.
+/// Records the start of an execution through `$executor` (a transaction of either backend).
+/// Evaluates to `Result<(), sqlx::Error>`.
 macro_rules! write_start {
     ($executor:expr, $record:expr) => {{
         let r: &ExecutionRecord = $record;
@@ -132,7 +129,7 @@ macro_rules! write_finish {
 }
 
 mod group_commit;
-use group_commit::{GroupCommit, HotWrite};
+use group_commit::{GroupCommit, HotWrite, WriterPool};
 
 /// Decodes an execution row (the same column names on both backends).
 macro_rules! execution_row {
@@ -420,6 +417,7 @@ impl SqlStore {
                     .await
                     .map_err(unreachable)?;
                 Ok(Self {
+                    hot_writes: GroupCommit::start(WriterPool::Postgres(pool.clone())),
                     backend: Backend::Postgres(pool),
                     sqlite_path: None,
                     _checkpointer: None,
@@ -474,9 +472,9 @@ impl SqlStore {
                 } else {
                     (write.clone(), None)
                 };
-                let group = GroupCommit::start(write.clone());
                 Ok(Self {
-                    backend: Backend::Sqlite { read, write, group },
+                    hot_writes: GroupCommit::start(WriterPool::Sqlite(write.clone())),
+                    backend: Backend::Sqlite { read, write },
                     sqlite_path: file,
                     _checkpointer: checkpointer,
                 })
@@ -490,7 +488,7 @@ impl SqlStore {
 
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { read, write, .. } => {
+            Backend::Sqlite { read, write } => {
                 read.close().await;
                 write.close().await;
             }
@@ -570,13 +568,10 @@ impl Store for SqlStore {
     }
 
     async fn insert_execution(&self, r: &ExecutionRecord) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite { group, .. } => group
-                .submit(HotWrite::Start(Box::new(r.clone())))
-                .await
-                .map(|_| ()),
-            Backend::Postgres(pool) => Ok(write_start!(pool, r)?),
-        }
+        self.hot_writes
+            .submit(HotWrite::Start(Box::new(r.clone())))
+            .await
+            .map(|_| ())
     }
 
     async fn mark_running(
@@ -601,22 +596,15 @@ impl Store for SqlStore {
         outcome: &ExecutionOutcome,
         steps: &[StepRecord],
     ) -> Result<ExecutionStatus, StoreError> {
-        let status = match &self.backend {
-            Backend::Sqlite { group, .. } => group
-                .submit(HotWrite::Finish {
-                    execution_id: execution_id.to_string(),
-                    outcome: Box::new(outcome.clone()),
-                    steps: steps.to_vec(),
-                })
-                .await?
-                .unwrap_or_else(|| outcome.status.as_str().to_string()),
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let status = write_finish!(tx, execution_id, outcome, steps)?;
-                tx.commit().await?;
-                status
-            }
-        };
+        let status = self
+            .hot_writes
+            .submit(HotWrite::Finish {
+                execution_id: execution_id.to_string(),
+                outcome: Box::new(outcome.clone()),
+                steps: steps.to_vec(),
+            })
+            .await?
+            .unwrap_or_else(|| outcome.status.as_str().to_string());
         ExecutionStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown status '{status}'")))
     }
