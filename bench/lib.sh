@@ -103,6 +103,7 @@ cpu_us_per_request() { # TICKS JSON_LINE
   python3 - "$1" "$2" "$(getconf CLK_TCK)" "$DURATION" "$WARMUP" <<'PY'
 import json, sys
 ticks, run, hz, duration, warmup = int(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
-print(f"{ticks / hz / (run['rps'] * (duration + warmup)) * 1e6:.0f}")
+served = run['rps'] * (duration + warmup)
+print(f"{ticks / hz / served * 1e6:.0f}" if served else "null")
 PY
 }
