@@ -455,10 +455,17 @@ impl SqlStore {
                         .max_connections(size)
                         .test_before_acquire(false)
                 };
-                // The writer never checkpoints: a checkpoint (and its fsync) inside a commit
-                // would stall the request that happened to cross the threshold.
+                // The writer never checkpoints at commit: a checkpoint (and its fsync) there
+                // would stall the request that crossed the threshold. `spawn_checkpointer`
+                // does it instead.
                 let write = pool(1)
-                    .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
+                    .connect_with(
+                        options
+                            .clone()
+                            .pragma("wal_autocheckpoint", "0")
+                            // When the log starts over, its file is cut back to this size.
+                            .pragma("journal_size_limit", "67108864"),
+                    )
                     .await
                     .map_err(cannot_open)?;
                 // An in-memory database exists once per connection: read through the writer.
@@ -468,7 +475,7 @@ impl SqlStore {
                         .await
                         .map_err(cannot_open)?;
                     let checkpoints = pool(1).connect_with(options).await.map_err(cannot_open)?;
-                    (read, Some(spawn_checkpointer(checkpoints)))
+                    (read, Some(spawn_checkpointer(checkpoints, write.clone())))
                 } else {
                     (write.clone(), None)
                 };
@@ -500,10 +507,18 @@ impl SqlStore {
 /// How often the background checkpointer copies the SQLite write-ahead log into the database.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Moves WAL checkpoints off the request path: a task with a connection of its own runs a
-/// passive checkpoint (it never blocks the writer or readers) every [`CHECKPOINT_INTERVAL`]
-/// until the returned handle's last clone is dropped.
-fn spawn_checkpointer(pool: SqlitePool) -> std::sync::Arc<tokio::sync::watch::Sender<()>> {
+/// Keeps WAL checkpoints off the request path, and the WAL bounded. Every
+/// [`CHECKPOINT_INTERVAL`] until the returned handle's last clone is dropped:
+/// 1. a passive checkpoint on a connection of its own copies the log into the database and
+///    syncs it while writes go on (the long part, off the writer);
+/// 2. a passive checkpoint through the writer pool, which holds the one write connection so
+///    nothing is written meanwhile, copies the few pages written during step 1. The log is
+///    then fully copied and the next write starts it over; without this step a steady stream
+///    of writes keeps the log growing forever, since every background pass ends behind.
+fn spawn_checkpointer(
+    own: SqlitePool,
+    writer: SqlitePool,
+) -> std::sync::Arc<tokio::sync::watch::Sender<()>> {
     let (alive, mut watch) = tokio::sync::watch::channel(());
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
@@ -514,16 +529,30 @@ fn spawn_checkpointer(pool: SqlitePool) -> std::sync::Arc<tokio::sync::watch::Se
                 // Err: every store handle is gone.
                 closed = watch.changed() => if closed.is_err() { break },
             }
-            if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
-                .await
-            {
+            match checkpoint(&own).await {
+                // The log is empty (it was just started over): nothing to finish.
+                Ok(0) => continue,
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "SQLite WAL checkpoint failed");
+                    continue;
+                }
+            }
+            if let Err(err) = checkpoint(&writer).await {
                 tracing::warn!(error = %err, "SQLite WAL checkpoint failed");
             }
         }
-        pool.close().await;
+        own.close().await;
     });
     std::sync::Arc::new(alive)
+}
+
+/// Runs a passive checkpoint; answers the number of pages in the log.
+async fn checkpoint(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(pool)
+        .await?;
+    row.try_get::<i64, _>(1)
 }
 
 /// Steps written by one statement (5 parameters each, far below either database's limit).

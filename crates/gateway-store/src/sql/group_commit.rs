@@ -8,14 +8,18 @@
 //! and saves the BEGIN/COMMIT round trips. A write that fails makes the group retry write by
 //! write, so it fails alone and never takes the others with it.
 
+use std::sync::Arc;
+
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{STEPS_PER_INSERT, json, steps_insert_sql};
 use crate::StoreError;
 use crate::records::{ExecutionOutcome, ExecutionRecord, StepRecord};
 
+/// Writers committing groups side by side on PostgreSQL.
+const POSTGRES_WRITERS: usize = 4;
 /// Most writes committed together.
 const MAX_GROUP: usize = 64;
 /// Writes waiting for the writer before senders wait too (back-pressure).
@@ -56,10 +60,19 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writer on `pool`.
+    /// Starts the writers on `pool`: one on SQLite (it has one writer connection anyway);
+    /// several on PostgreSQL, so that a group waiting for its WAL flush does not hold up
+    /// the next (the server flushes concurrent commits together).
     pub fn start(pool: WriterPool) -> Self {
+        let writers = match pool {
+            WriterPool::Sqlite(_) => 1,
+            WriterPool::Postgres(_) => POSTGRES_WRITERS,
+        };
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(pool, receiver));
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..writers {
+            tokio::spawn(run(pool.clone(), Arc::clone(&receiver)));
+        }
         Self { queue }
     }
 
@@ -78,10 +91,11 @@ fn writer_stopped() -> StoreError {
     StoreError::Database("the store's writer has stopped".to_string())
 }
 
-async fn run(pool: WriterPool, mut queue: mpsc::Receiver<Pending>) {
+async fn run(pool: WriterPool, queue: Arc<Mutex<mpsc::Receiver<Pending>>>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
-    // Waits for one write, then takes every write queued meanwhile (up to MAX_GROUP).
-    while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+    // Waits for one write, then takes every write queued meanwhile (up to MAX_GROUP). Only
+    // one idle writer waits on the queue at a time; the others wait for their turn.
+    while queue.lock().await.recv_many(&mut group, MAX_GROUP).await > 0 {
         let writes: Vec<&HotWrite> = group.iter().map(|pending| &pending.write).collect();
         let answers = commit(&pool, &writes).await;
         for (pending, answer) in group.drain(..).zip(answers) {
