@@ -63,7 +63,9 @@ pub trait Store: Send + Sync {
     /// `memory`, `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
-    async fn insert_execution(&self, record: &ExecutionRecord) -> Result<(), StoreError>;
+    /// Records a new execution. Records are taken, not borrowed: the callers are done with
+    /// them, and a store that keeps or queues them would otherwise copy them.
+    async fn insert_execution(&self, record: ExecutionRecord) -> Result<(), StoreError>;
 
     /// `queued` → `running` (a cancelled execution stays cancelled). Returns whether it moved.
     async fn mark_running(&self, execution_id: &str, at: DateTime<Utc>)
@@ -74,8 +76,8 @@ pub trait Store: Send + Sync {
     async fn finish_execution(
         &self,
         execution_id: &str,
-        outcome: &ExecutionOutcome,
-        steps: &[StepRecord],
+        outcome: ExecutionOutcome,
+        steps: Vec<StepRecord>,
     ) -> Result<ExecutionStatus, StoreError>;
 
     async fn get_execution(
@@ -267,7 +269,33 @@ pub async fn open(
     Ok(Arc::new(store))
 }
 
+/// A new execution id: a time-ordered UUID (version 7). Ids made later sort later, so the
+/// executions' primary-key index and the steps' execution index grow at their right edge:
+/// with random ids every insert dirtied a leaf page somewhere in each index.
+pub fn new_execution_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// A message id: 16 hex digits (as 0.2.13).
 pub fn new_message_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_execution_id;
+
+    #[test]
+    fn execution_ids_are_uuids_that_sort_in_the_order_they_were_made() {
+        let ids: Vec<String> = (0..1000).map(|_| new_execution_id()).collect();
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1], "{} came before {}", pair[0], pair[1]);
+        }
+        for id in &ids {
+            let Ok(parsed) = uuid::Uuid::parse_str(id) else {
+                unreachable!("{id} is not a UUID")
+            };
+            assert_eq!(parsed.get_version_num(), 7);
+        }
+    }
 }

@@ -94,12 +94,12 @@ impl Store for MemoryStore {
         "memory"
     }
 
-    async fn insert_execution(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
+    async fn insert_execution(&self, record: ExecutionRecord) -> Result<(), StoreError> {
         let mut state = self.lock();
         let id = record.execution_id.clone();
         if state
             .executions
-            .insert(id.clone(), Box::new(record.clone()))
+            .insert(id.clone(), Box::new(record))
             .is_none()
         {
             state.order.push_back(id);
@@ -142,8 +142,8 @@ impl Store for MemoryStore {
     async fn finish_execution(
         &self,
         execution_id: &str,
-        outcome: &ExecutionOutcome,
-        steps: &[StepRecord],
+        outcome: ExecutionOutcome,
+        steps: Vec<StepRecord>,
     ) -> Result<ExecutionStatus, StoreError> {
         let mut state = self.lock();
         let status = match state.executions.get_mut(execution_id) {
@@ -151,10 +151,10 @@ impl Store for MemoryStore {
                 if record.status != ExecutionStatus::Cancelled {
                     record.status = outcome.status;
                 }
-                record.result = outcome.result.clone();
-                record.usage = outcome.usage.clone();
+                record.result = outcome.result;
+                record.usage = outcome.usage;
                 if record.error.is_none() {
-                    record.error = outcome.error.clone();
+                    record.error = outcome.error;
                 }
                 record.completed_at.get_or_insert(outcome.completed_at);
                 record.status
@@ -165,7 +165,7 @@ impl Store for MemoryStore {
             .steps
             .entry(execution_id.to_string())
             .or_default()
-            .extend(steps.iter().cloned());
+            .extend(steps);
         Ok(status)
     }
 

@@ -596,9 +596,9 @@ impl Store for SqlStore {
         }
     }
 
-    async fn insert_execution(&self, r: &ExecutionRecord) -> Result<(), StoreError> {
+    async fn insert_execution(&self, record: ExecutionRecord) -> Result<(), StoreError> {
         self.hot_writes
-            .submit(HotWrite::Start(Box::new(r.clone())))
+            .submit(HotWrite::Start(Box::new(record)))
             .await
             .map(|_| ())
     }
@@ -622,18 +622,19 @@ impl Store for SqlStore {
     async fn finish_execution(
         &self,
         execution_id: &str,
-        outcome: &ExecutionOutcome,
-        steps: &[StepRecord],
+        outcome: ExecutionOutcome,
+        steps: Vec<StepRecord>,
     ) -> Result<ExecutionStatus, StoreError> {
+        let fallback = outcome.status;
         let status = self
             .hot_writes
             .submit(HotWrite::Finish {
                 execution_id: execution_id.to_string(),
-                outcome: Box::new(outcome.clone()),
-                steps: steps.to_vec(),
+                outcome: Box::new(outcome),
+                steps,
             })
             .await?
-            .unwrap_or_else(|| outcome.status.as_str().to_string());
+            .unwrap_or_else(|| fallback.as_str().to_string());
         ExecutionStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown status '{status}'")))
     }

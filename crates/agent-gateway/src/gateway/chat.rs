@@ -201,7 +201,7 @@ impl Gateway {
                 (id, session, true)
             }
         };
-        let execution_id = uuid::Uuid::new_v4().to_string();
+        let execution_id = gateway_store::new_execution_id();
         let mut record = ExecutionRecord::new(
             &execution_id,
             &agent.id,
@@ -344,7 +344,7 @@ impl Gateway {
             completed_at: Utc::now(),
         };
         result.status = self
-            .finish_execution(&execution_id, stored, &outcome.steps)
+            .finish_execution(&execution_id, stored, outcome.steps)
             .await;
         if completed {
             let title = new_session.then(|| {

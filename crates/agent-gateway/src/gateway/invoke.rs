@@ -168,7 +168,7 @@ impl Gateway {
             personal,
             output_schema,
         } = self.check_invoke(&request).await?;
-        let execution_id = uuid::Uuid::new_v4().to_string();
+        let execution_id = gateway_store::new_execution_id();
         let run_async = request.options.run_async || agent.execution_mode == ExecutionMode::Async;
         let mut record = ExecutionRecord::new(
             &execution_id,
@@ -315,7 +315,7 @@ impl Gateway {
             completed_at: Utc::now(),
         };
         result.status = self
-            .finish_execution(&execution_id, stored, &outcome.steps)
+            .finish_execution(&execution_id, stored, outcome.steps)
             .await;
         if !agent.notifications.is_empty() {
             let event = crate::notifications::ExecutionEvent {

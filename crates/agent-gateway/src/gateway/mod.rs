@@ -657,9 +657,10 @@ impl Gateway {
         mut record: ExecutionRecord,
     ) -> Result<CancellationToken, GatewayError> {
         record.instance_id = Some(self.inner.instance_id.clone());
-        let token = self.inner.running.start(&record.execution_id);
-        if let Err(err) = self.inner.store.insert_execution(&record).await {
-            self.inner.running.finish(&record.execution_id);
+        let execution_id = record.execution_id.clone();
+        let token = self.inner.running.start(&execution_id);
+        if let Err(err) = self.inner.store.insert_execution(record).await {
+            self.inner.running.finish(&execution_id);
             return Err(GatewayError::Storage(err.to_string()));
         }
         Ok(token)
@@ -671,19 +672,20 @@ impl Gateway {
         &self,
         execution_id: &str,
         outcome: gateway_store::ExecutionOutcome,
-        steps: &[StepRecord],
+        steps: Vec<StepRecord>,
     ) -> ExecutionStatus {
         self.inner.running.finish(execution_id);
+        let status = outcome.status;
         match self
             .inner
             .store
-            .finish_execution(execution_id, &outcome, steps)
+            .finish_execution(execution_id, outcome, steps)
             .await
         {
             Ok(status) => status,
             Err(err) => {
                 tracing::error!(%execution_id, error = %err, "could not record the end of an execution");
-                outcome.status
+                status
             }
         }
     }

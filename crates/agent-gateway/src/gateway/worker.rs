@@ -60,7 +60,7 @@ impl Gateway {
         if let Err(err) = self
             .inner
             .store
-            .finish_execution(execution_id, &outcome, &[])
+            .finish_execution(execution_id, outcome, Vec::new())
             .await
         {
             tracing::error!(%execution_id, error = %err, "could not record a failed execution");

@@ -196,12 +196,7 @@ mod tests {
             unreachable!("cannot migrate")
         };
         let Ok(()) = store
-            .insert_execution(&ExecutionRecord::new(
-                "a",
-                "agent",
-                "hi",
-                Default::default(),
-            ))
+            .insert_execution(ExecutionRecord::new("a", "agent", "hi", Default::default()))
             .await
         else {
             unreachable!("first insert failed")

@@ -130,7 +130,7 @@ async fn execution_lifecycle_and_steps() {
     for subject in subjects().await {
         let store = &subject.store;
         let record = execution("writer");
-        store.insert_execution(&record).await.unwrap();
+        store.insert_execution(record.clone()).await.unwrap();
         let id = &record.execution_id;
         assert!(
             store.mark_running(id, Utc::now()).await.unwrap(),
@@ -163,7 +163,7 @@ async fn execution_lifecycle_and_steps() {
             },
         ];
         let status = store
-            .finish_execution(id, &outcome(ExecutionStatus::Completed), &steps)
+            .finish_execution(id, outcome(ExecutionStatus::Completed), steps.clone())
             .await
             .unwrap();
         assert_eq!(status, ExecutionStatus::Completed);
@@ -191,7 +191,7 @@ async fn a_long_run_records_all_its_steps_in_order() {
     for subject in subjects().await {
         let store = &subject.store;
         let record = execution("long");
-        store.insert_execution(&record).await.unwrap();
+        store.insert_execution(record.clone()).await.unwrap();
         let steps: Vec<StepRecord> = (1..=450)
             .map(|sequence| StepRecord {
                 step_type: if sequence % 2 == 0 {
@@ -209,8 +209,8 @@ async fn a_long_run_records_all_its_steps_in_order() {
         store
             .finish_execution(
                 &record.execution_id,
-                &outcome(ExecutionStatus::Completed),
-                &steps,
+                outcome(ExecutionStatus::Completed),
+                steps,
             )
             .await
             .unwrap();
@@ -256,7 +256,7 @@ async fn approvals_pause_and_resume_an_execution() {
         let name = subject.name;
         let mut record = execution("payer");
         record.status = ExecutionStatus::Running;
-        store.insert_execution(&record).await.unwrap();
+        store.insert_execution(record.clone()).await.unwrap();
         let id = &record.execution_id;
         let refund = approval(id, "refund");
         let email = approval(id, "email");
@@ -619,7 +619,7 @@ async fn queued_jobs_are_claimed_once_and_taken_over_from_dead_workers() {
         let mut record = execution("worker");
         record.instance_id = None;
         record.options = Some(json!({"async": true, "queue": "durable"}));
-        store.insert_execution(&record).await.unwrap();
+        store.insert_execution(record.clone()).await.unwrap();
         let id = record.execution_id.clone();
         let alive = vec!["a".to_string(), "b".to_string()];
         let mut handles = Vec::new();
@@ -670,7 +670,7 @@ async fn queued_jobs_are_claimed_once_and_taken_over_from_dead_workers() {
             "{name}: taken over once its worker is gone"
         );
         store
-            .finish_execution(&id, &outcome(ExecutionStatus::Completed), &[])
+            .finish_execution(&id, outcome(ExecutionStatus::Completed), Vec::new())
             .await
             .unwrap();
         assert!(
@@ -687,7 +687,7 @@ async fn cancel_wins_over_a_late_finish() {
     for subject in subjects().await {
         let store = &subject.store;
         let record = execution("a");
-        store.insert_execution(&record).await.unwrap();
+        store.insert_execution(record.clone()).await.unwrap();
         let id = &record.execution_id;
         assert_eq!(
             store.cancel_execution(id, Utc::now()).await.unwrap(),
@@ -703,7 +703,7 @@ async fn cancel_wins_over_a_late_finish() {
             subject.name
         );
         let status = store
-            .finish_execution(id, &outcome(ExecutionStatus::Completed), &[])
+            .finish_execution(id, outcome(ExecutionStatus::Completed), Vec::new())
             .await
             .unwrap();
         assert_eq!(status, ExecutionStatus::Cancelled, "{}", subject.name);
@@ -736,7 +736,7 @@ async fn listing_filters_order_and_pages() {
             } else {
                 "s-odd".into()
             });
-            store.insert_execution(&record).await.unwrap();
+            store.insert_execution(record.clone()).await.unwrap();
             ids.push(record.execution_id);
         }
         let filter = |f: ExecutionFilter| ExecutionFilter {
@@ -794,7 +794,7 @@ async fn delegation_tree_from_any_node() {
         grandchild.root_execution_id = Some(root.execution_id.clone());
         grandchild.delegation_depth = 2;
         for r in [&grandchild, &root, &child] {
-            store.insert_execution(r).await.unwrap();
+            store.insert_execution(r.clone()).await.unwrap();
         }
         for start in [&root, &child, &grandchild] {
             let tree = store.workflow(&start.execution_id).await.unwrap();
@@ -851,7 +851,7 @@ async fn orphans_of_dead_instances_fail() {
         waiting.instance_id = Some(dead.clone());
         waiting.status = ExecutionStatus::Running;
         for r in [&orphan, &healthy, &done, &waiting] {
-            store.insert_execution(r).await.unwrap();
+            store.insert_execution(r.clone()).await.unwrap();
         }
         let pending = approval(&waiting.execution_id, "refund");
         store
@@ -861,8 +861,8 @@ async fn orphans_of_dead_instances_fail() {
         store
             .finish_execution(
                 &done.execution_id,
-                &outcome(ExecutionStatus::Completed),
-                &[],
+                outcome(ExecutionStatus::Completed),
+                Vec::new(),
             )
             .await
             .unwrap();
@@ -1044,7 +1044,7 @@ async fn sqlite_survives_concurrent_load() {
         tasks.push(tokio::spawn(async move {
             for _ in 0..10 {
                 let record = execution("load");
-                store.insert_execution(&record).await?;
+                store.insert_execution(record.clone()).await?;
                 store.mark_running(&record.execution_id, Utc::now()).await?;
                 store
                     .list_executions(&ExecutionFilter {
@@ -1056,8 +1056,8 @@ async fn sqlite_survives_concurrent_load() {
                 store
                     .finish_execution(
                         &record.execution_id,
-                        &outcome(ExecutionStatus::Completed),
-                        &[],
+                        outcome(ExecutionStatus::Completed),
+                        Vec::new(),
                     )
                     .await?;
             }
@@ -1094,7 +1094,7 @@ async fn migrations_go_up_and_down_by_step_and_to_a_version() {
         assert_eq!(history.len(), 3);
         assert!(history.iter().all(|m| m.applied));
         // One step down drops version 2 only: executions stay, approvals go.
-        store.insert_execution(&execution("x")).await.unwrap();
+        store.insert_execution(execution("x")).await.unwrap();
         assert_eq!(
             migrate::downgrade(&store, Some(1)).await.unwrap(),
             1,
@@ -1160,7 +1160,7 @@ async fn the_write_ahead_log_is_folded_into_the_file_in_the_background() {
     record.message = "x".repeat(64 * 1024);
     for _ in 0..32 {
         record.execution_id = uuid::Uuid::new_v4().to_string();
-        store.insert_execution(&record).await.unwrap();
+        store.insert_execution(record.clone()).await.unwrap();
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while size() < before + 2 * 1024 * 1024 {
@@ -1197,7 +1197,7 @@ async fn the_write_ahead_log_starts_over_under_continuous_writes() {
             record.message = "x".repeat(16 * 1024);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 record.execution_id = uuid::Uuid::new_v4().to_string();
-                store.insert_execution(&record).await.unwrap();
+                store.insert_execution(record.clone()).await.unwrap();
             }
         }));
     }
@@ -1228,7 +1228,7 @@ async fn data_survives_reopening_the_file() {
         let store = gateway_store::open("sqlite+aiosqlite:///data/gw.db", dir.path(), None)
             .await
             .unwrap();
-        store.insert_execution(&record).await.unwrap();
+        store.insert_execution(record.clone()).await.unwrap();
     }
     assert!(dir.path().join("data/gw.db").exists());
     let store = gateway_store::open("sqlite:///data/gw.db", dir.path(), None)
