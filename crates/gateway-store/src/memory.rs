@@ -185,11 +185,12 @@ impl Store for MemoryStore {
         filter: &ExecutionFilter,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
         let state = self.lock();
-        let mut found: Vec<ExecutionRecord> = state
+        // Sorted by reference: only the page returned is copied.
+        let mut found: Vec<&ExecutionRecord> = state
             .executions
             .values()
+            .map(|r| &**r)
             .filter(|r| matches(r, filter))
-            .map(|r| ExecutionRecord::clone(r))
             .collect();
         if filter.root_execution_id.is_some() {
             found.sort_by(|a, b| {
@@ -204,6 +205,7 @@ impl Store for MemoryStore {
             .into_iter()
             .skip(filter.offset.max(0) as usize)
             .take(filter.limit.max(0) as usize)
+            .cloned()
             .collect())
     }
 

@@ -31,6 +31,12 @@ const SQLITE: &[Script] = &[
         include_str!("../migrations/sqlite/0003_schedule_overrides.up.sql"),
         include_str!("../migrations/sqlite/0003_schedule_overrides.down.sql"),
     ),
+    (
+        4,
+        "partial indexes on optional execution columns",
+        include_str!("../migrations/sqlite/0004_partial_indexes.up.sql"),
+        include_str!("../migrations/sqlite/0004_partial_indexes.down.sql"),
+    ),
 ];
 
 const POSTGRES: &[Script] = &[
@@ -51,6 +57,12 @@ const POSTGRES: &[Script] = &[
         "schedule overrides",
         include_str!("../migrations/postgres/0003_schedule_overrides.up.sql"),
         include_str!("../migrations/postgres/0003_schedule_overrides.down.sql"),
+    ),
+    (
+        4,
+        "partial indexes on optional execution columns",
+        include_str!("../migrations/postgres/0004_partial_indexes.up.sql"),
+        include_str!("../migrations/postgres/0004_partial_indexes.down.sql"),
     ),
 ];
 

@@ -555,6 +555,50 @@ async fn checkpoint(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
     row.try_get::<i64, _>(1)
 }
 
+/// The listing query for `filter` and the values of its filters, in placeholder order (the
+/// limit and offset follow them). Only the filters given appear in the statement, so each
+/// database can pick the index of the one that narrows the search; a catch-all
+/// `($n IS NULL OR column = $n)` form would scan the table.
+fn list_executions_sql(filter: &ExecutionFilter) -> (String, Vec<&str>) {
+    // (condition with `{n}` for its placeholder, value) for each filter given.
+    let given: Vec<(&str, &str)> = [
+        ("agent_id = {n}", filter.agent_id.as_deref()),
+        ("session_id = {n}", filter.session_id.as_deref()),
+        (
+            "(root_execution_id = {n} OR id = {n})",
+            filter.root_execution_id.as_deref(),
+        ),
+        ("user_id = {n}", filter.user_id.as_deref()),
+        ("status = {n}", filter.status.map(ExecutionStatus::as_str)),
+    ]
+    .into_iter()
+    .filter_map(|(condition, value)| Some((condition, value?)))
+    .collect();
+    let conditions: Vec<String> = given
+        .iter()
+        .enumerate()
+        .map(|(i, (condition, _))| condition.replace("{n}", &format!("${}", i + 1)))
+        .collect();
+    let values: Vec<&str> = given.iter().map(|(_, value)| *value).collect();
+    let order = if filter.root_execution_id.is_some() {
+        "delegation_depth ASC, created_at ASC"
+    } else {
+        "created_at DESC, id DESC"
+    };
+    let filters = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    let next = values.len();
+    let sql = format!(
+        "SELECT {EXECUTION_COLUMNS} FROM executions{filters} ORDER BY {order} LIMIT ${} OFFSET ${}",
+        next + 1,
+        next + 2
+    );
+    (sql, values)
+}
+
 /// Steps written by one statement (5 parameters each, far below either database's limit).
 const STEPS_PER_INSERT: usize = 200;
 
@@ -657,23 +701,13 @@ impl Store for SqlStore {
         &self,
         filter: &ExecutionFilter,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
-        // Optional filters as `($n IS NULL OR column = $n)`: one statement for every combination.
-        let order = if filter.root_execution_id.is_some() {
-            "delegation_depth ASC, created_at ASC"
-        } else {
-            "created_at DESC, id DESC"
-        };
-        let sql = format!(
-            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE ($1 IS NULL OR agent_id = $1) AND ($2 IS NULL OR session_id = $2) AND ($3 IS NULL OR root_execution_id = $3 OR id = $3) AND ($4 IS NULL OR user_id = $4) AND ($5 IS NULL OR status = $5) ORDER BY {order} LIMIT $6 OFFSET $7"
-        );
-        let status = filter.status.map(ExecutionStatus::as_str);
+        let (sql, values) = list_executions_sql(filter);
         on_read!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(&filter.agent_id)
-                .bind(&filter.session_id)
-                .bind(&filter.root_execution_id)
-                .bind(&filter.user_id)
-                .bind(status)
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for value in values {
+                query = query.bind(value);
+            }
+            let rows = query
                 .bind(filter.limit.max(0))
                 .bind(filter.offset.max(0))
                 .fetch_all(pool)
@@ -1443,5 +1477,69 @@ mod tests {
         );
         assert_eq!(sqlite_file("sqlite::memory:", base).unwrap(), None);
         assert!(sqlite_file("sqlite://", base).is_err());
+    }
+
+    /// How SQLite would run the listing query for `filter`: the details of its plan.
+    async fn listing_plan(store: &SqlStore, filter: &ExecutionFilter) -> String {
+        let Backend::Sqlite { read, .. } = &store.backend else {
+            unreachable!("a SQLite store")
+        };
+        let (sql, values) = list_executions_sql(filter);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+        for value in values {
+            query = query.bind(value);
+        }
+        let Ok(rows) = query.bind(50_i64).bind(0_i64).fetch_all(read).await else {
+            unreachable!("the plan of {sql}")
+        };
+        rows.iter()
+            .filter_map(|row| row.try_get::<String, _>(3).ok())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[tokio::test]
+    async fn listing_by_a_filter_searches_that_filters_index() {
+        let Ok(dir) = tempfile::tempdir() else {
+            unreachable!("a temporary directory")
+        };
+        let Ok(store) = SqlStore::connect("sqlite:///plan.db", dir.path()).await else {
+            unreachable!("a SQLite store")
+        };
+        let Ok(_) = crate::migrate::upgrade(&store, None).await else {
+            unreachable!("migrated")
+        };
+        let by = |set: fn(&mut ExecutionFilter)| {
+            let mut filter = ExecutionFilter {
+                limit: 50,
+                ..ExecutionFilter::default()
+            };
+            set(&mut filter);
+            filter
+        };
+        for (filter, index) in [
+            (
+                by(|f| f.session_id = Some("s".into())),
+                "ix_executions_session_id",
+            ),
+            (
+                by(|f| f.agent_id = Some("a".into())),
+                "ix_executions_agent_id",
+            ),
+            (
+                by(|f| f.user_id = Some("u".into())),
+                "ix_executions_user_id",
+            ),
+            (
+                by(|f| f.root_execution_id = Some("r".into())),
+                "ix_executions_root_execution_id",
+            ),
+        ] {
+            let plan = listing_plan(&store, &filter).await;
+            assert!(plan.contains(index), "{filter:?}: {plan}");
+        }
+        // With no filter, the newest come straight off the creation-time index.
+        let plan = listing_plan(&store, &by(|_| {})).await;
+        assert!(plan.contains("ix_executions_created_at"), "{plan}");
     }
 }

@@ -1089,9 +1089,9 @@ async fn migrations_go_up_and_down_by_step_and_to_a_version() {
         stores.push(("postgres", store, Some((url, schema))));
     }
     for (name, store, cleanup) in stores {
-        assert_eq!(migrate::current(&store).await.unwrap(), 3, "{name}");
+        assert_eq!(migrate::current(&store).await.unwrap(), 4, "{name}");
         let history = migrate::history(&store).await.unwrap();
-        assert_eq!(history.len(), 3);
+        assert_eq!(history.len(), 4);
         assert!(history.iter().all(|m| m.applied));
         // One step down drops version 2 only: executions stay, approvals go.
         store.insert_execution(execution("x")).await.unwrap();
@@ -1118,10 +1118,10 @@ async fn migrations_go_up_and_down_by_step_and_to_a_version() {
             "unknown version"
         );
         assert_eq!(migrate::upgrade(&store, Some(1)).await.unwrap(), 1);
-        assert_eq!(migrate::upgrade(&store, None).await.unwrap(), 3);
+        assert_eq!(migrate::upgrade(&store, None).await.unwrap(), 4);
         assert_eq!(
             migrate::upgrade(&store, None).await.unwrap(),
-            3,
+            4,
             "idempotent"
         );
         assert!(

@@ -1,0 +1,10 @@
+DROP INDEX ix_executions_session_id;
+CREATE INDEX ix_executions_session_id ON executions (session_id);
+DROP INDEX ix_executions_user_id;
+CREATE INDEX ix_executions_user_id ON executions (user_id);
+DROP INDEX ix_executions_schedule_id;
+CREATE INDEX ix_executions_schedule_id ON executions (schedule_id);
+DROP INDEX ix_executions_parent_execution_id;
+CREATE INDEX ix_executions_parent_execution_id ON executions (parent_execution_id);
+DROP INDEX ix_executions_root_execution_id;
+CREATE INDEX ix_executions_root_execution_id ON executions (root_execution_id);
