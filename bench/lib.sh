@@ -59,9 +59,12 @@ MD
   printf 'model:\n  default: openai/bench\nauth:\n  enabled: false\n%s\n' "$2" >"$1/gateway.yaml"
 }
 
+# GATEWAY_WORKER_THREADS=N runs the gateway (only) on N runtime threads (default: one per core).
 start_gateway() { # WORKSPACE -> GATEWAY_URL, GATEWAY_PID
   local port; port=$(free_port)
-  OPENAI_API_KEY=bench OPENAI_API_BASE="$MOCK_URL/v1" RUST_LOG=warn \
+  local threads=()
+  [ -n "${GATEWAY_WORKER_THREADS:-}" ] && threads=(TOKIO_WORKER_THREADS="$GATEWAY_WORKER_THREADS")
+  env "${threads[@]}" OPENAI_API_KEY=bench OPENAI_API_BASE="$MOCK_URL/v1" RUST_LOG=warn \
     "$BIN/agents-gateway" serve --host 127.0.0.1 --port "$port" -w "$1" >"$WORK/gateway-$port.log" 2>&1 &
   GATEWAY_PID=$!
   PIDS+=($GATEWAY_PID)

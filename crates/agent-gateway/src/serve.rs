@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::gateway::Gateway;
@@ -19,6 +20,15 @@ impl Gateway {
     }
 }
 
+/// Sends small writes at once. Without it a streamed event written while the client's
+/// acknowledgement of the previous one is delayed waits for that acknowledgement (up to
+/// 40 ms on Linux): Nagle's algorithm meeting delayed ACKs.
+fn no_delay(stream: &mut tokio::net::TcpStream) {
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(error = %err, "cannot set TCP_NODELAY on a connection");
+    }
+}
+
 /// Serves `gateway` on an already bound listener until `shutdown` resolves, then lets
 /// requests in flight finish. Fires the startup and shutdown hooks.
 pub async fn serve(
@@ -30,7 +40,7 @@ pub async fn serve(
     let app = gateway
         .router()
         .into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
+    let result = axum::serve(listener.tap_io(no_delay), app)
         .with_graceful_shutdown(shutdown)
         .await;
     gateway.shutdown().await;

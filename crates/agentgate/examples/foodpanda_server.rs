@@ -50,6 +50,10 @@ async fn main() -> ExitCode {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
+    // Answers are small writes: send them at once (no Nagle delay behind a delayed ACK).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+        let _ = stream.set_nodelay(true);
+    });
     if let Err(err) = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

@@ -30,6 +30,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -103,6 +104,12 @@ impl MockLlm {
             let shutdown = async {
                 let _ = rx.await;
             };
+            // Paced chunks are small writes: send each at once (no Nagle delay).
+            let listener = listener.tap_io(|stream| {
+                if let Err(err) = stream.set_nodelay(true) {
+                    tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+                }
+            });
             if let Err(err) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
