@@ -507,14 +507,21 @@ impl SqlStore {
 /// How often the background checkpointer copies the SQLite write-ahead log into the database.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Log size (pages) from which the checkpointer finishes a pass through the writer: 16 MiB of
+/// 4 KiB pages. Below it the log may stay unfinished; it never grows much past it.
+const LOG_RESTART_PAGES: i64 = 4096;
+
 /// Keeps WAL checkpoints off the request path, and the WAL bounded. Every
 /// [`CHECKPOINT_INTERVAL`] until the returned handle's last clone is dropped:
 /// 1. a passive checkpoint on a connection of its own copies the log into the database and
-///    syncs it while writes go on (the long part, off the writer);
-/// 2. a passive checkpoint through the writer pool, which holds the one write connection so
-///    nothing is written meanwhile, copies the few pages written during step 1. The log is
-///    then fully copied and the next write starts it over; without this step a steady stream
-///    of writes keeps the log growing forever, since every background pass ends behind.
+///    syncs it while writes go on (the long part, off the writer). If no write came
+///    meanwhile, the next write starts the log over;
+/// 2. once the log holds [`LOG_RESTART_PAGES`] or more, a passive checkpoint through the
+///    writer pool, which holds the one write connection so nothing is written meanwhile,
+///    copies the pages written during step 1, so the log starts over after all. Without this
+///    step a steady stream of writes keeps the log growing forever, since every background
+///    pass ends behind; keeping it for a large log holds writes back only under sustained
+///    load, at most once a pass.
 fn spawn_checkpointer(
     own: SqlitePool,
     writer: SqlitePool,
@@ -530,9 +537,8 @@ fn spawn_checkpointer(
                 closed = watch.changed() => if closed.is_err() { break },
             }
             match checkpoint(&own).await {
-                // The log is empty (it was just started over): nothing to finish.
-                Ok(0) => continue,
-                Ok(_) => {}
+                Ok(pages) if pages >= LOG_RESTART_PAGES => {}
+                Ok(_) => continue,
                 Err(err) => {
                     tracing::warn!(error = %err, "SQLite WAL checkpoint failed");
                     continue;
@@ -547,7 +553,8 @@ fn spawn_checkpointer(
     std::sync::Arc::new(alive)
 }
 
-/// Runs a passive checkpoint; answers the number of pages in the log.
+/// Runs a passive checkpoint; answers the number of pages in the log when it started (it
+/// copies them all unless a reader still needs some).
 async fn checkpoint(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
     let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
         .fetch_one(pool)
