@@ -23,10 +23,10 @@ impl Anthropic {
         Self { endpoint }
     }
 
-    fn auth(&self) -> Vec<(&'static str, String)> {
-        let mut headers = vec![("anthropic-version", API_VERSION.to_string())];
+    fn auth(&self) -> Vec<(&'static str, &str)> {
+        let mut headers = vec![("anthropic-version", API_VERSION)];
         if let Some(key) = &self.endpoint.api_key {
-            headers.push(("x-api-key", key.clone()));
+            headers.push(("x-api-key", key));
         }
         headers
     }
@@ -39,7 +39,11 @@ impl Anthropic {
     ) -> Result<reqwest::Response, LlmError> {
         let body = request_body(model, request, stream);
         self.endpoint
-            .post(&self.endpoint.url("/v1/messages"), &self.auth(), &body)
+            .post(
+                self.endpoint.parse_url("/v1/messages")?,
+                &self.auth(),
+                &body,
+            )
             .await
     }
 }

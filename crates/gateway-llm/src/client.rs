@@ -1,9 +1,9 @@
 //! [`LlmClient`]: `provider/model` names → adapters, with credentials, timeouts, retries and
 //! the fallback model.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rand::Rng;
@@ -180,22 +180,16 @@ struct Resolved {
     /// `provider/model`.
     full_name: String,
     model: String,
-    kind: ProviderKind,
+    #[cfg(test)]
     endpoint: Endpoint,
+    adapter: Box<dyn ModelProvider>,
     max_retries: u32,
     retry_base_delay: Duration,
 }
 
-impl Resolved {
-    fn adapter(&self) -> Box<dyn ModelProvider> {
-        let endpoint = self.endpoint.clone();
-        match self.kind {
-            ProviderKind::OpenAi => Box::new(OpenAi::new(endpoint)),
-            ProviderKind::Anthropic => Box::new(Anthropic::new(endpoint)),
-            ProviderKind::Gemini => Box::new(Gemini::new(endpoint)),
-        }
-    }
-}
+/// Most resolutions kept; past it the cache starts over (names come from configuration, so
+/// this is only reached by something unusual, and must not grow without end).
+const MAX_RESOLVED: usize = 1024;
 
 /// Routes calls to providers. Cheap to clone.
 #[derive(Clone)]
@@ -206,6 +200,9 @@ pub struct LlmClient {
 struct Inner {
     settings: LlmSettings,
     http: reqwest::Client,
+    /// Resolutions by model name (and `\0` + base when the target overrides the base):
+    /// the settings never change, so a name resolves to the same adapter every time.
+    resolved: RwLock<HashMap<String, Arc<Resolved>>>,
 }
 
 /// Splits `provider/model`, inferring the provider of a bare name.
@@ -241,7 +238,11 @@ impl LlmClient {
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Self {
-            inner: Arc::new(Inner { settings, http }),
+            inner: Arc::new(Inner {
+                settings,
+                http,
+                resolved: RwLock::new(HashMap::new()),
+            }),
         }
     }
 
@@ -252,6 +253,34 @@ impl LlmClient {
             .get(name)
             .filter(|v| !v.trim().is_empty())
             .cloned()
+    }
+
+    /// [`Self::resolve`], remembered.
+    fn resolved(&self, name: &str, api_base: Option<&str>) -> Result<Arc<Resolved>, LlmError> {
+        let key = match api_base {
+            None => std::borrow::Cow::Borrowed(name),
+            Some(base) => std::borrow::Cow::Owned(format!("{name}\0{base}")),
+        };
+        if let Some(found) = self
+            .inner
+            .resolved
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key.as_ref())
+        {
+            return Ok(Arc::clone(found));
+        }
+        let resolved = Arc::new(self.resolve(name, api_base)?);
+        let mut cache = self
+            .inner
+            .resolved
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= MAX_RESOLVED {
+            cache.clear();
+        }
+        cache.insert(key.into_owned(), Arc::clone(&resolved));
+        Ok(resolved)
     }
 
     fn resolve(&self, name: &str, api_base: Option<&str>) -> Result<Resolved, LlmError> {
@@ -290,6 +319,20 @@ impl LlmClient {
                 model: name.to_string(),
                 hint: format!("provider '{provider_name}' has no api_base"),
             })?;
+        let problem = match reqwest::Url::parse(&base) {
+            Err(err) => Some(err.to_string()),
+            Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+                Some("it must start with http:// or https://".to_string())
+            }
+            Ok(_) => None,
+        };
+        if let Some(message) = problem {
+            return Err(LlmError::InvalidBase {
+                provider: provider_name,
+                base,
+                message,
+            });
+        }
         let key = provider.api_key.clone().or_else(|| {
             provider
                 .api_key_env
@@ -314,18 +357,25 @@ impl LlmClient {
                 model: name.to_string(),
             });
         }
+        let endpoint = Endpoint {
+            provider: provider_name.clone(),
+            http: self.inner.http.clone(),
+            base,
+            api_key: key,
+            headers: provider.headers.clone(),
+            timeout: provider.timeout.unwrap_or(settings.timeout),
+        };
+        let adapter: Box<dyn ModelProvider> = match provider.kind {
+            ProviderKind::OpenAi => Box::new(OpenAi::new(endpoint.clone())),
+            ProviderKind::Anthropic => Box::new(Anthropic::new(endpoint.clone())),
+            ProviderKind::Gemini => Box::new(Gemini::new(endpoint.clone())),
+        };
         Ok(Resolved {
             full_name: format!("{provider_name}/{model}"),
             model,
-            kind: provider.kind,
-            endpoint: Endpoint {
-                provider: provider_name,
-                http: self.inner.http.clone(),
-                base,
-                api_key: key,
-                headers: provider.headers.clone(),
-                timeout: provider.timeout.unwrap_or(settings.timeout),
-            },
+            #[cfg(test)]
+            endpoint,
+            adapter,
             max_retries: provider.max_retries.unwrap_or(settings.max_retries),
             retry_base_delay: provider
                 .retry_base_delay
@@ -336,7 +386,7 @@ impl LlmClient {
     /// Checks that `name` can be called as configured (provider known, key present) without
     /// calling it.
     pub fn check_model(&self, name: &str) -> Result<(), LlmError> {
-        self.resolve(name, None).map(|_| ())
+        self.resolved(name, None).map(|_| ())
     }
 
     fn fill(target: &ModelTarget, request: &CompletionRequest) -> CompletionRequest {
@@ -391,10 +441,11 @@ impl LlmClient {
         api_base: Option<&str>,
         request: &CompletionRequest,
     ) -> Result<Completion, LlmError> {
-        let resolved = self.resolve(name, api_base)?;
-        let adapter = resolved.adapter();
-        let mut completion =
-            Self::with_retries(&resolved, || adapter.complete(&resolved.model, request)).await?;
+        let resolved = self.resolved(name, api_base)?;
+        let mut completion = Self::with_retries(&resolved, || {
+            resolved.adapter.complete(&resolved.model, request)
+        })
+        .await?;
         completion.model = resolved.full_name.clone();
         Ok(completion)
     }
@@ -405,10 +456,11 @@ impl LlmClient {
         api_base: Option<&str>,
         request: &CompletionRequest,
     ) -> Result<CompletionStream, LlmError> {
-        let resolved = self.resolve(name, api_base)?;
-        let adapter = resolved.adapter();
-        let stream =
-            Self::with_retries(&resolved, || adapter.stream(&resolved.model, request)).await?;
+        let resolved = self.resolved(name, api_base)?;
+        let stream = Self::with_retries(&resolved, || {
+            resolved.adapter.stream(&resolved.model, request)
+        })
+        .await?;
         let full_name = resolved.full_name.clone();
         Ok(Box::pin(futures::StreamExt::map(stream, move |event| {
             event.map(|event| match event {
@@ -531,6 +583,20 @@ mod tests {
                 .contains("known: anthropic, gemini, ollama, openai"),
             "{err}"
         );
+
+        let err = client(&[("OPENAI_API_BASE", "localhost:8080/v1")])
+            .check_model("openai/m")
+            .unwrap_err();
+        assert!(err.is_configuration() && !err.is_retryable(), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("invalid api_base 'localhost:8080/v1': it must start with http"),
+            "{err}"
+        );
+        let err = client(&[("OPENAI_API_BASE", "http://")])
+            .check_model("openai/m")
+            .unwrap_err();
+        assert!(err.to_string().contains("empty host"), "{err}");
 
         let c = client(&[("OLLAMA_API_BASE", "http://gpu:11434")]);
         let resolved = c.resolve("ollama/llama3.2", None).unwrap();

@@ -3,6 +3,13 @@
 /// Why a model call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LlmError {
+    /// The provider's base URL (configuration or environment) is not a URL.
+    #[error("provider '{provider}' has an invalid api_base '{base}': {message}")]
+    InvalidBase {
+        provider: String,
+        base: String,
+        message: String,
+    },
     /// The provider needs a key and none is configured. `env_var` names the variable to set.
     #[error("no API key for provider '{provider}': set {env_var} (needed by model '{model}')")]
     MissingCredential {
@@ -41,16 +48,20 @@ impl LlmError {
             Self::Timeout { .. } | Self::Connection { .. } => true,
             Self::MissingCredential { .. }
             | Self::UnknownProvider { .. }
+            | Self::InvalidBase { .. }
             | Self::InvalidResponse { .. } => false,
         }
     }
 
-    /// Whether this is a configuration problem of the gateway (no key, unknown provider)
-    /// rather than a failure of the provider: the API maps these to 503.
+    /// Whether this is a configuration problem of the gateway (no key, unknown provider, a
+    /// base that is not a URL) rather than a failure of the provider: the API maps these to
+    /// 503.
     pub fn is_configuration(&self) -> bool {
         matches!(
             self,
-            Self::MissingCredential { .. } | Self::UnknownProvider { .. }
+            Self::MissingCredential { .. }
+                | Self::UnknownProvider { .. }
+                | Self::InvalidBase { .. }
         )
     }
 }

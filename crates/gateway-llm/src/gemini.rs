@@ -19,11 +19,11 @@ impl Gemini {
         Self { endpoint }
     }
 
-    fn auth(&self) -> Vec<(&'static str, String)> {
+    fn auth(&self) -> Vec<(&'static str, &str)> {
         self.endpoint
             .api_key
-            .as_ref()
-            .map(|key| vec![("x-goog-api-key", key.clone())])
+            .as_deref()
+            .map(|key| vec![("x-goog-api-key", key)])
             .unwrap_or_default()
     }
 
@@ -40,7 +40,7 @@ impl Gemini {
             format!("/v1beta/models/{model}:generateContent")
         };
         self.endpoint
-            .post(&self.endpoint.url(&path), &self.auth(), &body)
+            .post(self.endpoint.parse_url(&path)?, &self.auth(), &body)
             .await
     }
 }

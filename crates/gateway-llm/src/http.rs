@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::StreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -28,8 +31,14 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base.trim_end_matches('/'), path)
+    /// `path` under the base URL, parsed (adapters with a fixed path parse it once).
+    pub(crate) fn parse_url(&self, path: &str) -> Result<reqwest::Url, LlmError> {
+        let url = format!("{}{}", self.base.trim_end_matches('/'), path);
+        reqwest::Url::parse(&url).map_err(|err| LlmError::InvalidBase {
+            provider: self.provider.clone(),
+            base: self.base.clone(),
+            message: format!("{url}: {err}"),
+        })
     }
 
     fn request_error(&self, err: &reqwest::Error) -> LlmError {
@@ -70,13 +79,13 @@ impl Endpoint {
     /// response head is bounded here: bodies are bounded by their readers.
     pub(crate) async fn post(
         &self,
-        url: &str,
-        auth: &[(&str, String)],
-        body: &Value,
+        url: reqwest::Url,
+        auth: &[(&str, &str)],
+        body: &impl Serialize,
     ) -> Result<reqwest::Response, LlmError> {
         let mut request = self.http.post(url).json(body);
         for (name, value) in auth {
-            request = request.header(*name, value);
+            request = request.header(*name, *value);
         }
         for (name, value) in &self.headers {
             request = request.header(name, value);
@@ -113,15 +122,31 @@ impl Endpoint {
         })
     }
 
+    /// Reads a whole body within the timeout.
+    pub(crate) async fn bytes(&self, response: reqwest::Response) -> Result<Bytes, LlmError> {
+        match tokio::time::timeout(self.timeout, response.bytes()).await {
+            Err(_) => Err(self.timed_out()),
+            Ok(Err(err)) => Err(self.request_error(&err)),
+            Ok(Ok(bytes)) => Ok(bytes),
+        }
+    }
+
     /// Reads a whole JSON body within the timeout.
     pub(crate) async fn json(&self, response: reqwest::Response) -> Result<Value, LlmError> {
-        let bytes = match tokio::time::timeout(self.timeout, response.bytes()).await {
-            Err(_) => return Err(self.timed_out()),
-            Ok(Err(err)) => return Err(self.request_error(&err)),
-            Ok(Ok(bytes)) => bytes,
-        };
-        serde_json::from_slice(&bytes)
-            .map_err(|err| self.invalid(format!("body is not JSON: {err}")))
+        let bytes = self.bytes(response).await?;
+        self.decode(&bytes)
+    }
+
+    /// Decodes a provider's JSON into `T`: text that is not JSON and JSON of another shape
+    /// are told apart in the error.
+    pub(crate) fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, LlmError> {
+        serde_json::from_slice(bytes).map_err(|err| {
+            if err.is_data() {
+                self.invalid(format!("unexpected answer: {err}"))
+            } else {
+                self.invalid(format!("body is not JSON: {err}"))
+            }
+        })
     }
 }
 

@@ -125,7 +125,9 @@ pub async fn invoke(
         timeout_ms: options.timeout_ms,
         run_async: options.run_async,
     });
-    let prepared = gateway.prepare_invoke(request).await?;
+    // Both futures are boxed so that this handler's own stays small: the server moves it
+    // (into its boxes, through the middleware) and each move copies all of it.
+    let prepared = Box::pin(gateway.prepare_invoke(request)).await?;
     let execution_id = prepared.execution_id.clone();
     if prepared.run_async {
         let queued = QueuedResponse {
@@ -138,7 +140,7 @@ pub async fn invoke(
         let response = (StatusCode::ACCEPTED, axum::Json(queued)).into_response();
         return Ok(with_execution_header(response, &execution_id));
     }
-    let result = gateway.run_invoke(prepared).await;
+    let result = Box::pin(gateway.run_invoke(prepared)).await;
     if result.failure == Some(Failure::ModelUnavailable) {
         return Err(model_unavailable(result.error, &execution_id));
     }
@@ -212,7 +214,7 @@ pub async fn chat(
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
         return Ok(response);
     }
-    let result = gateway.chat(request).await?;
+    let result = Box::pin(gateway.chat(request)).await?;
     if result.failure == Some(Failure::ModelUnavailable) {
         return Err(model_unavailable(result.error, &result.execution_id));
     }

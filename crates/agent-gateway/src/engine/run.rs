@@ -108,7 +108,15 @@ fn clip(text: &str) -> (String, bool) {
 }
 
 /// Runs the loop to its end. Never fails: every problem becomes the outcome's stop reason.
-pub(crate) async fn run(spec: RunSpec) -> RunOutcome {
+///
+/// The loop's state machine is several kilobytes (model call, tool calls, approvals); boxed
+/// here, the futures of its callers stay small, so the server does not copy kilobytes each
+/// time it moves a request's future.
+pub(crate) fn run(spec: RunSpec) -> futures::future::BoxFuture<'static, RunOutcome> {
+    Box::pin(run_to_end(spec))
+}
+
+async fn run_to_end(spec: RunSpec) -> RunOutcome {
     let started = Instant::now();
     let mut state = Run {
         spec,
