@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Streaming: extra time to the first chunk and extra per-chunk delay of chat streaming through
-# the gateway, against the mock LLM streaming 20 chunks paced 20 ms apart. Summary line last.
+# the gateway, against the mock LLM streaming 20 chunks paced 20 ms apart. The direct request
+# asks for usage in the stream as the gateway does (the mock then sends one more paced chunk).
+# Summary line last.
 source "$(dirname "$0")/lib.sh"
 build
 start_mock
@@ -11,7 +13,7 @@ stream() { # LABEL URL BODY
   "$BIN/agw-load" --label "$1" --concurrency 4 --duration "$DURATION" --warmup "$WARMUP" \
     --url "$2" --body "$3" --stream | tail -n 1
 }
-direct=$(stream direct-stream "$MOCK_URL/v1/chat/completions" '{"model":"bench","stream":true,"messages":[{"role":"user","content":"hello"}]}')
+direct=$(stream direct-stream "$MOCK_URL/v1/chat/completions" '{"model":"bench","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hello"}]}')
 through=$(stream gateway-stream "$GATEWAY_URL/v1/agents/bench/chat" '{"message":"hello","options":{"stream":true}}')
 echo "$direct"
 echo "$through"
