@@ -29,8 +29,8 @@ build() {
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-wait_for() { # url
-  for _ in $(seq 1 200); do
+wait_for() { # URL [TRIES of 50 ms, default 200]
+  for _ in $(seq 1 "${2:-200}"); do
     if curl -fs -o /dev/null "$1"; then return 0; fi
     sleep 0.05
   done
@@ -60,17 +60,21 @@ MD
 }
 
 # GATEWAY_WORKER_THREADS=N runs the gateway (only) on N runtime threads (default: one per core).
+# GATEWAY_WRAPPER (an array) is a command the gateway runs under, e.g. valgrind; it is given a
+# minute to start.
 start_gateway() { # WORKSPACE -> GATEWAY_URL, GATEWAY_PID
   local port; port=$(free_port)
   local threads=()
   [ -n "${GATEWAY_WORKER_THREADS:-}" ] && threads=(TOKIO_WORKER_THREADS="$GATEWAY_WORKER_THREADS")
   env "${threads[@]}" OPENAI_API_KEY=bench OPENAI_API_BASE="$MOCK_URL/v1" RUST_LOG=warn \
-    "$BIN/agents-gateway" serve --host 127.0.0.1 --port "$port" -w "$1" >"$WORK/gateway-$port.log" 2>&1 &
+    "${GATEWAY_WRAPPER[@]}" "$BIN/agents-gateway" serve --host 127.0.0.1 --port "$port" -w "$1" \
+    >"$WORK/gateway-$port.log" 2>&1 &
   GATEWAY_PID=$!
   PIDS+=($GATEWAY_PID)
   GATEWAY_URL="http://127.0.0.1:$port"
-  wait_for "$GATEWAY_URL/v1/health"
+  wait_for "$GATEWAY_URL/v1/health" "$([ ${#GATEWAY_WRAPPER[@]} -gt 0 ] && echo 1200 || echo 200)"
 }
+GATEWAY_WRAPPER=()
 
 # The persistence section for STORE: off, sqlite or postgres (a schema of its own).
 persistence_yaml() {

@@ -16,11 +16,16 @@ const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 pub struct Anthropic {
     endpoint: Endpoint,
+    /// `{base}/v1/messages`, parsed once.
+    messages_url: Result<reqwest::Url, LlmError>,
 }
 
 impl Anthropic {
     pub fn new(endpoint: Endpoint) -> Self {
-        Self { endpoint }
+        Self {
+            messages_url: endpoint.parse_url("/v1/messages"),
+            endpoint,
+        }
     }
 
     fn auth(&self) -> Vec<(&'static str, &str)> {
@@ -39,11 +44,7 @@ impl Anthropic {
     ) -> Result<reqwest::Response, LlmError> {
         let body = request_body(model, request, stream);
         self.endpoint
-            .post(
-                self.endpoint.parse_url("/v1/messages")?,
-                &self.auth(),
-                &body,
-            )
+            .post(self.messages_url.clone()?, &self.auth(), &body)
             .await
     }
 }

@@ -319,20 +319,6 @@ impl LlmClient {
                 model: name.to_string(),
                 hint: format!("provider '{provider_name}' has no api_base"),
             })?;
-        let problem = match reqwest::Url::parse(&base) {
-            Err(err) => Some(err.to_string()),
-            Ok(url) if !matches!(url.scheme(), "http" | "https") => {
-                Some("it must start with http:// or https://".to_string())
-            }
-            Ok(_) => None,
-        };
-        if let Some(message) = problem {
-            return Err(LlmError::InvalidBase {
-                provider: provider_name,
-                base,
-                message,
-            });
-        }
         let key = provider.api_key.clone().or_else(|| {
             provider
                 .api_key_env
@@ -365,6 +351,9 @@ impl LlmClient {
             headers: provider.headers.clone(),
             timeout: provider.timeout.unwrap_or(settings.timeout),
         };
+        // A base that is not a usable URL is the configuration's fault: say so now, rather
+        // than fail (and retry) every call.
+        endpoint.parse_url("")?;
         let adapter: Box<dyn ModelProvider> = match provider.kind {
             ProviderKind::OpenAi => Box::new(OpenAi::new(endpoint.clone())),
             ProviderKind::Anthropic => Box::new(Anthropic::new(endpoint.clone())),

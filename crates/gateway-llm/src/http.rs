@@ -31,13 +31,19 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// `path` under the base URL, parsed (adapters with a fixed path parse it once).
+    /// `path` under the base URL, parsed (adapters with a fixed path parse it once). Only
+    /// `http` and `https` URLs are accepted.
     pub(crate) fn parse_url(&self, path: &str) -> Result<reqwest::Url, LlmError> {
         let url = format!("{}{}", self.base.trim_end_matches('/'), path);
-        reqwest::Url::parse(&url).map_err(|err| LlmError::InvalidBase {
+        let problem = match reqwest::Url::parse(&url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => return Ok(url),
+            Ok(_) => "it must start with http:// or https://".to_string(),
+            Err(err) => err.to_string(),
+        };
+        Err(LlmError::InvalidBase {
             provider: self.provider.clone(),
             base: self.base.clone(),
-            message: format!("{url}: {err}"),
+            message: problem,
         })
     }
 
