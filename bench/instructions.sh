@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Instructions per invoke: the gateway (persistence off, or INSTRUCTIONS_STORE=sqlite) runs
-# under valgrind's callgrind, which counts the instructions it executes. For the same binary
+# Instructions per invoke: the gateway (persistence off, or INSTRUCTIONS_STORE=sqlite; or the
+# bare hop agw-proxy with INSTRUCTIONS_STORE=bare-hop) runs under valgrind's callgrind, which
+# counts the instructions it executes. For the same binary
 # and requests the count barely moves however busy the machine is, unlike CPU time (±15% from
 # run to run on a shared 2-core machine), so it shows what a change did to the gateway's own
 # work. Two runs serve SMALL and LARGE invokes after the same start-up; their difference over
@@ -13,13 +14,21 @@ LARGE="${INSTRUCTIONS_LARGE:-3000}"
 STORE="${INSTRUCTIONS_STORE:-off}"
 build
 start_mock
-count() { # REQUESTS -> COUNTED: instructions of a whole gateway run serving them
+count() { # REQUESTS -> COUNTED: instructions of a whole gateway (or bare hop) run serving them
   local out="$WORK/callgrind.$1"
-  GATEWAY_WRAPPER=(valgrind --tool=callgrind --callgrind-out-file="$out")
-  start_gateway_on "$STORE"
-  "$BIN/agw-load" --label "callgrind-$1" --concurrency 4 --requests "$1" --warmup 0 \
-    --url "$GATEWAY_URL/v1/agents/bench/invoke" --body '{"message":"hello"}' | tail -n 1 >&2
-  stop_gateway
+  WRAPPER=(valgrind --tool=callgrind --callgrind-out-file="$out")
+  if [ "$STORE" = bare-hop ]; then
+    start_proxy "$MOCK_URL/v1/chat/completions"
+    "$BIN/agw-load" --label "callgrind-$1" --concurrency 4 --requests "$1" --warmup 0 --url "$PROXY_URL/v1/chat/completions" \
+      --body '{"model":"bench","messages":[{"role":"user","content":"hello"}]}' | tail -n 1 >&2
+    kill "$PROXY_PID" 2>/dev/null || true
+    wait "$PROXY_PID" 2>/dev/null || true
+  else
+    start_gateway_on "$STORE"
+    "$BIN/agw-load" --label "callgrind-$1" --concurrency 4 --requests "$1" --warmup 0 \
+      --url "$GATEWAY_URL/v1/agents/bench/invoke" --body '{"message":"hello"}' | tail -n 1 >&2
+    stop_gateway
+  fi
   COUNTED=$(callgrind_annotate "$out" | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
 }
 
@@ -29,4 +38,8 @@ count "$LARGE"
 large=$COUNTED
 per_invoke=$(( (large - small) / (LARGE - SMALL) ))
 echo "{\"label\":\"instructions-$STORE\",\"small\":$SMALL,\"small_total\":$small,\"large\":$LARGE,\"large_total\":$large,\"per_invoke\":$per_invoke}"
-echo "instructions: $per_invoke per invoke (persistence $STORE; callgrind, user space)"
+if [ "$STORE" = bare-hop ]; then
+  echo "instructions: $per_invoke per request (bare hop, agw-proxy; callgrind, user space)"
+else
+  echo "instructions: $per_invoke per invoke (persistence $STORE; callgrind, user space)"
+fi

@@ -47,6 +47,15 @@ start_mock() { # -> MOCK_URL, MOCK_PID
   wait_for "$MOCK_URL/_mock/health"
 }
 
+start_proxy() { # UPSTREAM_URL -> PROXY_URL, PROXY_PID: the bare hop (agw-proxy) in front of it
+  local port; port=$(free_port)
+  "${WRAPPER[@]}" "$BIN/agw-proxy" --port "$port" --upstream "$1" >"$WORK/proxy-$port.log" 2>&1 &
+  PROXY_PID=$!
+  PIDS+=($PROXY_PID)
+  PROXY_URL="http://127.0.0.1:$port"
+  wait_for "$PROXY_URL/_proxy/health" "$(start_tries)"
+}
+
 # make_workspace DIR PERSISTENCE_YAML
 make_workspace() {
   mkdir -p "$1/agents/bench"
@@ -60,21 +69,22 @@ MD
 }
 
 # GATEWAY_WORKER_THREADS=N runs the gateway (only) on N runtime threads (default: one per core).
-# GATEWAY_WRAPPER (an array) is a command the gateway runs under, e.g. valgrind; it is given a
-# minute to start.
+# WRAPPER (an array) is a command the gateway or the bare hop runs under, e.g. valgrind; they
+# are then given a minute to start.
 start_gateway() { # WORKSPACE -> GATEWAY_URL, GATEWAY_PID
   local port; port=$(free_port)
   local threads=()
   [ -n "${GATEWAY_WORKER_THREADS:-}" ] && threads=(TOKIO_WORKER_THREADS="$GATEWAY_WORKER_THREADS")
   env "${threads[@]}" OPENAI_API_KEY=bench OPENAI_API_BASE="$MOCK_URL/v1" RUST_LOG=warn \
-    "${GATEWAY_WRAPPER[@]}" "$BIN/agents-gateway" serve --host 127.0.0.1 --port "$port" -w "$1" \
+    "${WRAPPER[@]}" "$BIN/agents-gateway" serve --host 127.0.0.1 --port "$port" -w "$1" \
     >"$WORK/gateway-$port.log" 2>&1 &
   GATEWAY_PID=$!
   PIDS+=($GATEWAY_PID)
   GATEWAY_URL="http://127.0.0.1:$port"
-  wait_for "$GATEWAY_URL/v1/health" "$([ ${#GATEWAY_WRAPPER[@]} -gt 0 ] && echo 1200 || echo 200)"
+  wait_for "$GATEWAY_URL/v1/health" "$(start_tries)"
 }
-GATEWAY_WRAPPER=()
+WRAPPER=()
+start_tries() { [ ${#WRAPPER[@]} -gt 0 ] && echo 1200 || echo 200; }
 
 # The persistence section for STORE: off, sqlite or postgres (a schema of its own).
 persistence_yaml() {
