@@ -50,7 +50,7 @@ make_workspace "$ws" "$(printf 'persistence:\n  enabled: false\nsessions:\n  max
 startup "$ws"
 sleep 1
 idle=$(rss_mb "$GATEWAY_PID")
-load "load-c16" 16 "$GATEWAY_URL/v1/agents/bench/invoke" '{"message":"hello"}' >"$WORK/load.json" &
+load "load-c16" 16 "$GATEWAY_URL$INVOKE_PATH" "$INVOKE_BODY" >"$WORK/load.json" &
 loader=$!
 peak=0
 while kill -0 "$loader" 2>/dev/null; do

@@ -33,11 +33,11 @@ PY
 }
 
 summary=()
-frontier mock "$MOCK_URL/v1/chat/completions" '{"model":"bench","messages":[{"role":"user","content":"hello"}]}'
+frontier mock "$MOCK_URL$CHAT_PATH" "$CHAT_BODY"
 summary+=("$RESULT")
 for store in off sqlite postgres; do
   start_gateway_on "$store"
-  frontier "gateway-$store" "$GATEWAY_URL/v1/agents/bench/invoke" '{"message":"hello"}'
+  frontier "gateway-$store" "$GATEWAY_URL$INVOKE_PATH" "$INVOKE_BODY"
   summary+=("$RESULT")
   stop_gateway
 done

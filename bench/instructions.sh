@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Instructions per invoke: the gateway (persistence off, or INSTRUCTIONS_STORE=sqlite; or the
 # bare hop agw-proxy with INSTRUCTIONS_STORE=bare-hop) runs under valgrind's callgrind, which
-# counts the instructions it executes. For the same binary
-# and requests the count barely moves however busy the machine is, unlike CPU time (±15% from
-# run to run on a shared 2-core machine), so it shows what a change did to the gateway's own
-# work. Two runs serve SMALL and LARGE invokes after the same start-up; their difference over
+# counts the instructions it executes. For the same binary and requests the count barely moves
+# however busy the machine is, unlike CPU time (±15% from run to run on a shared 2-core
+# machine), so it shows what a change did to the gateway's own work. Two runs serve SMALL and LARGE invokes after the same start-up; their difference over
 # LARGE - SMALL is one invoke. User space only: the kernel's share (sockets, wake-ups) is not
 # counted. Summary line last.
 source "$(dirname "$0")/lib.sh"
@@ -17,18 +16,17 @@ start_mock
 count() { # REQUESTS -> COUNTED: instructions of a whole gateway (or bare hop) run serving them
   local out="$WORK/callgrind.$1"
   WRAPPER=(valgrind --tool=callgrind --callgrind-out-file="$out")
+  local url body pid
   if [ "$STORE" = bare-hop ]; then
-    start_proxy "$MOCK_URL/v1/chat/completions"
-    "$BIN/agw-load" --label "callgrind-$1" --concurrency 4 --requests "$1" --warmup 0 --url "$PROXY_URL/v1/chat/completions" \
-      --body '{"model":"bench","messages":[{"role":"user","content":"hello"}]}' | tail -n 1 >&2
-    kill "$PROXY_PID" 2>/dev/null || true
-    wait "$PROXY_PID" 2>/dev/null || true
+    start_proxy "$MOCK_URL$CHAT_PATH"
+    url=$PROXY_URL$CHAT_PATH body=$CHAT_BODY pid=$PROXY_PID
   else
     start_gateway_on "$STORE"
-    "$BIN/agw-load" --label "callgrind-$1" --concurrency 4 --requests "$1" --warmup 0 \
-      --url "$GATEWAY_URL/v1/agents/bench/invoke" --body '{"message":"hello"}' | tail -n 1 >&2
-    stop_gateway
+    url=$GATEWAY_URL$INVOKE_PATH body=$INVOKE_BODY pid=$GATEWAY_PID
   fi
+  "$BIN/agw-load" --label "callgrind-$1" --concurrency 4 --requests "$1" --warmup 0 \
+    --url "$url" --body "$body" | tail -n 1 >&2
+  stop_pid "$pid"
   COUNTED=$(callgrind_annotate "$out" | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
 }
 

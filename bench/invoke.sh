@@ -11,7 +11,7 @@ errors=0
 for store in sqlite postgres; do
   start_gateway_on "$store"
   for c in 1 10 50; do
-    line=$(load "invoke-$store-c$c" "$c" "$GATEWAY_URL/v1/agents/bench/invoke" '{"message":"hello"}')
+    line=$(load "invoke-$store-c$c" "$c" "$GATEWAY_URL$INVOKE_PATH" "$INVOKE_BODY")
     echo "$line"
     rps=$(python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(int(d['rps']))" "$line")
     p50=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['p50_ms'])" "$line")

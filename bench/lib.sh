@@ -27,6 +27,13 @@ build() {
   (cd "$ROOT" && cargo build -q "${flag[@]}" -p agents-gateway-cli -p mock-llm -p agw-bench)
 }
 
+# The model call the benchmarks make: an OpenAI chat request (to the mock, or through the bare
+# hop), and the invoke the gateway turns into it.
+CHAT_PATH=/v1/chat/completions
+CHAT_BODY='{"model":"bench","messages":[{"role":"user","content":"hello"}]}'
+INVOKE_PATH=/v1/agents/bench/invoke
+INVOKE_BODY='{"message":"hello"}'
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 wait_for() { # URL [TRIES of 50 ms, default 200]
@@ -102,10 +109,8 @@ $2}"
   start_gateway "$ws"
 }
 
-stop_gateway() {
-  kill "$GATEWAY_PID" 2>/dev/null || true
-  wait "$GATEWAY_PID" 2>/dev/null || true
-}
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+stop_gateway() { stop_pid "$GATEWAY_PID"; }
 
 load() { # LABEL CONCURRENCY URL BODY -> JSON line
   "$BIN/agw-load" --label "$1" --concurrency "$2" --duration "$DURATION" --warmup "$WARMUP" --url "$3" --body "$4" | tail -n 1

@@ -9,8 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 build
 start_mock
-start_proxy "$MOCK_URL/v1/chat/completions"
-DIRECT_BODY='{"model":"bench","messages":[{"role":"user","content":"hello"}]}'
+start_proxy "$MOCK_URL$CHAT_PATH"
 
 measure() { # LABEL CONCURRENCY PID URL BODY -> RUN (JSON line), CPU (us per request)
   local before; before=$(cpu_ticks "$3")
@@ -23,14 +22,14 @@ summary=()
 for store in off sqlite; do
   start_gateway_on "$store"
   for c in 1 16; do
-    measure "direct-c$c" "$c" "$MOCK_PID" "$MOCK_URL/v1/chat/completions" "$DIRECT_BODY"
+    measure "direct-c$c" "$c" "$MOCK_PID" "$MOCK_URL$CHAT_PATH" "$CHAT_BODY"
     direct=$RUN mock_cpu=$CPU
     hop=null hop_cpu=null
     if [ "$store" = off ]; then
-      measure "bare-hop-c$c" "$c" "$PROXY_PID" "$PROXY_URL/v1/chat/completions" "$DIRECT_BODY"
+      measure "bare-hop-c$c" "$c" "$PROXY_PID" "$PROXY_URL$CHAT_PATH" "$CHAT_BODY"
       hop=$RUN hop_cpu=$CPU
     fi
-    measure "gateway-$store-c$c" "$c" "$GATEWAY_PID" "$GATEWAY_URL/v1/agents/bench/invoke" '{"message":"hello"}'
+    measure "gateway-$store-c$c" "$c" "$GATEWAY_PID" "$GATEWAY_URL$INVOKE_PATH" "$INVOKE_BODY"
     through=$RUN gateway_cpu=$CPU
     echo "{\"label\":\"cpu-$store-c$c\",\"mock_cpu_us_per_request\":$mock_cpu,\"bare_hop_cpu_us_per_request\":$hop_cpu,\"gateway_cpu_us_per_invoke\":$gateway_cpu}"
     summary+=("$(python3 - "$direct" "$through" "$hop" "$store" "$c" "$gateway_cpu" "$hop_cpu" <<'PY'

@@ -13,7 +13,7 @@ stream() { # LABEL URL BODY
   "$BIN/agw-load" --label "$1" --concurrency 4 --duration "$DURATION" --warmup "$WARMUP" \
     --url "$2" --body "$3" --stream | tail -n 1
 }
-direct=$(stream direct-stream "$MOCK_URL/v1/chat/completions" '{"model":"bench","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hello"}]}')
+direct=$(stream direct-stream "$MOCK_URL$CHAT_PATH" '{"model":"bench","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hello"}]}')
 through=$(stream gateway-stream "$GATEWAY_URL/v1/agents/bench/chat" '{"message":"hello","options":{"stream":true}}')
 echo "$direct"
 echo "$through"

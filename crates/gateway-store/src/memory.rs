@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::records::*;
@@ -31,9 +32,16 @@ impl JsonText {
     }
 
     fn value(&self) -> Value {
-        // The text is serde_json's own rendering of a value, so it parses back; should it
-        // ever not, the text itself is returned rather than lost.
-        serde_json::from_str(&self.0).unwrap_or_else(|_| Value::String(self.0.to_string()))
+        // The text is serde_json's own rendering of a value, so it parses back exactly (floats
+        // too: `float_roundtrip`). Without a depth limit: a value read from outside at the
+        // parser's limit gets a few more levels when the engine wraps it (tool arguments in a
+        // step), and it was already that deep in memory.
+        let mut reader = serde_json::Deserializer::from_str(&self.0);
+        reader.disable_recursion_limit();
+        Value::deserialize(&mut reader).unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "kept JSON did not parse back; returned as text");
+            Value::String(self.0.to_string())
+        })
     }
 }
 
@@ -51,43 +59,62 @@ fn read_json(text: &Option<JsonText>) -> Option<Value> {
 struct KeptExecution {
     /// The record with `input` empty and `options`, `result` and `usage` absent.
     fields: ExecutionRecord,
+    json: KeptJson,
+    steps: Vec<KeptStep>,
+}
+
+/// The JSON fields of an execution, as text.
+#[derive(Debug, Clone)]
+struct KeptJson {
     input: Option<JsonText>,
     options: Option<JsonText>,
     result: Option<JsonText>,
     usage: Option<JsonText>,
-    steps: Vec<KeptStep>,
+}
+
+/// A copy of a kept execution taken under the lock (plain fields and texts: copies, no
+/// parsing), made into a record once the lock is released.
+struct Snapshot(ExecutionRecord, KeptJson);
+
+impl Snapshot {
+    fn record(self) -> ExecutionRecord {
+        let Snapshot(fields, json) = self;
+        let input = match json.input.as_ref().map(JsonText::value) {
+            Some(Value::Object(input)) => input,
+            _ => Map::new(),
+        };
+        ExecutionRecord {
+            input,
+            options: read_json(&json.options),
+            result: read_json(&json.result),
+            usage: read_json(&json.usage),
+            ..fields
+        }
+    }
 }
 
 impl KeptExecution {
     fn new(mut record: ExecutionRecord) -> Self {
         let input = std::mem::take(&mut record.input);
         Self {
-            input: (!input.is_empty()).then(|| JsonText::new(&Value::Object(input))),
-            options: kept_json(record.options.take()),
-            result: kept_json(record.result.take()),
-            usage: kept_json(record.usage.take()),
+            json: KeptJson {
+                input: (!input.is_empty()).then(|| JsonText::new(&Value::Object(input))),
+                options: kept_json(record.options.take()),
+                result: kept_json(record.result.take()),
+                usage: kept_json(record.usage.take()),
+            },
             steps: Vec::new(),
             fields: record,
         }
     }
 
-    fn record(&self) -> ExecutionRecord {
-        let input = match self.input.as_ref().map(JsonText::value) {
-            Some(Value::Object(input)) => input,
-            _ => Map::new(),
-        };
-        ExecutionRecord {
-            input,
-            options: read_json(&self.options),
-            result: read_json(&self.result),
-            usage: read_json(&self.usage),
-            ..self.fields.clone()
-        }
+    fn snapshot(&self) -> Snapshot {
+        Snapshot(self.fields.clone(), self.json.clone())
     }
 }
 
 /// A step as kept here (its data as text).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct KeptStep {
     step_type: String,
     sequence: i64,
@@ -266,8 +293,8 @@ impl Store for MemoryStore {
                 if kept.fields.status != ExecutionStatus::Cancelled {
                     kept.fields.status = outcome.status;
                 }
-                kept.result = result;
-                kept.usage = usage;
+                kept.json.result = result;
+                kept.json.usage = usage;
                 if kept.fields.error.is_none() {
                     kept.fields.error = outcome.error;
                 }
@@ -283,11 +310,13 @@ impl Store for MemoryStore {
         &self,
         execution_id: &str,
     ) -> Result<Option<ExecutionRecord>, StoreError> {
-        Ok(self
+        // Parsed after the lock is released: every invoke's writes wait on it.
+        let snapshot = self
             .lock()
             .executions
             .get(execution_id)
-            .map(|kept| kept.record()))
+            .map(|kept| kept.snapshot());
+        Ok(snapshot.map(Snapshot::record))
     }
 
     async fn list_executions(
@@ -295,7 +324,7 @@ impl Store for MemoryStore {
         filter: &ExecutionFilter,
     ) -> Result<Vec<ExecutionRecord>, StoreError> {
         let state = self.lock();
-        // Sorted by reference: only the page returned is copied.
+        // Sorted by reference: only the page returned is copied, and parsed after the lock.
         let mut found: Vec<&KeptExecution> = state
             .executions
             .values()
@@ -310,12 +339,14 @@ impl Store for MemoryStore {
                     .cmp(&(a.fields.created_at, &a.fields.execution_id))
             });
         }
-        Ok(found
+        let page: Vec<Snapshot> = found
             .into_iter()
             .skip(filter.offset.max(0) as usize)
             .take(filter.limit.max(0) as usize)
-            .map(KeptExecution::record)
-            .collect())
+            .map(KeptExecution::snapshot)
+            .collect();
+        drop(state);
+        Ok(page.into_iter().map(Snapshot::record).collect())
     }
 
     async fn workflow(&self, execution_id: &str) -> Result<Vec<ExecutionRecord>, StoreError> {
@@ -332,12 +363,13 @@ impl Store for MemoryStore {
     }
 
     async fn execution_steps(&self, execution_id: &str) -> Result<Vec<StepRecord>, StoreError> {
-        let mut steps: Vec<StepRecord> = self
+        let kept: Vec<KeptStep> = self
             .lock()
             .executions
             .get(execution_id)
-            .map(|kept| kept.steps.iter().map(KeptStep::record).collect())
+            .map(|kept| kept.steps.clone())
             .unwrap_or_default();
+        let mut steps: Vec<StepRecord> = kept.iter().map(KeptStep::record).collect();
         steps.sort_by_key(|s| s.sequence);
         Ok(steps)
     }
@@ -399,16 +431,19 @@ impl Store for MemoryStore {
     async fn request_approvals(&self, approvals: &[ApprovalRecord]) -> Result<(), StoreError> {
         let mut state = self.lock();
         for approval in approvals {
+            // Only for an execution kept here (a running one always is): approvals are dropped
+            // with their execution, so any other would never be.
+            let Some(kept) = state.executions.get_mut(approval.execution_id.as_str()) else {
+                continue;
+            };
+            if kept.fields.status == ExecutionStatus::Running {
+                kept.fields.status = ExecutionStatus::WaitingApproval;
+            }
             state
                 .approvals
                 .entry(approval.execution_id.clone())
                 .or_default()
                 .push(approval.clone());
-            if let Some(kept) = state.executions.get_mut(approval.execution_id.as_str())
-                && kept.fields.status == ExecutionStatus::Running
-            {
-                kept.fields.status = ExecutionStatus::WaitingApproval;
-            }
         }
         Ok(())
     }
@@ -825,8 +860,10 @@ mod tests {
     #[tokio::test]
     async fn records_come_back_exactly_as_given() {
         let store = MemoryStore::new();
+        // 7 × 3e-6 and 952.4673882682695 are floats a fast (inexact) parser reads back one
+        // bit off.
         let tricky = json!({
-            "z": 1, "a": [u64::MAX, i64::MIN, 0.1, 1e300, -2.5e-8],
+            "z": 1, "a": [u64::MAX, i64::MIN, 0.1, 1e300, -2.5e-8, 7.0 * 3e-6, 952.4673882682695],
             "text": "quote \" backslash \\ newline \n tab \t é 🦀 \u{0001}",
             "nested": {"deeper": {"deepest": [[], {}, null, true]}}
         });
@@ -877,6 +914,96 @@ mod tests {
         // Key order survives, not only equality.
         let input = store.get_execution("e1").await.unwrap().unwrap().input;
         assert_eq!(input.keys().collect::<Vec<_>>(), ["second", "first"]);
+    }
+
+    /// Deeper than serde_json's parser allows by default (128): a value read at that limit
+    /// and wrapped by the engine still comes back as it was, not as text.
+    #[tokio::test]
+    async fn deep_json_comes_back() {
+        let store = MemoryStore::new();
+        let mut deep = json!("bottom");
+        for _ in 0..140 {
+            deep = json!([deep]);
+        }
+        let mut record = ExecutionRecord::new("deep", "agent", "m", Map::new());
+        record.options = Some(deep.clone());
+        store.insert_execution(record).await.unwrap();
+        let step = StepRecord {
+            step_type: "tool_call".into(),
+            sequence: 1,
+            data: json!({"arguments": deep.clone()}),
+            duration_ms: 0,
+            created_at: Utc::now(),
+        };
+        store
+            .finish_execution("deep", outcome(), vec![step.clone()])
+            .await
+            .unwrap();
+        let loaded = store.get_execution("deep").await.unwrap().unwrap();
+        assert_eq!(loaded.options, Some(deep));
+        assert_eq!(store.execution_steps("deep").await.unwrap(), vec![step]);
+    }
+
+    fn outcome() -> ExecutionOutcome {
+        ExecutionOutcome {
+            status: ExecutionStatus::Completed,
+            result: None,
+            usage: None,
+            error: None,
+            completed_at: Utc::now(),
+        }
+    }
+
+    /// The same id inserted again keeps the steps recorded so far; steps and approvals of an
+    /// execution not kept are not stored (nothing would ever drop them).
+    #[tokio::test]
+    async fn steps_and_approvals_belong_to_a_kept_execution() {
+        let store = MemoryStore::new();
+        let step = StepRecord {
+            step_type: "llm_call".into(),
+            sequence: 1,
+            data: json!({}),
+            duration_ms: 0,
+            created_at: Utc::now(),
+        };
+        store
+            .insert_execution(ExecutionRecord::new("e", "agent", "m", Map::new()))
+            .await
+            .unwrap();
+        store
+            .finish_execution("e", outcome(), vec![step.clone()])
+            .await
+            .unwrap();
+        store
+            .insert_execution(ExecutionRecord::new("e", "agent", "again", Map::new()))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.execution_steps("e").await.unwrap(),
+            vec![step.clone()]
+        );
+        assert_eq!(store.lock().order.len(), 1);
+
+        let status = store
+            .finish_execution("unknown", outcome(), vec![step])
+            .await
+            .unwrap();
+        assert_eq!(status, ExecutionStatus::Completed);
+        assert!(store.execution_steps("unknown").await.unwrap().is_empty());
+        let approval = ApprovalRecord {
+            approval_id: "a".into(),
+            execution_id: "unknown".into(),
+            tool_name: "t".into(),
+            call_id: "c".into(),
+            arguments: json!({}),
+            status: ApprovalStatus::Pending,
+            reason: None,
+            decided_by: None,
+            created_at: Utc::now(),
+            decided_at: None,
+        };
+        store.request_approvals(&[approval]).await.unwrap();
+        assert!(store.lock().approvals.is_empty());
     }
 
     #[tokio::test]
