@@ -1024,15 +1024,38 @@ fn validate(config: &GatewayConfig, path: &Path, text: &str, diagnostics: &mut D
             _ => {}
         }
     }
-    if config.cors.enabled
-        && config.cors.allow_credentials
-        && config.cors.allow_origins.iter().any(|o| o == "*")
-    {
-        diagnostics.error(
-            path,
-            line("cors.allow_credentials"),
-            "cors.allow_credentials cannot be combined with allow_origins '*' (browsers reject it): list the origins",
-        );
+    let security = &config.security;
+    for (key, value) in [
+        ("x_content_type_options", &security.x_content_type_options),
+        ("x_frame_options", &security.x_frame_options),
+        (
+            "strict_transport_security",
+            &security.strict_transport_security,
+        ),
+        ("content_security_policy", &security.content_security_policy),
+        ("referrer_policy", &security.referrer_policy),
+        (
+            "dashboard_content_security_policy",
+            &security.dashboard_content_security_policy,
+        ),
+        (
+            "docs_content_security_policy",
+            &security.docs_content_security_policy,
+        ),
+    ] {
+        // What HTTP allows in a header value (visible ASCII, spaces and tabs).
+        if !value
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        {
+            diagnostics.error(
+                path,
+                line(&format!("security.{key}")),
+                format!(
+                    "'security.{key}' is sent as an HTTP header: printable ASCII on one line only"
+                ),
+            );
+        }
     }
     if !(0.0..=2.0).contains(&config.model.temperature) {
         diagnostics.error(
@@ -1304,6 +1327,36 @@ mod tests {
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert_eq!(errors[0].line, Some(1));
         assert_eq!(errors[1].line, Some(3));
+    }
+
+    #[test]
+    fn security_headers_must_be_valid_header_values() {
+        let loaded = load(
+            "security:\n  x_frame_options: \"DENY\\nX-Evil: 1\"\n  referrer_policy: \"naïve\"\n",
+            &[],
+        );
+        let errors: Vec<_> = loaded.diagnostics.errors().collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].message.contains("security.x_frame_options"),
+            "{}",
+            errors[0].message
+        );
+        assert_eq!(errors[0].line, Some(2));
+        assert!(errors[1].message.contains("security.referrer_policy"));
+        assert_eq!(errors[1].line, Some(3));
+    }
+
+    /// One rule, one error: credentials with '*' is reported once, CORS on or off.
+    #[test]
+    fn cors_credentials_with_any_origin_is_one_error() {
+        let loaded = load(
+            "cors:\n  enabled: true\n  allow_origins: [\"*\"]\n  allow_credentials: true\n",
+            &[],
+        );
+        let errors: Vec<_> = loaded.diagnostics.errors().collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, Some(4));
     }
 
     #[test]

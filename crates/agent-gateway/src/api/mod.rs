@@ -147,7 +147,7 @@ pub fn router(gateway: Gateway) -> Router {
     openapi.info.version = env!("CARGO_PKG_VERSION").to_string();
 
     let config = gateway.config();
-    let security = Arc::new(config.security);
+    let security = Arc::new(SecurityHeaders::new(&config.security));
     let cors = cors_layer(&config.cors);
     let agentgate = Router::new()
         .route(
@@ -249,48 +249,81 @@ async fn method_not_allowed(request: Request) -> ApiError {
     )
 }
 
+/// The security headers, built once from the configuration (not parsed again for every
+/// response): one set per content security policy — the API's, the docs', the dashboard's.
+struct SecurityHeaders {
+    api: Vec<(HeaderName, HeaderValue)>,
+    docs: Vec<(HeaderName, HeaderValue)>,
+    dashboard: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl SecurityHeaders {
+    fn new(config: &SecurityConfig) -> Self {
+        let set = |csp: &str| -> Vec<(HeaderName, HeaderValue)> {
+            if !config.enabled {
+                return Vec::new();
+            }
+            [
+                (
+                    "x-content-type-options",
+                    config.x_content_type_options.as_str(),
+                ),
+                ("x-frame-options", &config.x_frame_options),
+                ("referrer-policy", &config.referrer_policy),
+                (
+                    "strict-transport-security",
+                    &config.strict_transport_security,
+                ),
+                ("content-security-policy", csp),
+            ]
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .filter_map(|(name, value)| match HeaderValue::from_str(value) {
+                Ok(value) => Some((HeaderName::from_static(name), value)),
+                Err(_) => {
+                    // The workspace check refuses such values; a config built in code may not.
+                    tracing::warn!(header = name, "not a valid HTTP header value: not sent");
+                    None
+                }
+            })
+            .collect()
+        };
+        Self {
+            api: set(&config.content_security_policy),
+            docs: set(&config.docs_content_security_policy),
+            dashboard: set(&config.dashboard_content_security_policy),
+        }
+    }
+
+    fn for_path(&self, path: &str) -> &[(HeaderName, HeaderValue)] {
+        if path.starts_with("/docs") || path.starts_with("/redoc") || path == "/openapi.json" {
+            &self.docs
+        } else if path.starts_with("/dashboard") {
+            &self.dashboard
+        } else {
+            &self.api
+        }
+    }
+}
+
 /// Adds `X-Request-Duration-Ms` to `/v1` responses and the security headers to all.
 async fn response_headers(
-    State(security): State<Arc<SecurityConfig>>,
+    State(security): State<Arc<SecurityHeaders>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let path = request.uri().path().to_string();
+    let path = request.uri().path();
+    let timed = path.starts_with("/v1/");
+    let set = security.for_path(path);
     let started = Instant::now();
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    if path.starts_with("/v1/")
-        && let Ok(value) = HeaderValue::from_str(&started.elapsed().as_millis().to_string())
-    {
-        headers.insert("x-request-duration-ms", value);
+    if timed {
+        let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        headers.insert("x-request-duration-ms", HeaderValue::from(millis));
     }
-    if security.enabled {
-        let csp =
-            if path.starts_with("/docs") || path.starts_with("/redoc") || path == "/openapi.json" {
-                &security.docs_content_security_policy
-            } else if path.starts_with("/dashboard") {
-                &security.dashboard_content_security_policy
-            } else {
-                &security.content_security_policy
-            };
-        let pairs: [(&str, &str); 5] = [
-            ("x-content-type-options", &security.x_content_type_options),
-            ("x-frame-options", &security.x_frame_options),
-            ("referrer-policy", &security.referrer_policy),
-            (
-                "strict-transport-security",
-                &security.strict_transport_security,
-            ),
-            ("content-security-policy", csp),
-        ];
-        for (name, value) in pairs {
-            if value.is_empty() {
-                continue;
-            }
-            if let Ok(value) = HeaderValue::from_str(value) {
-                headers.insert(HeaderName::from_static(name), value);
-            }
-        }
+    for (name, value) in set {
+        headers.insert(name.clone(), value.clone());
     }
     response
 }
