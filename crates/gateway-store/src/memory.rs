@@ -61,6 +61,9 @@ struct KeptExecution {
     fields: ExecutionRecord,
     json: KeptJson,
     steps: Vec<KeptStep>,
+    /// Nothing runs it any more: inserted finished, finished, or cancelled before it started.
+    /// A cancelled run is not done until its task records the end, so it is kept till then.
+    done: bool,
 }
 
 /// The JSON fields of an execution, as text.
@@ -104,6 +107,7 @@ impl KeptExecution {
                 usage: kept_json(record.usage.take()),
             },
             steps: Vec::new(),
+            done: record.status.is_terminal(),
             fields: record,
         }
     }
@@ -242,12 +246,11 @@ impl Store for MemoryStore {
         }
         while state.order.len() > MAX_EXECUTIONS {
             // Drop the oldest finished execution; keep unfinished ones whatever their age.
-            let Some(position) = state.order.iter().position(|id| {
-                state
-                    .executions
-                    .get(&**id)
-                    .is_none_or(|r| r.fields.status.is_terminal())
-            }) else {
+            let Some(position) = state
+                .order
+                .iter()
+                .position(|id| state.executions.get(&**id).is_none_or(|r| r.done))
+            else {
                 break;
             };
             if let Some(old) = state.order.remove(position) {
@@ -300,6 +303,7 @@ impl Store for MemoryStore {
                 }
                 kept.fields.completed_at.get_or_insert(outcome.completed_at);
                 kept.steps.extend(steps);
+                kept.done = true;
                 Ok(kept.fields.status)
             }
             None => Ok(outcome.status),
@@ -386,6 +390,8 @@ impl Store for MemoryStore {
                 CancelResult::AlreadyFinished(kept.fields.status)
             }
             Some(kept) => {
+                // A queued one never starts now (claims take queued ones only).
+                kept.done = kept.fields.status == ExecutionStatus::Queued;
                 let record = &mut kept.fields;
                 record.status = ExecutionStatus::Cancelled;
                 record.completed_at = Some(at);
@@ -1022,5 +1028,40 @@ mod tests {
         assert!(store.get_execution("done-5").await.unwrap().is_none());
         assert!(store.get_execution("done-6").await.unwrap().is_some());
         assert_eq!(store.lock().executions.len(), MAX_EXECUTIONS);
+    }
+
+    /// A cancelled run is kept until its task records the end (which then reports the
+    /// cancel); a queued execution cancelled before it started can go at once.
+    #[tokio::test]
+    async fn a_cancelled_run_stays_until_its_end_is_recorded() {
+        let store = MemoryStore::new();
+        for id in ["running", "queued"] {
+            let record = ExecutionRecord::new(id, "agent", "m", Map::new());
+            store.insert_execution(record).await.unwrap();
+        }
+        store.mark_running("running", Utc::now()).await.unwrap();
+        for id in ["running", "queued"] {
+            let cancelled = store.cancel_execution(id, Utc::now()).await.unwrap();
+            assert!(matches!(cancelled, CancelResult::Cancelled), "{id}");
+        }
+        let fill = |n: usize| {
+            let id = format!("done-{n}");
+            let mut record = ExecutionRecord::new(&id, "agent", "m", Map::new());
+            record.status = ExecutionStatus::Completed;
+            record
+        };
+        for n in 0..MAX_EXECUTIONS {
+            store.insert_execution(fill(n)).await.unwrap();
+        }
+        assert!(store.get_execution("queued").await.unwrap().is_none());
+        assert!(store.get_execution("running").await.unwrap().is_some());
+        assert!(store.get_execution("done-0").await.unwrap().is_none());
+        let status = store
+            .finish_execution("running", outcome(), Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(status, ExecutionStatus::Cancelled);
+        store.insert_execution(fill(MAX_EXECUTIONS)).await.unwrap();
+        assert!(store.get_execution("running").await.unwrap().is_none());
     }
 }
