@@ -76,8 +76,11 @@ async fn forward(State(upstream): State<Upstream>, headers: HeaderMap, body: Byt
 }
 
 fn no_delay(stream: &mut tokio::net::TcpStream) {
-    // Same as the gateway: answers are small single writes, send them at once.
-    let _ = stream.set_nodelay(true);
+    // Same as the gateway: answers are small single writes, send them at once. Without it
+    // the hop's figures would not be comparable, so say so.
+    if let Err(err) = stream.set_nodelay(true) {
+        eprintln!("agw-proxy: cannot set TCP_NODELAY on a connection: {err}");
+    }
 }
 
 #[tokio::main]

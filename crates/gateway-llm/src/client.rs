@@ -354,16 +354,18 @@ impl LlmClient {
         // A base that is not a usable URL is the configuration's fault: say so now, rather
         // than fail (and retry) every call.
         endpoint.parse_url("")?;
+        #[cfg(test)]
+        let kept_endpoint = endpoint.clone();
         let adapter: Box<dyn ModelProvider> = match provider.kind {
-            ProviderKind::OpenAi => Box::new(OpenAi::new(endpoint.clone())),
-            ProviderKind::Anthropic => Box::new(Anthropic::new(endpoint.clone())),
-            ProviderKind::Gemini => Box::new(Gemini::new(endpoint.clone())),
+            ProviderKind::OpenAi => Box::new(OpenAi::new(endpoint)),
+            ProviderKind::Anthropic => Box::new(Anthropic::new(endpoint)),
+            ProviderKind::Gemini => Box::new(Gemini::new(endpoint)),
         };
         Ok(Resolved {
             full_name: format!("{provider_name}/{model}"),
             model,
             #[cfg(test)]
-            endpoint,
+            endpoint: kept_endpoint,
             adapter,
             max_retries: provider.max_retries.unwrap_or(settings.max_retries),
             retry_base_delay: provider

@@ -49,10 +49,7 @@ impl Endpoint {
 
     fn request_error(&self, err: &reqwest::Error) -> LlmError {
         if err.is_timeout() {
-            LlmError::Timeout {
-                provider: self.provider.clone(),
-                timeout_ms: self.timeout.as_millis() as u64,
-            }
+            self.timed_out()
         } else {
             let mut message = err.to_string();
             let mut source = std::error::Error::source(err);

@@ -289,7 +289,7 @@ struct StreamChoice {
     finish_reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct Delta {
     content: Option<String>,
     tool_calls: Option<Vec<DeltaToolCall>>,
@@ -343,10 +343,7 @@ impl StreamDecoder for Decoder {
         let Some(choice) = chunk.choices.into_iter().next() else {
             return Ok(false);
         };
-        let delta = choice.delta.unwrap_or(Delta {
-            content: None,
-            tool_calls: None,
-        });
+        let delta = choice.delta.unwrap_or_default();
         if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
             self.text.push_str(&text);
             out.push(StreamEvent::Text(text));
