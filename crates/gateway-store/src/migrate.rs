@@ -7,7 +7,8 @@ use std::borrow::Cow;
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
-use crate::{SqlStore, StoreError, sql::Backend};
+use crate::error::StoreError;
+use crate::sql::{Backend, SqlStore};
 
 /// (version, description, up, down) per backend.
 type Script = (i64, &'static str, &'static str, &'static str);

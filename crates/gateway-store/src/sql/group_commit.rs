@@ -7,16 +7,118 @@
 //! concurrent load one transaction for many executions writes shared pages once, flushes once
 //! and saves the BEGIN/COMMIT round trips. A write that fails makes the group retry write by
 //! write, so it fails alone and never takes the others with it.
+//!
+//! The SQL of those two writes lives here too: nothing else runs it.
 
 use std::sync::Arc;
 
+use serde_json::Value;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{STEPS_PER_INSERT, json, steps_insert_sql};
-use crate::StoreError;
+use crate::error::StoreError;
 use crate::records::{ExecutionOutcome, ExecutionRecord, StepRecord};
+
+/// Records the start of an execution through `$executor` (a transaction of either backend).
+/// Evaluates to `Result<(), sqlx::Error>`.
+macro_rules! write_start {
+    ($executor:expr, $record:expr) => {{
+        let r: &ExecutionRecord = $record;
+        sqlx::query(
+            "INSERT INTO executions (id, agent_id, status, message, input, options, session_id, user_id, schedule_id, schedule_name, parent_execution_id, root_execution_id, delegation_depth, instance_id, started_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(&r.execution_id)
+        .bind(&r.agent_id)
+        .bind(r.status.as_str())
+        .bind(&r.message)
+        .bind(sqlx::types::Json(&r.input))
+        .bind(json(&r.options))
+        .bind(&r.session_id)
+        .bind(&r.user_id)
+        .bind(&r.schedule_id)
+        .bind(&r.schedule_name)
+        .bind(&r.parent_execution_id)
+        .bind(&r.root_execution_id)
+        .bind(r.delegation_depth)
+        .bind(&r.instance_id)
+        .bind(r.started_at)
+        .bind(r.created_at)
+        .execute($executor)
+        .await
+        .map(|_| ())
+    }};
+}
+
+/// Records the end of an execution (its row, then its steps) inside the open transaction
+/// `$tx`. A cancel that landed first wins: the row keeps `cancelled`. Evaluates to
+/// `Result<String, sqlx::Error>`: the status the row ends with.
+macro_rules! write_finish {
+    ($tx:expr, $execution_id:expr, $outcome:expr, $steps:expr) => {
+        async {
+            let (execution_id, outcome, steps): (&str, &ExecutionOutcome, &[StepRecord]) =
+                ($execution_id, $outcome, $steps);
+            let status: Option<String> = sqlx::query_scalar(
+                "UPDATE executions SET status = CASE WHEN status = 'cancelled' THEN status ELSE $2 END, result = $3, usage = $4, error = COALESCE(error, $5), completed_at = COALESCE(completed_at, $6) WHERE id = $1 RETURNING status",
+            )
+            .bind(execution_id)
+            .bind(outcome.status.as_str())
+            .bind(json(&outcome.result))
+            .bind(json(&outcome.usage))
+            .bind(&outcome.error)
+            .bind(outcome.completed_at)
+            .fetch_optional(&mut *$tx)
+            .await?;
+            for chunk in steps.chunks(STEPS_PER_INSERT) {
+                let mut insert = sqlx::query(sqlx::AssertSqlSafe(steps_insert_sql(chunk.len())))
+                    .bind(execution_id);
+                for step in chunk {
+                    insert = insert
+                        .bind(&step.step_type)
+                        .bind(step.sequence)
+                        .bind(sqlx::types::Json(&step.data))
+                        .bind(step.duration_ms)
+                        .bind(step.created_at);
+                }
+                insert.execute(&mut *$tx).await?;
+            }
+            Ok::<String, sqlx::Error>(status.unwrap_or_else(|| outcome.status.as_str().to_string()))
+        }
+        .await
+    };
+}
+
+/// Steps written by one statement (5 parameters each, far below either database's limit).
+const STEPS_PER_INSERT: usize = 200;
+
+/// `INSERT INTO execution_steps` for `rows` steps of one execution: `$1` is the execution id,
+/// then five parameters per step.
+fn steps_insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO execution_steps (execution_id, step_type, sequence, data, duration_ms, created_at) VALUES ",
+    );
+    for row in 0..rows {
+        let first = 2 + row * 5;
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "($1, ${}, ${}, ${}, ${}, ${})",
+            first,
+            first + 1,
+            first + 2,
+            first + 3,
+            first + 4
+        ));
+    }
+    sql
+}
+
+/// Bind parameters: JSON values are stored as text on SQLite and JSONB on PostgreSQL by the
+/// driver from the same `serde_json::Value`.
+fn json(value: &Option<Value>) -> Option<sqlx::types::Json<&Value>> {
+    value.as_ref().map(sqlx::types::Json)
+}
 
 /// Writers committing groups side by side on PostgreSQL.
 const POSTGRES_WRITERS: usize = 4;
@@ -160,8 +262,9 @@ async fn together(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::ExecutionStatus;
-    use crate::{SqlStore, Store, migrate};
+    use crate::migrate;
+    use crate::records::{ExecutionStatus, ExecutionStore, Store};
+    use crate::sql::SqlStore;
 
     fn start(id: &str) -> HotWrite {
         HotWrite::Start(Box::new(ExecutionRecord::new(

@@ -5,11 +5,14 @@
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
+// The stores of the migration and SQLite-only tests are concrete types: the traits of the
+// kinds they use must be in scope (on `dyn Store` every kind's methods are).
 use gateway_store::{
-    ApprovalDecision, ApprovalRecord, ApprovalStatus, CancelResult, ConversationTurn,
-    ExecutionFilter, ExecutionOutcome, ExecutionRecord, ExecutionStatus, InstanceRecord,
-    McpServerRecord, MemoryStore, NotificationFilter, NotificationRecord, ScheduleRecord, SqlStore,
-    StepRecord, Store, StoreError, UserConfigRecord, migrate,
+    ApprovalDecision, ApprovalRecord, ApprovalStatus, ApprovalStore, CancelResult,
+    ConversationTurn, ExecutionFilter, ExecutionOutcome, ExecutionRecord, ExecutionStatus,
+    ExecutionStore, InstanceRecord, McpServerRecord, MemoryStore, NotificationFilter,
+    NotificationRecord, ScheduleRecord, SqlStore, StepRecord, Store, StoreError, UserConfigRecord,
+    migrate,
 };
 use serde_json::json;
 

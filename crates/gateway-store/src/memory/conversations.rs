@@ -1,0 +1,149 @@
+//! Conversations and their messages in memory: [`ConversationStore`] for [`MemoryStore`],
+//! bounded to the [`MAX_CONVERSATIONS`] most recently updated.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{MAX_CONVERSATIONS, MemoryStore};
+use crate::error::StoreError;
+use crate::records::{
+    ConversationRecord, ConversationStore, ConversationTurn, MessageRecord, new_message_id,
+};
+
+#[async_trait]
+impl ConversationStore for MemoryStore {
+    async fn append_turn(&self, turn: &ConversationTurn) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if let Some(previous) = state
+            .conversations
+            .get(&turn.conversation_id)
+            .map(|c| c.updated_at)
+        {
+            state
+                .conversation_order
+                .remove(&(previous, turn.conversation_id.clone()));
+        }
+        let conversation = state
+            .conversations
+            .entry(turn.conversation_id.clone())
+            .or_insert_with(|| ConversationRecord {
+                conversation_id: turn.conversation_id.clone(),
+                agent_id: turn.agent_id.clone(),
+                user_id: turn.user_id.clone(),
+                title: turn.title.clone(),
+                summary: None,
+                message_count: 0,
+                created_at: turn.at,
+                updated_at: turn.at,
+                ended_at: None,
+            });
+        conversation.message_count += turn.messages.len() as i64;
+        conversation.updated_at = turn.at;
+        if conversation.title.is_none() {
+            conversation.title = turn.title.clone();
+        }
+        let messages = state
+            .messages
+            .entry(turn.conversation_id.clone())
+            .or_default();
+        for (role, content) in &turn.messages {
+            messages.push(MessageRecord {
+                message_id: new_message_id(),
+                role: role.clone(),
+                content: content.clone(),
+                created_at: turn.at,
+            });
+        }
+        state
+            .conversation_order
+            .insert((turn.at, turn.conversation_id.clone()), ());
+        while state.conversations.len() > MAX_CONVERSATIONS {
+            let Some(((_, oldest), ())) = state.conversation_order.pop_first() else {
+                break;
+            };
+            state.conversations.remove(&oldest);
+            state.messages.remove(&oldest);
+        }
+        Ok(())
+    }
+
+    async fn get_conversation(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        Ok(self.lock().conversations.get(conversation_id).cloned())
+    }
+
+    async fn list_conversations(
+        &self,
+        user_id: Option<&str>,
+        agent_id: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<ConversationRecord>, StoreError> {
+        let state = self.lock();
+        let mut found: Vec<ConversationRecord> = state
+            .conversations
+            .values()
+            .filter(|c| c.user_id.as_deref() == user_id)
+            .filter(|c| agent_id.is_none_or(|a| c.agent_id == a))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| {
+            (b.updated_at, &b.conversation_id).cmp(&(a.updated_at, &a.conversation_id))
+        });
+        Ok(found
+            .into_iter()
+            .skip(offset.max(0) as usize)
+            .take(limit.max(0) as usize)
+            .collect())
+    }
+
+    async fn conversation_messages(
+        &self,
+        conversation_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .messages
+            .get(conversation_id)
+            .map(|m| {
+                m.iter()
+                    .skip(offset.max(0) as usize)
+                    .take(limit.max(0) as usize)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn delete_conversation(&self, conversation_id: &str) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        state.messages.remove(conversation_id);
+        match state.conversations.remove(conversation_id) {
+            Some(removed) => {
+                state
+                    .conversation_order
+                    .remove(&(removed.updated_at, conversation_id.to_string()));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn end_conversation(
+        &self,
+        conversation_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(match self.lock().conversations.get_mut(conversation_id) {
+            Some(conversation) => {
+                conversation.ended_at.get_or_insert(at);
+                true
+            }
+            None => false,
+        })
+    }
+}
