@@ -21,11 +21,11 @@ pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use records::{
     ApprovalDecision, ApprovalRecord, ApprovalStatus, ApprovalStore, CancelResult,
-    ConversationRecord, ConversationStore, ConversationTurn, ExecutionFilter, ExecutionOutcome,
-    ExecutionRecord, ExecutionStatus, ExecutionStore, InstanceRecord, InstanceStore,
-    McpServerRecord, McpServerStore, MessageRecord, NotificationFilter, NotificationRecord,
-    NotificationStore, ScheduleRecord, ScheduleStore, StepRecord, Store, UserConfigRecord,
-    UserConfigStore, new_execution_id, new_message_id,
+    ConversationFilter, ConversationRecord, ConversationStore, ConversationTurn, ExecutionFilter,
+    ExecutionOutcome, ExecutionRecord, ExecutionStatus, ExecutionStore, InstanceRecord,
+    InstanceStore, McpServerRecord, McpServerStore, MessageRecord, NotificationFilter,
+    NotificationRecord, NotificationStore, ScheduleRecord, ScheduleStore, StepRecord, Store,
+    UserConfigRecord, UserConfigStore, new_execution_id, new_message_id,
 };
 pub use sql::{Backend, SqlStore};
 

@@ -7,8 +7,24 @@ use chrono::{DateTime, Utc};
 use super::{MAX_CONVERSATIONS, MemoryStore};
 use crate::error::StoreError;
 use crate::records::{
-    ConversationRecord, ConversationStore, ConversationTurn, MessageRecord, new_message_id,
+    ConversationFilter, ConversationRecord, ConversationStore, ConversationTurn, MessageRecord,
+    new_message_id,
 };
+
+fn matches(conversation: &ConversationRecord, filter: &ConversationFilter) -> bool {
+    filter
+        .user_id
+        .as_ref()
+        .is_none_or(|u| conversation.user_id.as_ref() == Some(u))
+        && filter
+            .agent_id
+            .as_ref()
+            .is_none_or(|a| &conversation.agent_id == a)
+        && filter
+            .updated_since
+            .is_none_or(|since| conversation.updated_at >= since)
+        && (!filter.open_only || conversation.ended_at.is_none())
+}
 
 #[async_trait]
 impl ConversationStore for MemoryStore {
@@ -76,26 +92,23 @@ impl ConversationStore for MemoryStore {
 
     async fn list_conversations(
         &self,
-        user_id: Option<&str>,
-        agent_id: Option<&str>,
-        limit: i64,
-        offset: i64,
+        filter: &ConversationFilter,
     ) -> Result<Vec<ConversationRecord>, StoreError> {
         let state = self.lock();
-        let mut found: Vec<ConversationRecord> = state
+        // Sorted by reference: only the page returned is copied.
+        let mut found: Vec<&ConversationRecord> = state
             .conversations
             .values()
-            .filter(|c| c.user_id.as_deref() == user_id)
-            .filter(|c| agent_id.is_none_or(|a| c.agent_id == a))
-            .cloned()
+            .filter(|c| matches(c, filter))
             .collect();
         found.sort_by(|a, b| {
             (b.updated_at, &b.conversation_id).cmp(&(a.updated_at, &a.conversation_id))
         });
         Ok(found
             .into_iter()
-            .skip(offset.max(0) as usize)
-            .take(limit.max(0) as usize)
+            .skip(filter.offset.max(0) as usize)
+            .take(filter.limit.max(0) as usize)
+            .cloned()
             .collect())
     }
 

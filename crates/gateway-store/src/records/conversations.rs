@@ -45,6 +45,24 @@ pub struct ConversationTurn {
     pub at: DateTime<Utc>,
 }
 
+/// Which conversations to list, most recently updated first. The filters given combine; one
+/// left out (`None`, `open_only` false) does not narrow the listing.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    /// Only this user's conversations. `None` lists every user's, anonymous ones included.
+    pub user_id: Option<String>,
+    /// Only conversations with this agent.
+    pub agent_id: Option<String>,
+    /// Only conversations updated at or after this.
+    pub updated_since: Option<DateTime<Utc>>,
+    /// Only conversations not ended (`ended_at` unset): their session can still resume.
+    pub open_only: bool,
+    /// At most this many (none when 0 or less).
+    pub limit: i64,
+    /// After skipping this many.
+    pub offset: i64,
+}
+
 /// A message id: 16 hex digits (as 0.2.13).
 pub fn new_message_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_string()
@@ -61,13 +79,10 @@ pub trait ConversationStore: Send + Sync {
         conversation_id: &str,
     ) -> Result<Option<ConversationRecord>, StoreError>;
 
-    /// Conversations of `user_id` (optionally of one agent), most recently updated first.
+    /// The conversations matching `filter`, most recently updated first.
     async fn list_conversations(
         &self,
-        user_id: Option<&str>,
-        agent_id: Option<&str>,
-        limit: i64,
-        offset: i64,
+        filter: &ConversationFilter,
     ) -> Result<Vec<ConversationRecord>, StoreError>;
 
     /// Messages of a conversation, oldest first.

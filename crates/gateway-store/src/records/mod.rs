@@ -12,7 +12,8 @@ mod user_configs;
 
 pub use approvals::{ApprovalDecision, ApprovalRecord, ApprovalStatus, ApprovalStore};
 pub use conversations::{
-    ConversationRecord, ConversationStore, ConversationTurn, MessageRecord, new_message_id,
+    ConversationFilter, ConversationRecord, ConversationStore, ConversationTurn, MessageRecord,
+    new_message_id,
 };
 pub use executions::{
     CancelResult, ExecutionFilter, ExecutionOutcome, ExecutionRecord, ExecutionStatus,

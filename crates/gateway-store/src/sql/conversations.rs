@@ -7,7 +7,8 @@ use sqlx::Row;
 use super::{Backend, SqlStore};
 use crate::error::StoreError;
 use crate::records::{
-    ConversationRecord, ConversationStore, ConversationTurn, MessageRecord, new_message_id,
+    ConversationFilter, ConversationRecord, ConversationStore, ConversationTurn, MessageRecord,
+    new_message_id,
 };
 
 macro_rules! conversation_row {
@@ -25,6 +26,61 @@ macro_rules! conversation_row {
             ended_at: row.try_get("ended_at")?,
         }
     }};
+}
+
+const CONVERSATION_COLUMNS: &str = "conversation_id, agent_id, user_id, title, summary, message_count, created_at, updated_at, ended_at";
+
+/// A value a conversation listing filters on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum FilterValue<'a> {
+    Text(&'a str),
+    Time(DateTime<Utc>),
+}
+
+/// The listing query for `filter` and the values of its filters, in placeholder order (the
+/// limit and offset follow them). As for executions (`list_executions_sql`), only the filters
+/// given appear in the statement, so each database can use the index of the one that narrows
+/// the search instead of scanning the table.
+fn list_conversations_sql(filter: &ConversationFilter) -> (String, Vec<FilterValue<'_>>) {
+    // (condition before its placeholder, value) for each filter given.
+    let given: Vec<(&str, FilterValue<'_>)> = [
+        (
+            "user_id = ",
+            filter.user_id.as_deref().map(FilterValue::Text),
+        ),
+        (
+            "agent_id = ",
+            filter.agent_id.as_deref().map(FilterValue::Text),
+        ),
+        (
+            "updated_at >= ",
+            filter.updated_since.map(FilterValue::Time),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(condition, value)| Some((condition, value?)))
+    .collect();
+    let mut conditions: Vec<String> = given
+        .iter()
+        .enumerate()
+        .map(|(i, (condition, _))| format!("{condition}${}", i + 1))
+        .collect();
+    if filter.open_only {
+        conditions.push("ended_at IS NULL".to_string());
+    }
+    let values: Vec<FilterValue<'_>> = given.into_iter().map(|(_, value)| value).collect();
+    let filters = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    let next = values.len();
+    let sql = format!(
+        "SELECT {CONVERSATION_COLUMNS} FROM conversations{filters} ORDER BY updated_at DESC, conversation_id DESC LIMIT ${} OFFSET ${}",
+        next + 1,
+        next + 2
+    );
+    (sql, values)
 }
 
 #[async_trait]
@@ -68,8 +124,10 @@ impl ConversationStore for SqlStore {
         &self,
         conversation_id: &str,
     ) -> Result<Option<ConversationRecord>, StoreError> {
+        let sql =
+            format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = $1");
         on_read!(self, pool => {
-            let row = sqlx::query("SELECT conversation_id, agent_id, user_id, title, summary, message_count, created_at, updated_at, ended_at FROM conversations WHERE conversation_id = $1")
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(conversation_id)
                 .fetch_optional(pool)
                 .await?;
@@ -82,21 +140,22 @@ impl ConversationStore for SqlStore {
 
     async fn list_conversations(
         &self,
-        user_id: Option<&str>,
-        agent_id: Option<&str>,
-        limit: i64,
-        offset: i64,
+        filter: &ConversationFilter,
     ) -> Result<Vec<ConversationRecord>, StoreError> {
+        let (sql, values) = list_conversations_sql(filter);
         on_read!(self, pool => {
-            let rows = sqlx::query(
-                "SELECT conversation_id, agent_id, user_id, title, summary, message_count, created_at, updated_at, ended_at FROM conversations WHERE (($1 IS NULL AND user_id IS NULL) OR user_id = $1) AND ($2 IS NULL OR agent_id = $2) ORDER BY updated_at DESC, conversation_id DESC LIMIT $3 OFFSET $4",
-            )
-            .bind(user_id)
-            .bind(agent_id)
-            .bind(limit.max(0))
-            .bind(offset.max(0))
-            .fetch_all(pool)
-            .await?;
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for value in values {
+                query = match value {
+                    FilterValue::Text(text) => query.bind(text),
+                    FilterValue::Time(at) => query.bind(at),
+                };
+            }
+            let rows = query
+                .bind(filter.limit.max(0))
+                .bind(filter.offset.max(0))
+                .fetch_all(pool)
+                .await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
                 out.push(conversation_row!(row));
@@ -156,5 +215,101 @@ impl ConversationStore for SqlStore {
                 .rows_affected()
         });
         Ok(changed > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listing_names_only_the_filters_given() {
+        let none = ConversationFilter::default();
+        let (sql, values) = list_conversations_sql(&none);
+        assert!(
+            sql.ends_with(" FROM conversations ORDER BY updated_at DESC, conversation_id DESC LIMIT $1 OFFSET $2"),
+            "{sql}"
+        );
+        assert!(values.is_empty());
+
+        let since = Utc::now();
+        let every = ConversationFilter {
+            user_id: Some("u".into()),
+            agent_id: Some("a".into()),
+            updated_since: Some(since),
+            open_only: true,
+            ..ConversationFilter::default()
+        };
+        let (sql, values) = list_conversations_sql(&every);
+        assert!(
+            sql.contains(" WHERE user_id = $1 AND agent_id = $2 AND updated_at >= $3 AND ended_at IS NULL ORDER BY "),
+            "{sql}"
+        );
+        assert!(sql.ends_with(" LIMIT $4 OFFSET $5"), "{sql}");
+        assert_eq!(
+            values,
+            [
+                FilterValue::Text("u"),
+                FilterValue::Text("a"),
+                FilterValue::Time(since)
+            ]
+        );
+
+        let open_of_agent = ConversationFilter {
+            agent_id: Some("a".into()),
+            open_only: true,
+            ..ConversationFilter::default()
+        };
+        let (sql, values) = list_conversations_sql(&open_of_agent);
+        assert!(
+            sql.contains(" WHERE agent_id = $1 AND ended_at IS NULL ORDER BY "),
+            "{sql}"
+        );
+        assert!(sql.ends_with(" LIMIT $2 OFFSET $3"), "{sql}");
+        assert_eq!(values, [FilterValue::Text("a")]);
+    }
+
+    /// A user's listing searches the user index (a catch-all `($1 IS NULL OR ...)` condition
+    /// made SQLite scan the table).
+    #[tokio::test]
+    async fn a_users_listing_searches_the_user_index() {
+        let Ok(dir) = tempfile::tempdir() else {
+            unreachable!("a temporary directory")
+        };
+        let Ok(store) = SqlStore::connect("sqlite:///plan.db", dir.path()).await else {
+            unreachable!("a SQLite store")
+        };
+        let Ok(_) = crate::migrate::upgrade(&store, None).await else {
+            unreachable!("migrated")
+        };
+        let Backend::Sqlite { read, .. } = &store.backend else {
+            unreachable!("a SQLite store")
+        };
+        let filter = ConversationFilter {
+            user_id: Some("u".into()),
+            open_only: true,
+            limit: 50,
+            ..ConversationFilter::default()
+        };
+        let (sql, values) = list_conversations_sql(&filter);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+        for value in values {
+            let FilterValue::Text(text) = value else {
+                unreachable!("text filters only")
+            };
+            query = query.bind(text);
+        }
+        let Ok(rows) = query.bind(50_i64).bind(0_i64).fetch_all(read).await else {
+            unreachable!("the plan of {sql}")
+        };
+        let plan: Vec<String> = rows
+            .iter()
+            .filter_map(|row| row.try_get::<String, _>(3).ok())
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX ix_conversations_user")),
+            "{plan:?}"
+        );
     }
 }

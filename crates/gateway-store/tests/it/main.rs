@@ -9,10 +9,10 @@ use chrono::{Duration, Utc};
 // kinds they use must be in scope (on `dyn Store` every kind's methods are).
 use gateway_store::{
     ApprovalDecision, ApprovalRecord, ApprovalStatus, ApprovalStore, CancelResult,
-    ConversationTurn, ExecutionFilter, ExecutionOutcome, ExecutionRecord, ExecutionStatus,
-    ExecutionStore, InstanceRecord, McpServerRecord, MemoryStore, NotificationFilter,
-    NotificationRecord, ScheduleRecord, SqlStore, StepRecord, Store, StoreError, UserConfigRecord,
-    migrate,
+    ConversationFilter, ConversationTurn, ExecutionFilter, ExecutionOutcome, ExecutionRecord,
+    ExecutionStatus, ExecutionStore, InstanceRecord, McpServerRecord, MemoryStore,
+    NotificationFilter, NotificationRecord, ScheduleRecord, SqlStore, StepRecord, Store,
+    StoreError, UserConfigRecord, migrate,
 };
 use serde_json::json;
 
@@ -982,20 +982,20 @@ async fn conversations_accumulate_turns() {
         assert_eq!(page[0].content, "Hello Ann");
 
         let listed = store
-            .list_conversations(Some(&user), None, 10, 0)
+            .list_conversations(&of_user(&user, None))
             .await
             .unwrap();
         assert_eq!(listed.len(), 1);
         assert!(
             store
-                .list_conversations(Some(&user), Some("other"), 10, 0)
+                .list_conversations(&of_user(&user, Some("other")))
                 .await
                 .unwrap()
                 .is_empty()
         );
         assert!(
             store
-                .list_conversations(Some("someone-else"), None, 10, 0)
+                .list_conversations(&of_user("someone-else", None))
                 .await
                 .unwrap()
                 .is_empty()
@@ -1033,6 +1033,153 @@ async fn conversations_accumulate_turns() {
                 .unwrap()
                 .is_empty()
         );
+    }
+}
+
+/// The first ten conversations of `user` (of one agent when given).
+fn of_user(user: &str, agent: Option<&str>) -> ConversationFilter {
+    ConversationFilter {
+        user_id: Some(user.to_string()),
+        agent_id: agent.map(str::to_string),
+        limit: 10,
+        ..ConversationFilter::default()
+    }
+}
+
+#[tokio::test]
+async fn conversations_are_listed_by_each_filter_and_their_combination() {
+    use chrono::SubsecRound;
+
+    for subject in subjects().await {
+        let store = &subject.store;
+        let name = subject.name;
+        let (ann, bob) = (unique("ann"), unique("bob"));
+        let (chef, tutor) = (unique("chef"), unique("tutor"));
+        // Whole milliseconds: every backend keeps them exactly.
+        let now = Utc::now().trunc_subsecs(3);
+        let ago = |minutes: i64| now - Duration::minutes(minutes);
+        // (id, user, agent, last updated); listed newest first: c5 .. c1.
+        let conversations = [
+            ("c1", Some(&ann), &chef, ago(30)),
+            ("c2", Some(&ann), &tutor, ago(20)),
+            ("c3", Some(&ann), &chef, ago(10)),
+            ("c4", Some(&bob), &chef, ago(5)),
+            ("c5", None, &chef, ago(1)),
+        ];
+        for (id, user, agent, at) in conversations {
+            store
+                .append_turn(&ConversationTurn {
+                    conversation_id: id.to_string(),
+                    agent_id: agent.clone(),
+                    user_id: user.cloned(),
+                    title: None,
+                    messages: vec![("user".into(), "hi".into())],
+                    at,
+                })
+                .await
+                .unwrap();
+        }
+        // Ending a conversation does not make it more recent.
+        assert!(store.end_conversation("c2", now).await.unwrap(), "{name}");
+        let listed = |filter: ConversationFilter| async move {
+            let found = store
+                .list_conversations(&ConversationFilter {
+                    limit: 50,
+                    ..filter
+                })
+                .await
+                .unwrap();
+            found
+                .into_iter()
+                .map(|c| c.conversation_id)
+                .collect::<Vec<_>>()
+        };
+        let all = ConversationFilter::default;
+
+        assert_eq!(
+            listed(all()).await,
+            ["c5", "c4", "c3", "c2", "c1"],
+            "{name}: no filter lists every user's, anonymous ones included"
+        );
+        assert_eq!(
+            listed(ConversationFilter {
+                user_id: Some(ann.clone()),
+                ..all()
+            })
+            .await,
+            ["c3", "c2", "c1"],
+            "{name}: by user"
+        );
+        assert_eq!(
+            listed(ConversationFilter {
+                agent_id: Some(chef.clone()),
+                ..all()
+            })
+            .await,
+            ["c5", "c4", "c3", "c1"],
+            "{name}: by agent"
+        );
+        assert_eq!(
+            listed(ConversationFilter {
+                updated_since: Some(ago(10)),
+                ..all()
+            })
+            .await,
+            ["c5", "c4", "c3"],
+            "{name}: updated since, the bound included"
+        );
+        assert_eq!(
+            listed(ConversationFilter {
+                open_only: true,
+                ..all()
+            })
+            .await,
+            ["c5", "c4", "c3", "c1"],
+            "{name}: open only"
+        );
+        assert_eq!(
+            listed(ConversationFilter {
+                user_id: Some(ann.clone()),
+                open_only: true,
+                ..all()
+            })
+            .await,
+            ["c3", "c1"],
+            "{name}: a user's open ones"
+        );
+        assert_eq!(
+            listed(ConversationFilter {
+                user_id: Some(ann.clone()),
+                agent_id: Some(chef.clone()),
+                updated_since: Some(ago(15)),
+                open_only: true,
+                ..all()
+            })
+            .await,
+            ["c3"],
+            "{name}: every filter at once"
+        );
+        assert!(
+            listed(ConversationFilter {
+                user_id: Some(bob.clone()),
+                agent_id: Some(tutor.clone()),
+                ..all()
+            })
+            .await
+            .is_empty(),
+            "{name}: filters combine"
+        );
+        let page = store
+            .list_conversations(&ConversationFilter {
+                user_id: Some(ann.clone()),
+                limit: 1,
+                offset: 1,
+                ..all()
+            })
+            .await
+            .unwrap();
+        let page: Vec<&str> = page.iter().map(|c| c.conversation_id.as_str()).collect();
+        assert_eq!(page, ["c2"], "{name}: paged after filtering");
     }
 }
 
