@@ -255,8 +255,7 @@ async fn concurrent_identical_steps_on_the_memory_store() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_identical_steps_on_redis() {
-    let Ok(url) = std::env::var("TEST_REDIS_URL") else {
-        eprintln!("note: TEST_REDIS_URL is not set; Redis case skipped");
+    let Some(url) = test_services::service_url("TEST_REDIS_URL", "Redis") else {
         return;
     };
     let prefix = format!("agentgate-test:{}:", uuid_like());
@@ -299,8 +298,7 @@ async fn concurrent_identical_steps_on_sqlite() {
 #[cfg(feature = "sql")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_identical_steps_on_postgres() {
-    let Ok(url) = std::env::var("TEST_POSTGRES_URL") else {
-        eprintln!("note: TEST_POSTGRES_URL is not set; PostgreSQL case skipped");
+    let Some(url) = test_services::service_url("TEST_POSTGRES_URL", "PostgreSQL") else {
         return;
     };
     let store =

@@ -342,11 +342,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_write_fails_alone_on_postgres() {
-        let Some(url) = std::env::var("TEST_POSTGRES_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            eprintln!("note: TEST_POSTGRES_URL is not set; skipped");
+        let Some(url) = test_services::service_url("TEST_POSTGRES_URL", "PostgreSQL") else {
             return;
         };
         let schema = format!("group_{}", uuid::Uuid::new_v4().simple());

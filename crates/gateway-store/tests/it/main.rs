@@ -1,5 +1,5 @@
 //! One suite, every backend: memory and SQLite always, PostgreSQL when `TEST_POSTGRES_URL`
-//! is set (CI sets it).
+//! is set (CI sets it; with `CI` set and no URL the tests fail instead of skipping it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -49,13 +49,7 @@ impl Drop for Subject {
 }
 
 fn postgres_url() -> Option<String> {
-    match std::env::var("TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!("note: TEST_POSTGRES_URL is not set; PostgreSQL cases skipped");
-            None
-        }
-    }
+    test_services::service_url("TEST_POSTGRES_URL", "PostgreSQL")
 }
 
 fn unique(prefix: &str) -> String {
