@@ -1,5 +1,6 @@
 //! Who may call a site's intents and flows. The manifest is always public.
 
+use std::any::Any;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -9,7 +10,13 @@ use futures::future::BoxFuture;
 
 use crate::protocol::AuthDef;
 
-type Verifier = Arc<dyn Fn(String) -> BoxFuture<'static, bool> + Send + Sync>;
+/// Who a verifier found the caller to be, as the site's own type (see
+/// [`super::Context::caller`]).
+pub(crate) type Caller = Arc<dyn Any + Send + Sync>;
+
+/// A site's check of a credential: `None` refuses it; `Some` accepts it, with the caller
+/// when the check tells who it is.
+type Verifier = Arc<dyn Fn(String) -> BoxFuture<'static, Option<Option<Caller>>> + Send + Sync>;
 
 /// Accepted credentials: a fixed set, or a check done by the site.
 #[derive(Clone)]
@@ -19,9 +26,10 @@ enum Accepts {
 }
 
 impl Accepts {
-    async fn check(&self, credential: String) -> bool {
+    /// `None`: refused; `Some(caller)`: accepted.
+    async fn check(&self, credential: String) -> Option<Option<Caller>> {
         match self {
-            Self::Set(values) => values.contains(&credential),
+            Self::Set(values) => values.contains(&credential).then_some(None),
             Self::Verifier(verify) => verify(credential).await,
         }
     }
@@ -53,7 +61,28 @@ where
     F: Fn(String) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
-    Accepts::Verifier(Arc::new(move |credential| Box::pin(verify(credential))))
+    let verify = Arc::new(verify);
+    Accepts::Verifier(Arc::new(move |credential| {
+        let verify = Arc::clone(&verify);
+        Box::pin(async move { verify(credential).await.then_some(None) })
+    }))
+}
+
+fn identifier<F, Fut, T>(identify: F) -> Accepts
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<T>> + Send + 'static,
+    T: Send + Sync + 'static,
+{
+    let identify = Arc::new(identify);
+    Accepts::Verifier(Arc::new(move |credential| {
+        let identify = Arc::clone(&identify);
+        Box::pin(async move {
+            identify(credential)
+                .await
+                .map(|caller| Some(Arc::new(caller) as Caller))
+        })
+    }))
 }
 
 /// Why a call was refused.
@@ -124,6 +153,21 @@ impl Auth {
         }
     }
 
+    /// Calls carry a bearer token from which `identify` tells who calls (`None` refuses it);
+    /// handlers read the caller with [`super::Context::caller`].
+    pub fn bearer_identified<F, Fut, T>(identify: F) -> Self
+    where
+        F: Fn(String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<T>> + Send + 'static,
+        T: Send + Sync + 'static,
+    {
+        Self {
+            kind: Kind::Bearer {
+                accepts: identifier(identify),
+            },
+        }
+    }
+
     /// What the manifest declares.
     pub fn definition(&self) -> AuthDef {
         match &self.kind {
@@ -139,10 +183,10 @@ impl Auth {
         }
     }
 
-    /// Checks a call's headers.
-    pub(crate) async fn check(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+    /// Checks a call's headers; an accepted call may come with who the caller is.
+    pub(crate) async fn check(&self, headers: &HeaderMap) -> Result<Option<Caller>, Refusal> {
         match &self.kind {
-            Kind::None => Ok(()),
+            Kind::None => Ok(None),
             Kind::ApiKey { header, accepts } => {
                 let Some(key) = headers.get(header.as_str()).and_then(|v| v.to_str().ok()) else {
                     return Err(Refusal {
@@ -150,14 +194,10 @@ impl Auth {
                         challenge: None,
                     });
                 };
-                if accepts.check(key.to_string()).await {
-                    Ok(())
-                } else {
-                    Err(Refusal {
-                        message: "Invalid API key".into(),
-                        challenge: None,
-                    })
-                }
+                accepts.check(key.to_string()).await.ok_or_else(|| Refusal {
+                    message: "Invalid API key".into(),
+                    challenge: None,
+                })
             }
             Kind::Bearer { accepts } => {
                 let token = headers
@@ -171,14 +211,13 @@ impl Auth {
                         challenge: Some("Bearer"),
                     });
                 };
-                if accepts.check(token.trim().to_string()).await {
-                    Ok(())
-                } else {
-                    Err(Refusal {
+                accepts
+                    .check(token.trim().to_string())
+                    .await
+                    .ok_or_else(|| Refusal {
                         message: "Invalid bearer token".into(),
                         challenge: Some("Bearer"),
                     })
-                }
             }
         }
     }

@@ -10,8 +10,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::auth::Caller;
+
 /// What a handler knows about its call.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Context {
     /// `X-Agent-ID` of the caller, if it sent one.
     pub agent_id: Option<String>,
@@ -20,6 +22,18 @@ pub struct Context {
     /// The session of a server-flow step.
     pub session_id: Option<String>,
     data: Arc<Mutex<Map<String, Value>>>,
+    /// Who the site's auth found the caller to be.
+    caller: Option<Caller>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("agent_id", &self.agent_id)
+            .field("session_id", &self.session_id)
+            .field("identified", &self.caller.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Context {
@@ -28,13 +42,21 @@ impl Context {
         headers: HeaderMap,
         session_id: Option<String>,
         data: Map<String, Value>,
+        caller: Option<Caller>,
     ) -> Self {
         Self {
             agent_id,
             headers,
             session_id,
             data: Arc::new(Mutex::new(data)),
+            caller,
         }
+    }
+
+    /// Who calls, as the site's [`super::Auth::bearer_identified`] check told (`None`: the
+    /// auth does not identify callers, or `T` is not the type it gave).
+    pub fn caller<T: 'static>(&self) -> Option<&T> {
+        self.caller.as_ref()?.downcast_ref::<T>()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Map<String, Value>> {
@@ -72,6 +94,10 @@ pub enum HandlerError {
     /// with this message.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The caller is known but may not do this (another user's session, a scope it lacks):
+    /// 403 `forbidden` with this message.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// Anything else: logged, answered 500 `handler_failed` without the detail.
     #[error("{0}")]
     Failed(String),
@@ -84,6 +110,10 @@ impl HandlerError {
 
     pub fn invalid_input(message: impl Into<String>) -> Self {
         Self::InvalidInput(message.into())
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
     }
 }
 

@@ -217,7 +217,10 @@ async fn serve_manifest(State(served): State<Arc<Served>>, headers: HeaderMap) -
     response
 }
 
-async fn authorize(served: &Served, headers: &HeaderMap) -> Result<(), ProtocolError> {
+async fn authorize(
+    served: &Served,
+    headers: &HeaderMap,
+) -> Result<Option<super::auth::Caller>, ProtocolError> {
     served
         .app
         .inner
@@ -293,6 +296,11 @@ async fn run(
             message.clone(),
             vec![json!({"message": message})],
         )),
+        Err(HandlerError::Forbidden(message)) => Err(ProtocolError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            message,
+        )),
         Err(HandlerError::Failed(message)) => {
             tracing::error!(%what, error = %message, "agentgate handler failed");
             Err(ProtocolError::new(
@@ -312,7 +320,7 @@ async fn intent(
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    authorize(&served, &headers).await?;
+    let caller = authorize(&served, &headers).await?;
     let callable = served.app.inner.intents.get(&name).ok_or_else(|| {
         ProtocolError::new(
             StatusCode::NOT_FOUND,
@@ -322,7 +330,7 @@ async fn intent(
     })?;
     let input = Value::Object(arguments(&body)?);
     validate(&served, "", &name, &input)?;
-    let context = Context::new(agent_id(&headers), headers, None, Map::new());
+    let context = Context::new(agent_id(&headers), headers, None, Map::new(), caller);
     let output = run(callable, context, input, &name).await?;
     Ok(axum::Json(output).into_response())
 }
@@ -394,7 +402,7 @@ async fn server_step(
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    authorize(&served, &headers).await?;
+    let caller = authorize(&served, &headers).await?;
     let flow = flow(&served, &name, Orchestration::Server)?;
     let session_id = headers
         .get(HEADER_SESSION_ID)
@@ -450,6 +458,7 @@ async fn server_step(
         headers.clone(),
         Some(session_id.clone()),
         session.data.clone(),
+        caller,
     );
     let output = match run(
         callable,
@@ -523,7 +532,7 @@ async fn client_step(
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    authorize(&served, &headers).await?;
+    let caller = authorize(&served, &headers).await?;
     let flow = flow(&served, &name, Orchestration::Client)?;
     let callable = flow.handlers.get(&step).ok_or_else(|| {
         ProtocolError::new(
@@ -534,7 +543,7 @@ async fn client_step(
     })?;
     let input = Value::Object(arguments(&body)?);
     validate(&served, &name, &step, &input)?;
-    let context = Context::new(agent_id(&headers), headers, None, Map::new());
+    let context = Context::new(agent_id(&headers), headers, None, Map::new(), caller);
     let output = run(callable, context, input, &format!("{name}/{step}")).await?;
     Ok(axum::Json(output).into_response())
 }

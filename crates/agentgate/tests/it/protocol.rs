@@ -378,6 +378,45 @@ async fn auth_is_enforced_on_calls_never_on_the_manifest() {
     assert_eq!(call("forged").await.unwrap().status(), 401);
 }
 
+/// Who the site's auth said calls: the handler reads it, and refuses one caller.
+async fn whoami(ctx: Context, _args: Nothing) -> Result<Value, HandlerError> {
+    match ctx.caller::<String>() {
+        Some(user) if user == "mallory" => Err(HandlerError::forbidden("not for mallory")),
+        Some(user) => Ok(json!({"user": user})),
+        None => Err(HandlerError::failed("no caller")),
+    }
+}
+
+#[tokio::test]
+async fn an_identifying_auth_tells_handlers_who_calls() {
+    let site = serve(
+        AgentApp::builder("who")
+            .auth(Auth::bearer_identified(|token: String| async move {
+                token.strip_prefix("user-").map(String::from)
+            }))
+            .intent(Intent::new("whoami", "", whoami))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let call = |token: &'static str| {
+        site.http
+            .post(format!("{}/agent/intents/whoami", site.url))
+            .bearer_auth(token)
+            .json(&json!({}))
+            .send()
+    };
+    let alice = call("user-alice").await.unwrap();
+    assert_eq!(alice.status(), 200);
+    assert_eq!(alice.json::<Value>().await.unwrap(), json!({"user": "alice"}));
+    assert_eq!(call("forged").await.unwrap().status(), 401);
+    let refused = call("user-mallory").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "forbidden");
+    assert_eq!(body["message"], "not for mallory");
+}
+
 #[tokio::test]
 async fn host_routes_are_untouched_and_point_agents_at_the_manifest() {
     let site = foodpanda_site().await;
