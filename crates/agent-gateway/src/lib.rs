@@ -1,44 +1,36 @@
 //! Agent Gateway: a folder of markdown files (agents, tools, skills) served as a production
-//! API for AI agents.
+//! API for AI agents. This crate is the one to depend on: the core ([`Gateway`] and its
+//! operations, from `gateway-core`) and its HTTP surfaces (from `gateway-http`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), agent_gateway::GatewayError> {
+//! use agent_gateway::prelude::*;
 //! let gateway = agent_gateway::Gateway::builder("./workspace").build().await?;
 //! let result = gateway.invoke("assistant", "Hello!").await?;
-//! println!("{}", result.result.raw_text);
+//! println!("{}", result.answer.raw_text);
 //! // Serve it, or nest it in an existing axum app:
 //! let app = axum::Router::new().nest("/ai", gateway.router());
 //! # let _ = app; Ok(()) }
 //! ```
 
-pub mod api;
-pub mod approvals;
-pub mod auth;
-pub mod engine;
-mod error;
-pub mod executions;
-mod gateway;
-pub mod hooks;
-mod llm_settings;
-pub mod mcp;
-pub mod notifications;
-mod publish;
-pub mod queue;
-mod rate_limit;
-mod runtime;
-pub mod scheduler;
-pub mod secrets;
-mod serve;
-pub mod sessions;
-pub mod tools;
+pub use gateway_core::*;
+pub use gateway_http::{ApiError, ErrorResponse, HttpApp, RequestError, serve};
 
-pub use error::GatewayError;
-pub use gateway::{
-    ApprovalOutcome, CancelOutcome, ChatRequest, ChatResult, ChatStreamEvent, ExecutionOptions,
-    ExecutionResult, Gateway, GatewayBuilder, Health, InvokeRequest, McpServerCreate,
-    McpServerInfo, McpServerUpdate, RunResult, ScheduleRun,
-};
-pub use gateway_store as store;
-pub use gateway_workspace as workspace;
-pub use runtime::check_models;
-pub use serve::{ServeOptions, serve};
+/// The HTTP router of a gateway, as a method.
+pub trait GatewayRouter {
+    /// The API router (REST, docs, agentgate), to serve directly or to nest under a prefix in
+    /// another axum app. For extra OpenAPI tag groups use [`HttpApp`].
+    fn router(&self) -> axum::Router;
+}
+
+impl GatewayRouter for Gateway {
+    fn router(&self) -> axum::Router {
+        gateway_http::router(self.clone())
+    }
+}
+
+/// What a host program usually needs in scope.
+pub mod prelude {
+    pub use crate::GatewayRouter;
+    pub use gateway_core::{Actor, Gateway, RunRequest};
+}

@@ -14,9 +14,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::{Arc, Mutex};
+
 use agent_gateway::engine::{EngineEvent, ExecutionStatus};
 use agent_gateway::workspace::{ExternalNames, GatewayConfig, Severity, Workspace};
-use agent_gateway::{ChatRequest, ChatStreamEvent, Gateway, InvokeRequest};
+use agent_gateway::{Actor, ApprovalDecision, Gateway, RunEvent, RunRequest, Started};
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
@@ -308,10 +310,25 @@ fn require_workspace(path: &std::path::Path) -> anyhow::Result<()> {
     }
 }
 
-async fn build_gateway(path: &std::path::Path, reload: bool) -> anyhow::Result<Gateway> {
+/// How long a gateway built here lives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lifetime {
+    /// `serve` and `serve --worker-only`: background work on (schedules, queue workers).
+    Server,
+    /// A command that runs one thing and exits: no background work, so it never takes a
+    /// queued job or fires a schedule it would abandon on exit.
+    Command,
+}
+
+async fn build_gateway(
+    path: &std::path::Path,
+    reload: bool,
+    lifetime: Lifetime,
+) -> anyhow::Result<Gateway> {
     require_workspace(path)?;
     Gateway::builder(path)
         .reload(reload)
+        .background(lifetime == Lifetime::Server)
         .build()
         .await
         .map_err(|err| anyhow!("{err}"))
@@ -323,7 +340,7 @@ async fn serve(
     port: Option<u16>,
     reload: bool,
 ) -> anyhow::Result<ExitCode> {
-    let gateway = build_gateway(path, reload).await?;
+    let gateway = build_gateway(path, reload, Lifetime::Server).await?;
     let config = gateway.config();
     let host = host.unwrap_or(config.server.host);
     let port = port.unwrap_or(config.server.port);
@@ -350,7 +367,7 @@ async fn serve(
 
 /// Queue workers only: no HTTP. Stops on SIGINT/SIGTERM after the jobs in hand finish.
 async fn work(path: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let gateway = build_gateway(path, false).await?;
+    let gateway = build_gateway(path, false, Lifetime::Server).await?;
     let queue = gateway.config().queue;
     println!(
         "Worker started: {} workers on the {:?} queue",
@@ -391,7 +408,6 @@ async fn invoke(
     input: Option<&str>,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let gateway = build_gateway(path, false).await?;
     let input = match input {
         None => serde_json::Map::new(),
         Some(text) => match serde_json::from_str::<Value>(text) {
@@ -399,17 +415,45 @@ async fn invoke(
             _ => return Err(anyhow!("--input must be a JSON object")),
         },
     };
-    let result = gateway
-        .invoke_with(InvokeRequest::new(agent, message).input(input))
-        .await
-        .map_err(|err| anyhow!("{err}"))?;
+    let gateway = build_gateway(path, false, Lifetime::Command).await?;
+    let actor = Actor::system();
+    let started = gateway
+        .start(&actor, RunRequest::invoke(agent, message).input(input))
+        .await;
+    let ticket = match started {
+        Ok(Started::Running(ticket)) => ticket,
+        Ok(Started::Queued(queued)) => {
+            gateway.shutdown().await;
+            return Err(anyhow!("execution {} was queued", queued.execution_id));
+        }
+        Err(err) => {
+            gateway.shutdown().await;
+            return Err(anyhow!("{err}"));
+        }
+    };
+    let execution_id = ticket.execution_id().to_string();
+    // Ctrl-C cancels the run, which then ends (recorded `cancelled`) before the command exits.
+    let run = ticket.finish();
+    tokio::pin!(run);
+    let result = loop {
+        tokio::select! {
+            result = &mut run => break result,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("Cancelling {execution_id}...");
+                if let Err(err) = gateway.executions().cancel(&actor, &execution_id).await {
+                    eprintln!("Could not cancel: {err}");
+                }
+            }
+        }
+    };
+    gateway.shutdown().await;
     let ok = result.status == ExecutionStatus::Completed;
     match format {
         Format::Json => {
             let body = json!({
                 "status": result.stop_reason,
                 "execution_status": result.status,
-                "result": result.result,
+                "result": result.answer,
                 "usage": result.usage,
                 "error": result.error,
             });
@@ -421,8 +465,8 @@ async fn invoke(
                 println!("Error: {error}");
             }
             println!();
-            println!("{}", result.result.raw_text);
-            if let Some(output) = &result.result.output {
+            println!("{}", result.answer.raw_text);
+            if let Some(output) = &result.answer.output {
                 println!();
                 println!("Structured output:");
                 println!("{}", serde_json::to_string_pretty(output)?);
@@ -437,10 +481,50 @@ async fn invoke(
 }
 
 async fn chat(path: &std::path::Path, agent: &str) -> anyhow::Result<ExitCode> {
-    let gateway = build_gateway(path, false).await?;
+    let gateway = build_gateway(path, false, Lifetime::Command).await?;
     if gateway.agent(agent).is_none() {
+        gateway.shutdown().await;
         return Err(anyhow!("agent '{agent}' not found in {}", path.display()));
     }
+    let actor = Actor::system();
+    // Ctrl-C cancels the turn in progress (it ends recorded `cancelled`); at the prompt it
+    // ends the chat.
+    let in_progress: Arc<Mutex<Option<String>>> = Arc::default();
+    tokio::spawn({
+        let (gateway, actor, in_progress) =
+            (gateway.clone(), actor.clone(), Arc::clone(&in_progress));
+        async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                let turn = in_progress
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                match turn {
+                    Some(execution_id) => {
+                        if let Err(err) = gateway.executions().cancel(&actor, &execution_id).await {
+                            eprintln!("\nCould not cancel: {err}");
+                        }
+                    }
+                    None => {
+                        gateway.shutdown().await;
+                        println!("\nBye!");
+                        std::process::exit(0);
+                    }
+                }
+            }
+        }
+    });
+    let result = chat_turns(&gateway, &actor, agent, &in_progress).await;
+    gateway.shutdown().await;
+    result
+}
+
+async fn chat_turns(
+    gateway: &Gateway,
+    actor: &Actor,
+    agent: &str,
+    in_progress: &Mutex<Option<String>>,
+) -> anyhow::Result<ExitCode> {
     let mut session_id: Option<String> = None;
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
@@ -456,28 +540,29 @@ async fn chat(path: &std::path::Path, agent: &str) -> anyhow::Result<ExitCode> {
         if matches!(message, "exit" | "quit") {
             break;
         }
-        let mut request = ChatRequest::new(agent, message);
-        request.session_id = session_id.clone();
-        let mut stream = Box::pin(
-            gateway
-                .chat_stream(request)
-                .await
-                .map_err(|err| anyhow!("{err}"))?,
-        );
+        let mut request = RunRequest::chat(agent, message);
+        if let Some(id) = &session_id {
+            request = request.session(id.clone());
+        }
+        let mut stream = gateway
+            .run_stream(actor, request)
+            .await
+            .map_err(|err| anyhow!("{err}"))?;
         print!("agent> ");
         std::io::stdout().flush()?;
         let mut wrote = false;
         let mut execution_id = String::new();
         while let Some(event) = stream.next().await {
             match event {
-                ChatStreamEvent::Session {
+                RunEvent::Started {
                     session_id: id,
                     execution_id: run,
                 } => {
-                    session_id = Some(id);
+                    session_id = id;
+                    *in_progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(run.clone());
                     execution_id = run;
                 }
-                ChatStreamEvent::Engine(EngineEvent::ApprovalRequired {
+                RunEvent::Engine(EngineEvent::ApprovalRequired {
                     approval_id,
                     name,
                     arguments,
@@ -488,31 +573,36 @@ async fn chat(path: &std::path::Path, agent: &str) -> anyhow::Result<ExitCode> {
                     std::io::stderr().flush()?;
                     let answer = lines.next().transpose()?.unwrap_or_default();
                     let approve = matches!(answer.trim(), "y" | "Y" | "yes");
+                    let decision = ApprovalDecision {
+                        approval_id: Some(approval_id),
+                        approve,
+                        reason: (!approve).then(|| "denied at the terminal".to_string()),
+                    };
                     gateway
-                        .decide_approval(
-                            &execution_id,
-                            Some(&approval_id),
-                            approve,
-                            (!approve).then(|| "denied at the terminal".to_string()),
-                            Some("cli".to_string()),
-                        )
+                        .executions()
+                        .decide(actor, &execution_id, decision)
                         .await
                         .map_err(|err| anyhow!("{err}"))?;
                 }
-                ChatStreamEvent::Engine(EngineEvent::Token { content }) => {
+                RunEvent::Engine(EngineEvent::Token { content }) => {
                     wrote |= !content.is_empty();
                     print!("{content}");
                     std::io::stdout().flush()?;
                 }
-                ChatStreamEvent::Engine(EngineEvent::ToolCall { name, .. }) => {
+                RunEvent::Engine(EngineEvent::ToolCall { name, .. }) => {
                     eprintln!("  [calling {name}]");
                 }
-                ChatStreamEvent::Engine(EngineEvent::ToolResult { .. }) => {}
-                ChatStreamEvent::Error { message } => {
-                    eprintln!("\n[error] {message}");
-                    wrote = true;
+                RunEvent::Engine(EngineEvent::ToolResult { .. }) => {}
+                RunEvent::Finished(result) => {
+                    *in_progress.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    if result.status == ExecutionStatus::Cancelled {
+                        eprintln!("\n[cancelled]");
+                        wrote = true;
+                    } else if let Some(error) = &result.error {
+                        eprintln!("\n[error] {error}");
+                        wrote = true;
+                    }
                 }
-                ChatStreamEvent::Done { .. } => {}
             }
         }
         if !wrote {
@@ -652,7 +742,7 @@ fn list_agents(path: &std::path::Path, format: Format) -> anyhow::Result<ExitCod
 
 async fn list_schedules(path: &std::path::Path, format: Format) -> anyhow::Result<ExitCode> {
     use agent_gateway::scheduler::{next_fire, workspace_record};
-    use agent_gateway::store::{SqlStore, Store};
+    use agent_gateway::store::{ScheduleStore, SqlStore};
     let workspace = load_workspace(path)?;
     let persistence = &workspace.config.persistence;
     // Stored rows carry runtime edits and admin schedules; without a database there are none.

@@ -283,7 +283,7 @@ pub(crate) fn load_agent(
                     format!(
                         "schedule '{}': input does not match input_schema: {}",
                         entry.name,
-                        problems.join("; ")
+                        schema::lines(&problems).join("; ")
                     ),
                 );
             }

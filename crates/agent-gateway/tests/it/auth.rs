@@ -579,8 +579,7 @@ async fn cors_answers_preflights_and_decorates_errors() {
 
 #[tokio::test]
 async fn rate_limits_hold_across_two_instances_sharing_redis() {
-    let Ok(redis) = std::env::var("TEST_REDIS_URL") else {
-        eprintln!("note: TEST_REDIS_URL is not set; skipped");
+    let Some(redis) = test_services::service_url("TEST_REDIS_URL", "Redis") else {
         return;
     };
     // A fresh identity, so counters of earlier runs in this window do not count.

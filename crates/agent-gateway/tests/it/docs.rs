@@ -7,13 +7,16 @@ async fn openapi_describes_every_route_with_tags() {
     let ws = TestWorkspace::new();
     ws.agent("assistant", "description: ok", "Help.");
     let mock = mock_llm::MockLlm::start().await.unwrap();
-    let server = TestServer::start(
-        agent_gateway::Gateway::builder(ws.path())
-            .env(mock_env(&mock))
-            .openapi_tag("Reports", "Custom reports")
-            .openapi_tag("Agents", "duplicate of a built-in tag"),
-    )
-    .await;
+    let gateway = agent_gateway::Gateway::builder(ws.path())
+        .env(mock_env(&mock))
+        .build()
+        .await
+        .unwrap();
+    let app = agent_gateway::HttpApp::new(gateway.clone())
+        .openapi_tag("Reports", "Custom reports")
+        .openapi_tag("Agents", "duplicate of a built-in tag")
+        .router();
+    let server = TestServer::serve_router(gateway, app).await;
     let (status, spec) = server.get("/openapi.json").await;
     assert_eq!(status, 200);
     assert!(

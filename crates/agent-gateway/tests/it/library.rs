@@ -2,7 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use agent_gateway::{ChatRequest, Gateway, GatewayError};
+use agent_gateway::prelude::*;
+use agent_gateway::{GatewayError, Record};
 use mock_llm::{MockLlm, Reply};
 use serde_json::json;
 
@@ -35,19 +36,63 @@ async fn invoke_and_chat_from_rust_with_typed_output() {
 
     mock.push(Reply::text("Hi!"));
     mock.push(Reply::text("Again!"));
+    let alice = Actor::user("alice", vec!["agents:invoke".into()]);
     let first = gateway
-        .chat(ChatRequest::new("assistant", "Hi"))
+        .run(&alice, RunRequest::chat("assistant", "Hi"))
         .await
         .unwrap();
+    let session = first.chat.expect("a chat turn").session_id;
     let second = gateway
-        .chat(ChatRequest::new("assistant", "Follow up").session(&first.session_id))
+        .run(
+            &alice,
+            RunRequest::chat("assistant", "Follow up").session(&session),
+        )
         .await
         .unwrap();
-    assert_eq!(second.turn_count, 2);
-    assert_eq!(second.result.raw_text, "Again!");
+    assert_eq!(second.chat.map(|c| c.turn_count), Some(2));
+    assert_eq!(second.answer.raw_text, "Again!");
+    let record = gateway
+        .executions()
+        .get(&alice, &second.execution_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        record.user_id.as_deref(),
+        Some("alice"),
+        "the actor owns its runs"
+    );
+    let bob = Actor::user("bob", vec!["agents:invoke".into()]);
+    let theirs = gateway
+        .run(
+            &bob,
+            RunRequest::chat("assistant", "Mine now").session(&session),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            theirs,
+            GatewayError::Forbidden {
+                record: Record::Session,
+                ..
+            }
+        ),
+        "{theirs}"
+    );
+    let narrow = Actor::user("carol", vec!["agents:invoke:other".into()]);
+    let refused = gateway
+        .run(&narrow, RunRequest::invoke("assistant", "x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, GatewayError::InsufficientScope { .. }),
+        "{refused}"
+    );
 
     let err = gateway.invoke("ghost", "x").await.unwrap_err();
-    assert!(matches!(err, GatewayError::AgentNotFound(ref id) if id == "ghost"));
+    assert!(
+        matches!(err, GatewayError::NotFound { record: Record::Agent, ref id } if id == "ghost")
+    );
 }
 
 #[tokio::test]

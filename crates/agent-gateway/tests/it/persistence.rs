@@ -136,7 +136,17 @@ async fn executions_are_recorded_with_their_steps() {
         .get(&format!("/v1/executions?session_id={session}"))
         .await;
     assert_eq!(by_session.as_array().unwrap().len(), 1);
-    assert_eq!(by_session[0]["result"]["content"], "chatting");
+    // One stored shape for invocations and chat turns.
+    assert_eq!(by_session[0]["result"]["raw_text"], "chatting");
+    assert_eq!(by_session[0]["result"]["stop_reason"], "completed");
+    assert_eq!(
+        record["result"]
+            .as_object()
+            .map(|r| r.keys().collect::<Vec<_>>()),
+        by_session[0]["result"]
+            .as_object()
+            .map(|r| r.keys().collect::<Vec<_>>())
+    );
     let (_, all) = server.get("/v1/executions?agent_id=mathy").await;
     assert_eq!(all.as_array().unwrap().len(), 2);
     assert_eq!(all[0]["session_id"], session, "newest first");
@@ -217,7 +227,7 @@ async fn conversations_are_listed_with_their_messages() {
     let (status, body) = server
         .get("/v1/users/me/conversations/sess_nope/messages")
         .await;
-    assert_eq!((status, error_code(&body)), (404, "not_found"));
+    assert_eq!((status, error_code(&body)), (404, "conversation_not_found"));
     let (status, body) = server.get("/v1/users/me/conversations?limit=500").await;
     assert_eq!((status, error_code(&body)), (422, "validation_error"));
 }

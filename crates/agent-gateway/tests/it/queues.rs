@@ -47,8 +47,7 @@ async fn async_runs_go_through_the_in_process_queues() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn async_runs_go_through_redis_streams() {
-    let Ok(url) = std::env::var("TEST_REDIS_URL") else {
-        eprintln!("note: TEST_REDIS_URL is not set; skipped");
+    let Some(url) = test_services::service_url("TEST_REDIS_URL", "Redis") else {
         return;
     };
     let stream = format!("agw-test-{}", uuid::Uuid::new_v4().simple());
@@ -60,13 +59,12 @@ async fn async_runs_go_through_redis_streams() {
     assert_eq!(record["options"]["queue"], "durable");
     // A programmatic async run is run by its caller, not the queue: the reaper may fail it
     // if its process dies, so it carries no queue marker.
-    let request = agent_gateway::InvokeRequest::new("worker", "go").options(
-        agent_gateway::ExecutionOptions {
-            run_async: true,
-            ..Default::default()
-        },
-    );
-    let result = server.gateway.invoke_with(request).await.unwrap();
+    let request = agent_gateway::RunRequest::invoke("worker", "go").run_async();
+    let result = server
+        .gateway
+        .run(&agent_gateway::Actor::system(), request)
+        .await
+        .unwrap();
     let (_, direct) = server
         .get(&format!("/v1/executions/{}", result.execution_id))
         .await;
@@ -76,8 +74,7 @@ async fn async_runs_go_through_redis_streams() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn async_runs_go_through_rabbitmq() {
-    let Ok(url) = std::env::var("TEST_RABBITMQ_URL") else {
-        eprintln!("note: TEST_RABBITMQ_URL is not set; skipped");
+    let Some(url) = test_services::service_url("TEST_RABBITMQ_URL", "RabbitMQ") else {
         return;
     };
     let queue = format!("agw.test.{}", uuid::Uuid::new_v4().simple());
@@ -105,8 +102,7 @@ async fn an_unreachable_queue_stops_the_start() {
 #[tokio::test]
 async fn rabbitmq_dead_letters_a_job_after_max_retries() {
     use agent_gateway::queue::{JobQueue, RabbitQueue};
-    let Ok(url) = std::env::var("TEST_RABBITMQ_URL") else {
-        eprintln!("note: TEST_RABBITMQ_URL is not set; skipped");
+    let Some(url) = test_services::service_url("TEST_RABBITMQ_URL", "RabbitMQ") else {
         return;
     };
     let config = gateway_workspace::config::QueueConfig {
@@ -150,8 +146,7 @@ async fn rabbitmq_dead_letters_a_job_after_max_retries() {
 #[tokio::test]
 async fn redis_reclaims_stalled_jobs_then_dead_letters_them() {
     use agent_gateway::queue::{JobQueue, RedisQueue};
-    let Ok(url) = std::env::var("TEST_REDIS_URL") else {
-        eprintln!("note: TEST_REDIS_URL is not set; skipped");
+    let Some(url) = test_services::service_url("TEST_REDIS_URL", "Redis") else {
         return;
     };
     let config = gateway_workspace::config::QueueConfig {

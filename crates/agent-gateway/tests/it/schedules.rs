@@ -236,8 +236,7 @@ async fn three_instances_run_each_fire_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lock_left_by_a_crashed_holder_expires() {
-    let Ok(url) = std::env::var("TEST_REDIS_URL") else {
-        eprintln!("note: TEST_REDIS_URL is not set; skipped");
+    let Some(url) = test_services::service_url("TEST_REDIS_URL", "Redis") else {
         return;
     };
     let prefix = format!("agw-test-{}:", uuid::Uuid::new_v4().simple());

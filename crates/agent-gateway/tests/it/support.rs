@@ -21,11 +21,13 @@ pub struct TestWorkspace {
 /// Which store the black-box suite runs on: `AGW_TEST_PERSISTENCE` = `sqlite` (default),
 /// `postgres` (with `TEST_POSTGRES_URL`, one schema per workspace) or `memory`.
 fn postgres_schema() -> Option<(String, String)> {
-    (std::env::var("AGW_TEST_PERSISTENCE").as_deref() == Ok("postgres")).then(|| {
-        let url = std::env::var("TEST_POSTGRES_URL")
-            .expect("AGW_TEST_PERSISTENCE=postgres needs TEST_POSTGRES_URL");
-        (url, format!("gw_{}", uuid::Uuid::new_v4().simple()))
-    })
+    if std::env::var("AGW_TEST_PERSISTENCE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let Some(url) = test_services::service_url("TEST_POSTGRES_URL", "PostgreSQL") else {
+        panic!("AGW_TEST_PERSISTENCE=postgres needs TEST_POSTGRES_URL");
+    };
+    Some((url, format!("gw_{}", uuid::Uuid::new_v4().simple())))
 }
 
 impl TestWorkspace {
@@ -177,6 +179,29 @@ impl TestServer {
                 let _ = rx.await;
             })
             .await;
+        });
+        Self {
+            url: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            gateway,
+            _shutdown: tx,
+        }
+    }
+
+    /// Serves `router` (built from `gateway` by the test) the way `serve` serves the default.
+    pub async fn serve_router(gateway: Gateway, router: axum::Router) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
         });
         Self {
             url: format!("http://{addr}"),

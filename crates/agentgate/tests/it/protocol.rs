@@ -408,7 +408,10 @@ async fn an_identifying_auth_tells_handlers_who_calls() {
     };
     let alice = call("user-alice").await.unwrap();
     assert_eq!(alice.status(), 200);
-    assert_eq!(alice.json::<Value>().await.unwrap(), json!({"user": "alice"}));
+    assert_eq!(
+        alice.json::<Value>().await.unwrap(),
+        json!({"user": "alice"})
+    );
     assert_eq!(call("forged").await.unwrap().status(), 401);
     let refused = call("user-mallory").await.unwrap();
     assert_eq!(refused.status(), 403);

@@ -672,8 +672,7 @@ async fn killed_worker_job_is_finished_elsewhere(queue_yaml: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_worker_loses_no_redis_job() {
-    let Ok(url) = std::env::var("TEST_REDIS_URL") else {
-        eprintln!("note: TEST_REDIS_URL is not set; skipped");
+    let Some(url) = test_services::service_url("TEST_REDIS_URL", "Redis") else {
         return;
     };
     let stream = format!("agw-cli-test-{}", std::process::id());
@@ -686,8 +685,7 @@ async fn a_killed_worker_loses_no_redis_job() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_worker_loses_no_rabbitmq_job() {
-    let Ok(url) = std::env::var("TEST_RABBITMQ_URL") else {
-        eprintln!("note: TEST_RABBITMQ_URL is not set; skipped");
+    let Some(url) = test_services::service_url("TEST_RABBITMQ_URL", "RabbitMQ") else {
         return;
     };
     killed_worker_job_is_finished_elsewhere(&format!(
@@ -708,8 +706,7 @@ fn rand_suffix() -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_a_worker_finish_its_job() {
-    let Ok(url) = std::env::var("TEST_REDIS_URL") else {
-        eprintln!("note: TEST_REDIS_URL is not set; skipped");
+    let Some(url) = test_services::service_url("TEST_REDIS_URL", "Redis") else {
         return;
     };
     let mock = MockLlm::start().await.unwrap();

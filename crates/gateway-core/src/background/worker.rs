@@ -1,0 +1,101 @@
+//! Queue workers: loops that take queued executions and run them through the run pipeline,
+//! and draining the jobs in hand on shutdown.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::GatewayError;
+use crate::run;
+use crate::state::Shared;
+
+/// What became of a job a worker took.
+enum JobEnd {
+    /// Ran (or needs no run): acknowledge it.
+    Done,
+    /// Another live worker runs it: give it back.
+    Elsewhere,
+}
+
+/// Claims the execution of a job and runs it.
+async fn run_job(shared: &Arc<Shared>, execution_id: &str) -> Result<JobEnd, GatewayError> {
+    let store = &shared.store;
+    let Some(record) = store.get_execution(execution_id).await? else {
+        return Ok(JobEnd::Done);
+    };
+    if record.status.is_terminal() {
+        return Ok(JobEnd::Done);
+    }
+    let alive = super::alive_instances(shared).await;
+    let claimed = store
+        .claim_queued_execution(execution_id, &shared.instance_id, &alive, Utc::now())
+        .await?;
+    if !claimed {
+        return Ok(JobEnd::Elsewhere);
+    }
+    match run::resume(shared, record).await {
+        Ok(ticket) => {
+            ticket.finish().await;
+        }
+        Err(err) => run::fail_recorded(shared, execution_id, err.to_string()).await,
+    }
+    Ok(JobEnd::Done)
+}
+
+/// Waits (up to `queue.drain_timeout_s`) for the jobs this process runs.
+pub(crate) async fn drain(shared: &Shared, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while shared.in_flight.count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = shared.in_flight.count();
+    if left > 0 {
+        tracing::warn!(
+            jobs = left,
+            "shutdown with jobs still running; the queue will hand them to another worker"
+        );
+    }
+}
+
+/// One worker: takes jobs until `stop`, finishing the one in hand first.
+pub(super) async fn run_worker(shared: Weak<Shared>, name: String, stop: CancellationToken) {
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let queue = Arc::clone(&shared.queue);
+        let next = tokio::select! {
+            _ = stop.cancelled() => return,
+            next = queue.next(&name) => next,
+        };
+        let delivery = match next {
+            Ok(Some(delivery)) => delivery,
+            Ok(None) => continue,
+            Err(err) => {
+                tracing::warn!(worker = %name, error = %err, "queue unavailable; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        shared.in_flight.enter();
+        let execution_id = delivery.execution_id.clone();
+        tracing::debug!(worker = %name, %execution_id, deliveries = delivery.deliveries, "job taken");
+        let settled = match run_job(&shared, &execution_id).await {
+            Ok(JobEnd::Done) => queue.ack(delivery).await,
+            Ok(JobEnd::Elsewhere) => queue.release(delivery).await,
+            Err(err) => {
+                tracing::error!(%execution_id, error = %err, "job failed; it will be delivered again");
+                queue.release(delivery).await
+            }
+        };
+        if let Err(err) = settled {
+            tracing::warn!(%execution_id, error = %err, "could not settle a job");
+        }
+        shared.in_flight.leave();
+    }
+}

@@ -1,0 +1,232 @@
+//! [`GatewayBuilder`]: loads the workspace, opens the store and the queue, connects MCP
+//! servers, builds the first generation and starts the background work.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use gateway_store::{MemoryStore, SharedStore};
+use gateway_workspace::{GatewayConfig, Workspace};
+
+use crate::auth::Authenticator;
+use crate::error::GatewayError;
+use crate::gateway::Gateway;
+use crate::generation::{Generation, Parts};
+use crate::hooks::{HookEvent, Hooks, UnknownEvent};
+use crate::mcp::McpServerConfig;
+use crate::operations::mcp_servers::start_manager;
+use crate::rate_limit::RateLimiter;
+use crate::run::RunnerHandle;
+use crate::runner::Runner;
+use crate::scheduler::SchedulerState;
+use crate::secrets::SecretBox;
+use crate::sessions::SessionCache;
+use crate::state::{Shared, SharedParts};
+use crate::tools::{CodeTool, SharedTool};
+
+/// A change to the configuration made in code.
+type ConfigOverride = Box<dyn FnOnce(&mut GatewayConfig) + Send>;
+
+/// Configures and builds a [`Gateway`].
+pub struct GatewayBuilder {
+    workspace: PathBuf,
+    env: Option<BTreeMap<String, String>>,
+    code_tools: Vec<SharedTool>,
+    hooks: Hooks,
+    hook_errors: Vec<UnknownEvent>,
+    reload_enabled: bool,
+    background: bool,
+    overrides: Vec<ConfigOverride>,
+    store: Option<SharedStore>,
+    mcp_servers: Vec<McpServerConfig>,
+}
+
+impl Gateway {
+    /// Starts configuring a gateway for the workspace folder at `workspace`.
+    pub fn builder(workspace: impl AsRef<Path>) -> GatewayBuilder {
+        GatewayBuilder {
+            workspace: workspace.as_ref().to_path_buf(),
+            env: None,
+            code_tools: Vec::new(),
+            hooks: Hooks::default(),
+            hook_errors: Vec::new(),
+            reload_enabled: false,
+            background: true,
+            overrides: Vec::new(),
+            store: None,
+            mcp_servers: Vec::new(),
+        }
+    }
+}
+
+impl GatewayBuilder {
+    /// Adds an MCP server (its tools go to the agents listing it in `mcp_servers`).
+    pub fn mcp_server(mut self, server: McpServerConfig) -> Self {
+        self.mcp_servers.push(server);
+        self
+    }
+
+    /// Environment used for `${VAR}`, `AGENT_GATEWAY_*` and provider keys (default: the
+    /// process environment).
+    pub fn env(mut self, env: BTreeMap<String, String>) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// Registers a code tool.
+    pub fn tool(mut self, tool: CodeTool) -> Self {
+        self.code_tools.push(Arc::new(tool));
+        self
+    }
+
+    /// Registers a lifecycle hook (see [`crate::hooks::EVENT_NAMES`]); an unknown event name
+    /// makes [`GatewayBuilder::build`] fail.
+    pub fn on<F, Fut>(mut self, event: &str, callback: F) -> Self
+    where
+        F: Fn(HookEvent) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    {
+        if let Err(err) = self.hooks.on(event, callback) {
+            self.hook_errors.push(err);
+        }
+        self
+    }
+
+    /// Allows [`Gateway::reload`] (CLI `serve --reload`).
+    pub fn reload(mut self, enabled: bool) -> Self {
+        self.reload_enabled = enabled;
+        self
+    }
+
+    /// Whether the gateway does background work (default: yes): the heartbeat, the orphan
+    /// reaper, cross-instance cancels, the schedule fire loop and queue workers. A program
+    /// that runs one thing and exits (a CLI command) turns it off, so that it never takes a
+    /// queued job or fires a schedule it would abandon on exit.
+    pub fn background(mut self, enabled: bool) -> Self {
+        self.background = enabled;
+        self
+    }
+
+    /// Changes configuration in code; applied over `gateway.yaml` and the environment.
+    pub fn configure(mut self, change: impl FnOnce(&mut GatewayConfig) + Send + 'static) -> Self {
+        self.overrides.push(Box::new(change));
+        self
+    }
+
+    /// Uses this store instead of the one `persistence` configures.
+    pub fn store(mut self, store: SharedStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Loads the workspace and opens the store. Fails on an invalid `gateway.yaml` or an
+    /// unreachable database; problems in agent, skill and tool files are reported (see
+    /// [`Gateway::diagnostics`]) and the gateway starts degraded.
+    pub async fn build(self) -> Result<Gateway, GatewayError> {
+        if let Some(err) = self.hook_errors.into_iter().next() {
+            return Err(GatewayError::Internal(err.to_string()));
+        }
+        let env = self.env.unwrap_or_else(GatewayConfig::process_env);
+        let mut workspace = Workspace::load(&self.workspace, &env);
+        if !workspace.config_valid {
+            return Err(GatewayError::InvalidConfig(workspace.diagnostics));
+        }
+        for change in self.overrides {
+            change(&mut workspace.config);
+        }
+        let config = workspace.config.clone();
+        let store = match self.store {
+            Some(store) => store,
+            None => open_store(&config, &self.workspace).await?,
+        };
+        let auth = Authenticator::for_generation(&config.auth)?;
+        let rate_limiter = RateLimiter::from_config(&config.rate_limit)
+            .await?
+            .map(Arc::new);
+        let scheduler = Arc::new(SchedulerState {
+            lock: crate::scheduler::lock_for(&config)
+                .await
+                .map_err(GatewayError::SchedulerLock)?,
+            runs: Arc::default(),
+        });
+        crate::scheduler::sync_workspace(&store, &workspace).await?;
+        let queue = crate::queue::open(&config.queue)
+            .await
+            .map_err(GatewayError::QueueUnavailable)?;
+        let secrets = SecretBox::from_env(&env);
+        let mcp = start_manager(
+            &config,
+            &self.workspace.join("gateway.yaml"),
+            self.mcp_servers,
+            &store,
+            secrets.as_ref(),
+        )
+        .await?;
+        let (site_tools, site_diagnostics) = crate::tools::site::discover(&workspace).await;
+        let sessions = SessionCache::new(
+            Duration::from_secs(config.sessions.ttl_seconds),
+            config.sessions.max_sessions,
+            config.sessions.max_messages,
+        );
+        let code_tools = self.code_tools;
+        let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
+            let runner: Arc<dyn Runner> = Arc::new(RunnerHandle(weak.clone()));
+            let generation = Generation::build(
+                workspace,
+                Parts {
+                    code_tools: &code_tools,
+                    site_tools,
+                    site_diagnostics,
+                    env: &env,
+                    runner: Arc::clone(&runner),
+                    mcp: Arc::clone(&mcp),
+                    auth,
+                    number: 1,
+                },
+            );
+            for diagnostic in generation.diagnostics().iter() {
+                tracing::warn!("{diagnostic}");
+            }
+            Shared::new(
+                SharedParts {
+                    workspace_path: self.workspace,
+                    env: env.clone(),
+                    code_tools: code_tools.clone(),
+                    hooks: self.hooks,
+                    reload_enabled: self.reload_enabled,
+                    sessions,
+                    store,
+                    background_enabled: self.background,
+                    runner,
+                    mcp,
+                    secrets,
+                    rate_limiter,
+                    scheduler,
+                    queue,
+                },
+                generation,
+            )
+        });
+        crate::background::start(&shared).await?;
+        Ok(Gateway { shared })
+    }
+}
+
+/// Opens what `persistence` asks for: the database (migrated to the latest schema), or
+/// memory when persistence is off.
+async fn open_store(config: &GatewayConfig, workspace: &Path) -> Result<SharedStore, GatewayError> {
+    let persistence = &config.persistence;
+    if !persistence.enabled {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    if !persistence.table_prefix.is_empty() {
+        tracing::warn!(prefix = %persistence.table_prefix, "persistence.table_prefix is not supported: tables keep their plain names (use persistence.db_schema on PostgreSQL to separate them)");
+    }
+    Ok(gateway_store::open(
+        &persistence.url,
+        workspace,
+        persistence.db_schema.as_deref(),
+    )
+    .await?)
+}

@@ -1,0 +1,239 @@
+//! [`Gateway`]: the library's entry point and the only door to the core. It runs agents (the
+//! one run pipeline), hands out the operations on each kind of record, and reads the current
+//! workspace generation. Surfaces (the REST API, agentgate publishing, the CLI, ...) are built
+//! on these public operations only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use gateway_store::SharedStore;
+use gateway_workspace::{AgentDefinition, Diagnostics, GatewayConfig};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+
+use crate::actor::Actor;
+use crate::auth::AuthError;
+use crate::error::GatewayError;
+use crate::generation::Generation;
+use crate::hooks::HookEvent;
+use crate::operations::admin::{self, Health};
+use crate::operations::conversations::Conversations;
+use crate::operations::executions::Executions;
+use crate::operations::mcp_servers::McpServers;
+use crate::operations::notifications::Notifications;
+use crate::operations::schedules::Schedules;
+use crate::operations::sessions::Sessions;
+use crate::operations::user_configs::UserConfigs;
+use crate::rate_limit::Verdict;
+use crate::run::request::{RunRequest, RunResult};
+use crate::run::{self, RunStream, Started};
+use crate::runner::Runner;
+use crate::state::Shared;
+
+/// The gateway. Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct Gateway {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Gateway {
+    /// Checks and records a run for `actor`: queued when the request lets it and the run is
+    /// asynchronous, else ready to run here (see [`run::RunTicket`]).
+    pub async fn start(&self, actor: &Actor, request: RunRequest) -> Result<Started, GatewayError> {
+        run::start(&self.shared, actor, request).await
+    }
+
+    /// Runs `request` for `actor` to its end (nothing is queued: the caller waits).
+    pub async fn run(&self, actor: &Actor, request: RunRequest) -> Result<RunResult, GatewayError> {
+        run::run(&self.shared, actor, request).await
+    }
+
+    /// Runs `request` for `actor`, streaming its events (see [`crate::RunEvent`]).
+    pub async fn run_stream(
+        &self,
+        actor: &Actor,
+        request: RunRequest,
+    ) -> Result<RunStream, GatewayError> {
+        run::stream(&self.shared, actor, request).await
+    }
+
+    /// Runs an agent once as trusted code ([`Actor::system`]) and waits for its answer.
+    pub async fn invoke(&self, agent_id: &str, message: &str) -> Result<RunResult, GatewayError> {
+        self.run(&Actor::system(), RunRequest::invoke(agent_id, message))
+            .await
+    }
+
+    /// Runs an agent once as trusted code and deserializes its structured output into `T`
+    /// (whose JSON Schema is sent as the output schema).
+    pub async fn invoke_typed<T: DeserializeOwned + JsonSchema>(
+        &self,
+        agent_id: &str,
+        message: &str,
+    ) -> Result<T, GatewayError> {
+        let schema = crate::tools::clean_schema(
+            serde_json::to_value(schemars::schema_for!(T))
+                .map_err(|e| GatewayError::Internal(e.to_string()))?,
+        );
+        let request = RunRequest::invoke(agent_id, message).output_schema(schema);
+        let result = self.run(&Actor::system(), request).await?;
+        if result.status != crate::engine::ExecutionStatus::Completed {
+            return Err(GatewayError::ExecutionFailed(
+                result
+                    .error
+                    .unwrap_or_else(|| result.status.as_str().to_string()),
+            ));
+        }
+        let output = result.answer.output.ok_or_else(|| {
+            GatewayError::OutputMismatch(
+                result
+                    .answer
+                    .validation_errors
+                    .map(|e| e.join("; "))
+                    .unwrap_or_else(|| "no structured output".to_string()),
+            )
+        })?;
+        serde_json::from_value(output).map_err(|e| GatewayError::OutputMismatch(e.to_string()))
+    }
+
+    pub fn executions(&self) -> Executions<'_> {
+        Executions::new(&self.shared)
+    }
+
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions::new(&self.shared)
+    }
+
+    pub fn conversations(&self) -> Conversations<'_> {
+        Conversations::new(&self.shared)
+    }
+
+    pub fn schedules(&self) -> Schedules<'_> {
+        Schedules::new(&self.shared)
+    }
+
+    pub fn user_configs(&self) -> UserConfigs<'_> {
+        UserConfigs::new(&self.shared)
+    }
+
+    pub fn mcp_servers(&self) -> McpServers<'_> {
+        McpServers::new(&self.shared)
+    }
+
+    pub fn notifications(&self) -> Notifications<'_> {
+        Notifications::new(&self.shared)
+    }
+
+    /// The workspace generation in effect: agents, skills, tools, configuration.
+    pub fn generation(&self) -> Arc<Generation> {
+        self.shared.generation()
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> GatewayConfig {
+        self.generation().config().clone()
+    }
+
+    /// Loading problems and reference checks of the current workspace.
+    pub fn diagnostics(&self) -> Diagnostics {
+        self.generation().diagnostics().clone()
+    }
+
+    /// The definition of agent `id` in the current workspace.
+    pub fn agent(&self, id: &str) -> Option<AgentDefinition> {
+        self.generation().agent(id).cloned()
+    }
+
+    pub fn health(&self) -> Health {
+        Health::of(&self.generation())
+    }
+
+    /// The store executions and conversations are kept in.
+    pub fn store(&self) -> &SharedStore {
+        &self.shared.store
+    }
+
+    /// Whether [`Gateway::reload`] is allowed (`serve --reload`).
+    pub fn reload_enabled(&self) -> bool {
+        self.shared.reload_enabled
+    }
+
+    /// Re-reads the workspace and swaps it in; runs in flight finish on the old generation.
+    /// Returns the number of agents.
+    pub async fn reload(&self) -> Result<usize, GatewayError> {
+        if !self.shared.reload_enabled {
+            return Err(GatewayError::ReloadDisabled);
+        }
+        admin::reload(&self.shared).await
+    }
+
+    /// Who presents `credential` under the current auth policy: an authenticated user, or
+    /// [`Actor::anonymous`] while auth is off.
+    pub async fn authenticate(&self, credential: Option<&str>) -> Result<Actor, AuthError> {
+        match &self.generation().auth {
+            None => Ok(Actor::anonymous()),
+            Some(auth) => auth.authenticate(credential).await.map(Actor::from),
+        }
+    }
+
+    /// Counts a request of `caller` to `route` against the configured rate limits (`None`:
+    /// limits are off).
+    pub async fn rate_limit(&self, caller: &str, route: &str) -> Option<Verdict> {
+        match &self.shared.rate_limiter {
+            Some(limiter) => Some(limiter.check(caller, route).await),
+            None => None,
+        }
+    }
+
+    /// Whether rate limits trust `X-Forwarded-For` for the client address.
+    pub fn trusts_forwarded_for(&self) -> bool {
+        self.shared
+            .rate_limiter
+            .as_ref()
+            .is_some_and(|limiter| limiter.trust_forwarded_for)
+    }
+
+    /// Fires `gateway.startup`; call once when serving starts.
+    pub async fn startup(&self) {
+        self.shared.hooks.fire(HookEvent::GatewayStartup).await;
+    }
+
+    /// Stops the background loops, lets the jobs in hand and the work runs left behind
+    /// (notification deliveries, runs started in the background) finish up to
+    /// `queue.drain_timeout_s`, fires `gateway.shutdown` and says goodbye to the store. Call
+    /// once when serving stops, and before a short-lived program exits.
+    pub async fn shutdown(&self) {
+        let shared = &self.shared;
+        shared.background.cancel();
+        let limit = Duration::from_secs(self.generation().config().queue.drain_timeout_s);
+        crate::background::worker::drain(shared, limit).await;
+        shared.tasks.close();
+        if tokio::time::timeout(limit, shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = shared.tasks.len(),
+                "shutdown before every notification delivery and background run finished"
+            );
+        }
+        shared.mcp.shutdown().await;
+        shared.hooks.fire(HookEvent::GatewayShutdown).await;
+        if shared.running.is_empty()
+            && let Err(err) = shared.store.remove_instance(&shared.instance_id).await
+        {
+            tracing::warn!(error = %err, "could not unregister this instance");
+        }
+    }
+}
+
+#[async_trait]
+impl Runner for Gateway {
+    async fn run(&self, actor: &Actor, request: RunRequest) -> Result<RunResult, GatewayError> {
+        Gateway::run(self, actor, request).await
+    }
+
+    async fn end_session(&self, actor: &Actor, session_id: &str) -> Result<bool, GatewayError> {
+        self.sessions().end(actor, session_id).await
+    }
+}

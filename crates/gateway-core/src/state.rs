@@ -1,0 +1,155 @@
+//! What one gateway holds: the current workspace generation, the store, the chat-session
+//! cache, the runs in this process, the queue and the rest. The run pipeline, the record
+//! operations and the background loops all work on it; [`crate::Gateway`] is its public face.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use gateway_store::SharedStore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::approvals::Approvals;
+use crate::generation::Generation;
+use crate::hooks::Hooks;
+use crate::mcp::McpManager;
+use crate::queue::SharedQueue;
+use crate::rate_limit::RateLimiter;
+use crate::runner::Runner;
+use crate::running::Running;
+use crate::scheduler::SchedulerState;
+use crate::secrets::SecretBox;
+use crate::sessions::SessionCache;
+use crate::tools::SharedTool;
+
+pub(crate) struct Shared {
+    pub workspace_path: PathBuf,
+    pub env: BTreeMap<String, String>,
+    pub code_tools: Vec<SharedTool>,
+    pub hooks: Hooks,
+    pub reload_enabled: bool,
+    generation: RwLock<Arc<Generation>>,
+    pub sessions: SessionCache,
+    pub running: Arc<Running>,
+    pub store: SharedStore,
+    /// Tool calls waiting for a person's decision.
+    pub approvals: Arc<Approvals>,
+    /// Identifies this process among the instances sharing the database.
+    pub instance_id: String,
+    /// Stops the background loops.
+    pub background: CancellationToken,
+    /// Whether the background loops run (a long-lived server or worker) or not (a command
+    /// that runs and exits).
+    pub background_enabled: bool,
+    /// This gateway as the delegation tool of each generation sees it (weakly).
+    pub runner: Arc<dyn Runner>,
+    /// MCP servers and their connections, kept across reloads.
+    pub mcp: Arc<McpManager>,
+    /// Seals secrets at rest (`AGENT_GATEWAY_SECRET_KEY`); `None` refuses to store any.
+    pub secrets: Option<SecretBox>,
+    /// Request rate limits (`None`: off). Built once: storage changes need a restart.
+    pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// The scheduler's lock and run counts (its loop is a background task).
+    pub scheduler: Arc<SchedulerState>,
+    /// Where asynchronous executions wait for a worker.
+    pub queue: SharedQueue,
+    /// Jobs this process's workers are running (drained on shutdown).
+    pub in_flight: InFlight,
+    /// Work a run leaves behind (notification deliveries, runs started in the background):
+    /// shutdown waits for it.
+    pub tasks: TaskTracker,
+}
+
+impl Shared {
+    pub fn new(parts: SharedParts, generation: Arc<Generation>) -> Self {
+        let SharedParts {
+            workspace_path,
+            env,
+            code_tools,
+            hooks,
+            reload_enabled,
+            sessions,
+            store,
+            background_enabled,
+            runner,
+            mcp,
+            secrets,
+            rate_limiter,
+            scheduler,
+            queue,
+        } = parts;
+        Self {
+            workspace_path,
+            env,
+            code_tools,
+            hooks,
+            reload_enabled,
+            generation: RwLock::new(generation),
+            sessions,
+            running: Arc::default(),
+            approvals: Arc::new(Approvals::new(Arc::clone(&store))),
+            store,
+            instance_id: uuid::Uuid::new_v4().to_string(),
+            background: CancellationToken::new(),
+            background_enabled,
+            runner,
+            mcp,
+            secrets,
+            rate_limiter,
+            scheduler,
+            queue,
+            in_flight: InFlight::default(),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// The workspace generation in effect now.
+    pub fn generation(&self) -> Arc<Generation> {
+        let guard = self.generation.read().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(&guard)
+    }
+
+    /// Puts a new generation in effect; runs in flight keep theirs.
+    pub fn replace_generation(&self, generation: Arc<Generation>) {
+        let mut guard = self.generation.write().unwrap_or_else(|p| p.into_inner());
+        *guard = generation;
+    }
+}
+
+/// What [`Shared::new`] takes besides the first generation.
+pub(crate) struct SharedParts {
+    pub workspace_path: PathBuf,
+    pub env: BTreeMap<String, String>,
+    pub code_tools: Vec<SharedTool>,
+    pub hooks: Hooks,
+    pub reload_enabled: bool,
+    pub sessions: SessionCache,
+    pub store: SharedStore,
+    pub background_enabled: bool,
+    pub runner: Arc<dyn Runner>,
+    pub mcp: Arc<McpManager>,
+    pub secrets: Option<SecretBox>,
+    pub rate_limiter: Option<Arc<RateLimiter>>,
+    pub scheduler: Arc<SchedulerState>,
+    pub queue: SharedQueue,
+}
+
+/// Jobs being run by this process's workers.
+#[derive(Default)]
+pub(crate) struct InFlight(AtomicUsize);
+
+impl InFlight {
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub fn enter(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn leave(&self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,8 @@
+//! What every HTTP surface shares: the error envelope and its one status mapping, extractors,
+//! the caller's identity, the `/v1` guard, and the response headers.
+
+pub mod actor;
+pub mod error;
+pub mod extract;
+pub mod guard;
+pub mod headers;
