@@ -194,14 +194,16 @@ impl Workspace {
                 }
             }
         }
+        // A skill may name a tool that no file defines: a host program may register it as a
+        // code tool (0.2.13 loads such a skill too). A warning, not an error.
         for skill in self.skills.values() {
             for (i, tool) in skill.tools.iter().enumerate() {
                 if !tool_exists(tool) {
-                    diagnostics.error(
+                    diagnostics.warning(
                         &skill.file,
                         locate_in_file(&skill.file, &format!("tools[{i}]")),
                         format!(
-                            "skill '{}' uses unknown tool '{tool}'{}",
+                            "skill '{}' uses tool '{tool}', which no file defines (fine if the host program registers it as a code tool){}",
                             skill.id,
                             suggest(tool, self.tools.keys())
                         ),
@@ -211,11 +213,11 @@ impl Workspace {
             for (i, step) in skill.steps.iter().enumerate() {
                 for tool in step.action.tools() {
                     if !tool_exists(tool) {
-                        diagnostics.error(
+                        diagnostics.warning(
                             &skill.file,
                             locate_in_file(&skill.file, &format!("steps[{i}]")),
                             format!(
-                                "step '{}' of skill '{}' calls unknown tool '{tool}'",
+                                "step '{}' of skill '{}' calls tool '{tool}', which no file defines (fine if the host program registers it as a code tool)",
                                 step.name, skill.id
                             ),
                         );

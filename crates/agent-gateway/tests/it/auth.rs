@@ -813,3 +813,122 @@ async fn composite_mode_public_paths_and_limits_by_address() {
         "another address, another window"
     );
 }
+
+/// A client of the gateway's agentgate site holding `key`.
+async fn site_as(server: &TestServer, key: &str) -> agentgate::client::Site {
+    agentgate::client::AgentClient::builder()
+        .bearer_token(key)
+        .build()
+        .unwrap()
+        .discover(&server.url)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn agentgate_publishing_runs_as_the_caller() {
+    let ws = workspace("");
+    let mock = mock_llm::MockLlm::start().await.unwrap();
+    mock.set_default(Reply::text("done"));
+    let mut env = mock_env(&mock);
+    env.insert("AGENT_GATEWAY_SECRET_KEY".into(), "publish-secret".into());
+    let server = TestServer::start(Gateway::builder(ws.path()).env(env)).await;
+
+    // The caller owns what it runs.
+    let alice = site_as(&server, "alice-key").await;
+    let result = alice
+        .call_intent("assistant", json!({"message": "hi"}))
+        .await
+        .unwrap();
+    assert_eq!(result["status"], "completed", "{result}");
+    let execution = result["execution_id"].as_str().unwrap();
+    let path = format!("/v1/executions/{execution}");
+    let record = send(&server, Method::GET, &path, Some("alice-key"), None).await;
+    assert_eq!(record.body["user_id"], "alice", "{}", record.body);
+    let theirs = send(&server, Method::GET, &path, Some("bob-key"), None).await;
+    assert_eq!(theirs.status, 403);
+
+    // Per-agent scopes hold here as on /v1.
+    let narrow = site_as(&server, "narrow-key").await;
+    assert_eq!(
+        narrow
+            .call_intent("assistant", json!({"message": "hi"}))
+            .await
+            .unwrap()["status"],
+        "completed"
+    );
+    let refused = narrow
+        .call_intent("other", json!({"message": "hi"}))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("forbidden"), "{refused}");
+    let nobody = site_as(&server, "nobody-key").await;
+    assert!(
+        nobody
+            .call_intent("assistant", json!({"message": "hi"}))
+            .await
+            .is_err(),
+        "a key without agents:invoke runs nothing"
+    );
+
+    // A personal agent runs with its caller's setup.
+    let early = alice
+        .call_intent("mailer", json!({"message": "hi"}))
+        .await
+        .unwrap_err();
+    assert!(early.to_string().contains("needs setup"), "{early}");
+    let setup = send(
+        &server,
+        Method::POST,
+        "/v1/agents/mailer/config",
+        Some("alice-key"),
+        Some(json!({"signature": "Alice", "smtp_password": "s3cret"})),
+    )
+    .await;
+    assert_eq!(setup.body["setup_completed"], true, "{}", setup.body);
+    let mailed = alice
+        .call_intent("mailer", json!({"message": "hi"}))
+        .await
+        .unwrap();
+    assert_eq!(mailed["status"], "completed", "{mailed}");
+    let sent = mock.requests().last().unwrap().body["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        sent.contains("signature: Alice"),
+        "her setup reached the prompt"
+    );
+
+    // A chat flow is the caller's session: listed for her, refused to another user.
+    let mut chat = alice.flow("chat_assistant").unwrap().start().await.unwrap();
+    chat.step("begin", json!({"message": "hello"}))
+        .await
+        .unwrap();
+    let sessions = send(
+        &server,
+        Method::GET,
+        "/v1/sessions",
+        Some("alice-key"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        sessions.body.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        sessions.body
+    );
+    let bob = site_as(&server, "bob-key").await;
+    let mut hijack = bob
+        .flow("chat_assistant")
+        .unwrap()
+        .resume(chat.session_id())
+        .await
+        .unwrap();
+    let err = hijack
+        .step("say", json!({"message": "mine now"}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("forbidden"), "{err}");
+}

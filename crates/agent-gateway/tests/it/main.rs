@@ -16,6 +16,7 @@ mod notifications;
 mod persistence;
 mod queues;
 mod schedules;
+mod sessions;
 mod support;
 mod tools;
 mod workflows;

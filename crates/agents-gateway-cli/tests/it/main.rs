@@ -738,3 +738,186 @@ async fn sigterm_lets_a_worker_finish_its_job() {
     );
     assert_eq!(record["result"]["raw_text"], "finished while stopping");
 }
+
+/// An API process over `ws` that neither fires schedules nor takes jobs: it only answers.
+async fn quiet_api(ws: &Path, mock: &MockLlm) -> (std::process::Child, String) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let api = bin()
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "-w",
+        ])
+        .arg(ws)
+        .env("OPENAI_API_KEY", "k")
+        .env("OPENAI_API_BASE", mock.openai_base())
+        .env("AGENT_GATEWAY_QUEUE__WORKERS", "0")
+        .env("AGENT_GATEWAY_SCHEDULER__ENABLED", "false")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(&base).await;
+    (api, base)
+}
+
+async fn get_json(url: String) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_takes_no_job_fires_no_schedule_and_leaves_nothing_running() {
+    let Some(url) = test_services::service_url("TEST_REDIS_URL", "Redis") else {
+        return;
+    };
+    let mock = MockLlm::start().await.unwrap();
+    mock.set_default(Reply::text("hello"));
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    write(
+        ws,
+        "gateway.yaml",
+        &format!(
+            "model:\n  default: openai/gpt-test\npersistence:\n  url: sqlite:///gateway.db\nqueue:\n  backend: redis\n  redis_url: {url}\n  stream_key: agw-cli-cmd-{}\n  workers: 2\n",
+            rand_suffix()
+        ),
+    );
+    write(ws, "agents/greeter/AGENT.md", "Greet.\n");
+    write(
+        ws,
+        "agents/slow/AGENT.md",
+        "---\nexecution_mode: async\n---\nTake your time.\n",
+    );
+    write(
+        ws,
+        "agents/ticker/AGENT.md",
+        "---\nschedules:\n  - {name: often, cron: \"* * * * * *\", message: tick}\n---\nTick.\n",
+    );
+    let (mut api, base) = quiet_api(ws, &mock).await;
+    let queued: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/v1/agents/slow/invoke"))
+        .json(&serde_json::json!({"message": "later"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job = queued["execution_id"].as_str().unwrap().to_string();
+
+    // A command over the same workspace: its configuration has workers and a schedule due
+    // every second, and it runs for a while.
+    let (ws_path, openai) = (ws.to_path_buf(), mock.openai_base());
+    let output = tokio::task::spawn_blocking(move || {
+        bin()
+            .args(["invoke", "greeter", "hi", "-f", "json", "-w"])
+            .arg(&ws_path)
+            .env("OPENAI_API_KEY", "k")
+            .env("OPENAI_API_BASE", openai)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{:?}", text(&output));
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    let job_now = execution_status(&base, &job).await;
+    let ticks = get_json(format!("{base}/v1/executions?agent_id=ticker")).await;
+    let running = get_json(format!("{base}/v1/executions?status=running")).await;
+    let greeted = get_json(format!("{base}/v1/executions?agent_id=greeter")).await;
+    api.kill().unwrap();
+    api.wait().unwrap();
+    assert_eq!(
+        job_now["status"], "queued",
+        "the command took no job: {job_now}"
+    );
+    assert_eq!(
+        ticks,
+        serde_json::json!([]),
+        "the command fired no schedule"
+    );
+    assert_eq!(running, serde_json::json!([]), "nothing is left running");
+    assert_eq!(greeted[0]["status"], "completed", "{greeted}");
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "one model call: the command's own"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_cancels_a_commands_run_and_records_it() {
+    let mock = MockLlm::start().await.unwrap();
+    mock.push(Reply::text("too late").with_delay(60_000));
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    write(
+        ws,
+        "gateway.yaml",
+        "model:\n  default: openai/gpt-test\npersistence:\n  url: sqlite:///gateway.db\n",
+    );
+    write(ws, "agents/slow/AGENT.md", "Take your time.\n");
+    let child = bin()
+        .args(["invoke", "slow", "go", "-w"])
+        .arg(ws)
+        .env("OPENAI_API_KEY", "k")
+        .env("OPENAI_API_BASE", mock.openai_base())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..300 {
+        if !mock.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(mock.requests().len(), 1, "the run reached its model call");
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let started = std::time::Instant::now();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the command ended without waiting for the model"
+    );
+    assert_eq!(output.status.code(), Some(1), "{:?}", text(&output));
+    let (stdout, stderr) = text(&output);
+    assert!(stdout.contains("Status: cancelled"), "{stdout}{stderr}");
+
+    let (mut api, base) = quiet_api(ws, &mock).await;
+    let all = get_json(format!("{base}/v1/executions?agent_id=slow")).await;
+    api.kill().unwrap();
+    api.wait().unwrap();
+    assert_eq!(all[0]["status"], "cancelled", "{all}");
+}
+
+#[test]
+fn the_0_2_13_example_workspace_passes_check_unchanged() {
+    // `.ci/run` downloads agents-gateway 0.2.13 from PyPI and points here at its example.
+    let Some(path) = test_services::service_url(
+        "AGW_0213_EXAMPLE_WORKSPACE",
+        "the agents-gateway 0.2.13 example workspace",
+    ) else {
+        return;
+    };
+    let output = bin().args(["check", "-w"]).arg(&path).output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("Validation passed"), "{stdout}");
+    assert!(
+        stdout.contains("skill 'general-tools' uses tool 'echo', which no file defines"),
+        "a skill's tool no file defines is reported as a warning: {stdout}"
+    );
+}

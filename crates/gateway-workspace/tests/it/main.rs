@@ -350,3 +350,50 @@ fn every_bad_key_of_a_file_is_reported_in_one_pass() {
     assert!(agent.enabled, "a bad value falls back to the default");
     assert_eq!(agent.execution_mode, ExecutionMode::Sync);
 }
+
+#[test]
+fn a_skill_naming_a_tool_no_file_defines_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "skills/math/SKILL.md",
+        "---\nname: math\ndescription: sums\ntools: [add-numbers]\nsteps:\n  - {name: first, tool: add-numbers, input: {a: 1}}\n---\nAdd.\n",
+    );
+    write(
+        dir.path(),
+        "agents/a/AGENT.md",
+        "---\nskills: [math]\ntools: [nowhere]\n---\nA.\n",
+    );
+    let ws = Workspace::load(dir.path(), &BTreeMap::new());
+    let all = ws.all_diagnostics(&ExternalNames::default());
+    let about = |needle: &str| {
+        all.iter()
+            .filter(|d| d.message.contains(needle))
+            .map(|d| (d.severity, d.line))
+            .collect::<Vec<_>>()
+    };
+    // A host program may register it as a code tool: the skill still loads.
+    assert_eq!(
+        about("skill 'math' uses tool 'add-numbers'"),
+        vec![(Severity::Warning, Some(4))]
+    );
+    assert_eq!(
+        about("step 'first' of skill 'math' calls tool 'add-numbers'"),
+        vec![(Severity::Warning, Some(6))]
+    );
+    assert_eq!(
+        about("agent 'a' uses unknown tool 'nowhere'"),
+        vec![(Severity::Error, Some(3))],
+        "an agent's own tools list stays an error"
+    );
+    // A code tool of that name answers the warning.
+    let external = ExternalNames {
+        tools: ["add-numbers".to_string(), "nowhere".to_string()].into(),
+        ..ExternalNames::default()
+    };
+    assert!(
+        ws.all_diagnostics(&external).is_empty(),
+        "{:?}",
+        ws.all_diagnostics(&external)
+    );
+}
