@@ -15,12 +15,28 @@ use gateway_workspace::config::{QueueBackend, QueueConfig};
 use redis::AsyncCommands;
 use tokio::sync::Mutex;
 
+/// Why the queue refused an operation; the broker's own error stays the source.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("queue: {0}")]
-pub struct QueueError(pub String);
+pub enum QueueError {
+    #[error("queue: Redis: {0}")]
+    Redis(#[source] Arc<redis::RedisError>),
+    #[error("queue: RabbitMQ: {0}")]
+    RabbitMq(#[source] Arc<lapin::Error>),
+    /// Not reachable, full, or closed (the message says which).
+    #[error("queue: {0}")]
+    Unavailable(String),
+}
 
-fn error(err: impl std::fmt::Display) -> QueueError {
-    QueueError(err.to_string())
+impl From<redis::RedisError> for QueueError {
+    fn from(err: redis::RedisError) -> Self {
+        Self::Redis(Arc::new(err))
+    }
+}
+
+impl From<lapin::Error> for QueueError {
+    fn from(err: lapin::Error) -> Self {
+        Self::RabbitMq(Arc::new(err))
+    }
 }
 
 /// A job handed to a worker.
@@ -88,9 +104,11 @@ impl JobQueue for LocalQueue {
             .try_send(execution_id.to_string())
             .map_err(|e| match e {
                 tokio::sync::mpsc::error::TrySendError::Full(_) => {
-                    QueueError("the in-process queue is full; retry later".into())
+                    QueueError::Unavailable("the in-process queue is full; retry later".into())
                 }
-                other => error(other),
+                tokio::sync::mpsc::error::TrySendError::Closed(_) => {
+                    QueueError::Unavailable("the in-process queue is closed".into())
+                }
             })
     }
 
@@ -146,14 +164,16 @@ pub struct RedisQueue {
 
 impl RedisQueue {
     pub async fn connect(config: &QueueConfig) -> Result<Self, QueueError> {
-        let mut connection = connect_redis(&config.redis_url).await.map_err(QueueError)?;
+        let mut connection = connect_redis(&config.redis_url)
+            .await
+            .map_err(QueueError::Unavailable)?;
         let created: Result<(), redis::RedisError> = connection
             .xgroup_create_mkstream(&config.stream_key, &config.consumer_group, "0")
             .await;
         if let Err(err) = created
             && !err.to_string().contains("BUSYGROUP")
         {
-            return Err(error(err));
+            return Err(err.into());
         }
         Ok(Self {
             connection,
@@ -189,15 +209,13 @@ impl RedisQueue {
                 "0-0",
                 redis::streams::StreamAutoClaimOptions::default().count(1),
             )
-            .await
-            .map_err(error)?;
+            .await?;
         let Some(entry) = reply.claimed.first() else {
             return Ok(None);
         };
         let pending: redis::streams::StreamPendingCountReply = connection
             .xpending_count(&self.stream, &self.group, &entry.id, &entry.id, 1)
-            .await
-            .map_err(error)?;
+            .await?;
         let deliveries = pending.ids.first().map_or(1, |p| p.times_delivered as u64);
         if deliveries > self.max_retries + 1 {
             // Tried too often: park it in the dead-letter stream.
@@ -208,12 +226,10 @@ impl RedisQueue {
                     "*",
                     &[("execution_id", execution_id.unwrap_or_default())],
                 )
-                .await
-                .map_err(error)?;
+                .await?;
             let _: i64 = connection
                 .xack(&self.stream, &self.group, &[&entry.id])
-                .await
-                .map_err(error)?;
+                .await?;
             tracing::error!(entry = %entry.id, deliveries, "job dead-lettered after too many deliveries");
             return Ok(None);
         }
@@ -235,8 +251,7 @@ impl JobQueue for RedisQueue {
         let mut connection = self.connection.clone();
         let _: String = connection
             .xadd(&self.stream, "*", &[("execution_id", execution_id)])
-            .await
-            .map_err(error)?;
+            .await?;
         Ok(())
     }
 
@@ -254,8 +269,7 @@ impl JobQueue for RedisQueue {
                     .group(&self.group, worker)
                     .count(1),
             )
-            .await
-            .map_err(error)?;
+            .await?;
         let entry = reply.keys.first().and_then(|k| k.ids.first());
         match entry.and_then(|e| Self::delivery(e, 1)) {
             Some(delivery) => Ok(Some(delivery)),
@@ -269,11 +283,8 @@ impl JobQueue for RedisQueue {
     async fn ack(&self, delivery: Delivery) -> Result<(), QueueError> {
         if let Tag::Redis(id) = delivery.tag {
             let mut connection = self.connection.clone();
-            let _: i64 = connection
-                .xack(&self.stream, &self.group, &[&id])
-                .await
-                .map_err(error)?;
-            let _: i64 = connection.xdel(&self.stream, &[&id]).await.map_err(error)?;
+            let _: i64 = connection.xack(&self.stream, &self.group, &[&id]).await?;
+            let _: i64 = connection.xdel(&self.stream, &[&id]).await?;
         }
         Ok(())
     }
@@ -302,8 +313,10 @@ impl RabbitQueue {
             lapin::ConnectionProperties::default(),
         )
         .await
-        .map_err(|e| QueueError(format!("cannot reach {}: {e}", config.rabbitmq_url)))?;
-        let publisher = connection.create_channel().await.map_err(error)?;
+        .map_err(|e| {
+            QueueError::Unavailable(format!("cannot reach {}: {e}", config.rabbitmq_url))
+        })?;
+        let publisher = connection.create_channel().await?;
         let dead = format!("{}.dead", config.queue_name);
         publisher
             .queue_declare(
@@ -311,8 +324,7 @@ impl RabbitQueue {
                 QueueDeclareOptions::durable(),
                 FieldTable::default(),
             )
-            .await
-            .map_err(error)?;
+            .await?;
         let mut arguments = FieldTable::default();
         arguments.insert(
             "x-queue-type".into(),
@@ -336,8 +348,7 @@ impl RabbitQueue {
                 QueueDeclareOptions::durable(),
                 arguments,
             )
-            .await
-            .map_err(error)?;
+            .await?;
         Ok(Self {
             connection,
             publisher,
@@ -352,12 +363,9 @@ impl RabbitQueue {
         if let Some(consumer) = consumers.get(worker) {
             return Ok(Arc::clone(consumer));
         }
-        let channel = self.connection.create_channel().await.map_err(error)?;
+        let channel = self.connection.create_channel().await?;
         // One unacknowledged job per worker: the rest wait for other workers.
-        channel
-            .basic_qos(1, BasicQosOptions::default())
-            .await
-            .map_err(error)?;
+        channel.basic_qos(1, BasicQosOptions::default()).await?;
         let consumer = channel
             .basic_consume(
                 self.queue.as_str().into(),
@@ -365,8 +373,7 @@ impl RabbitQueue {
                 BasicConsumeOptions::default(),
                 lapin::types::FieldTable::default(),
             )
-            .await
-            .map_err(error)?;
+            .await?;
         let consumer = Arc::new(Mutex::new(consumer));
         consumers.insert(worker.to_string(), Arc::clone(&consumer));
         Ok(consumer)
@@ -392,10 +399,8 @@ impl JobQueue for RabbitQueue {
                 execution_id.as_bytes(),
                 lapin::BasicProperties::default().with_delivery_mode(2),
             )
-            .await
-            .map_err(error)?
-            .await
-            .map_err(error)?;
+            .await?
+            .await?;
         Ok(())
     }
 
@@ -412,7 +417,7 @@ impl JobQueue for RabbitQueue {
                     tag: Tag::Rabbit(Box::new(delivery)),
                 }))
             }
-            Ok(Some(Err(err))) => Err(error(err)),
+            Ok(Some(Err(err))) => Err(err.into()),
             _ => Ok(None),
         }
     }
@@ -421,8 +426,7 @@ impl JobQueue for RabbitQueue {
         if let Tag::Rabbit(delivery) = delivery.tag {
             delivery
                 .ack(lapin::options::BasicAckOptions::default())
-                .await
-                .map_err(error)?;
+                .await?;
         }
         Ok(())
     }
@@ -435,8 +439,7 @@ impl JobQueue for RabbitQueue {
                     requeue: true,
                     ..Default::default()
                 })
-                .await
-                .map_err(error)?;
+                .await?;
         }
         Ok(())
     }

@@ -1,12 +1,34 @@
-//! The one error type of every store operation.
+//! The one error type of every store operation. A database's own error stays the source.
 
-/// Why a storage operation failed.
+use std::sync::Arc;
+
+/// Why a storage operation failed. Cheap to clone (a failed group of writes answers each
+/// writer with the same error).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(String),
+    Database(#[source] Arc<sqlx::Error>),
+    /// The database could not be reached or opened (`what` says which and where).
+    #[error("{what}: {source}")]
+    Unreachable {
+        what: String,
+        #[source]
+        source: Arc<sqlx::Error>,
+    },
+    /// The folder of a SQLite file could not be created.
+    #[error("{what}: {source}")]
+    Filesystem {
+        what: String,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The task that commits execution starts and ends has stopped (the store is closing).
+    #[error("the store's writer has stopped")]
+    WriterStopped,
     #[error("migration error: {0}")]
     Migration(String),
+    #[error("migration error: {0}")]
+    Migrator(#[source] Arc<sqlx::migrate::MigrateError>),
     #[error("invalid database URL '{url}': {reason}")]
     InvalidUrl { url: String, reason: String },
     #[error("unreadable row: {0}")]
@@ -18,6 +40,6 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
-        Self::Database(err.to_string())
+        Self::Database(Arc::new(err))
     }
 }

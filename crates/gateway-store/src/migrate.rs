@@ -120,7 +120,7 @@ fn check_target(store: &SqlStore, target: i64) -> Result<(), StoreError> {
 }
 
 fn migration_error(err: sqlx::migrate::MigrateError) -> StoreError {
-    StoreError::Migration(err.to_string())
+    StoreError::Migrator(std::sync::Arc::new(err))
 }
 
 /// Applies migrations up to `target` (all when `None`). Returns the version reached.

@@ -190,7 +190,7 @@ impl GroupCommit {
 }
 
 fn writer_stopped() -> StoreError {
-    StoreError::Database("the store's writer has stopped".to_string())
+    StoreError::WriterStopped
 }
 
 async fn run(pool: WriterPool, queue: Arc<Mutex<mpsc::Receiver<Pending>>>) {

@@ -146,8 +146,9 @@ impl SqlStore {
     ) -> Result<Self, StoreError> {
         match classify(url) {
             Some("postgres") => {
-                let unreachable = |err: sqlx::Error| {
-                    StoreError::Database(format!("cannot connect to PostgreSQL: {err}"))
+                let unreachable = |err: sqlx::Error| StoreError::Unreachable {
+                    what: "cannot connect to PostgreSQL".into(),
+                    source: std::sync::Arc::new(err),
                 };
                 let mut options = sqlx::postgres::PgConnectOptions::from_str(&postgres_url(url))
                     .map_err(|err| StoreError::InvalidUrl {
@@ -199,10 +200,10 @@ impl SqlStore {
                     Some(path) => {
                         if let Some(parent) = path.parent() {
                             std::fs::create_dir_all(parent).map_err(|err| {
-                                StoreError::Database(format!(
-                                    "cannot create {}: {err}",
-                                    parent.display()
-                                ))
+                                StoreError::Filesystem {
+                                    what: format!("cannot create {}", parent.display()),
+                                    source: std::sync::Arc::new(err),
+                                }
                             })?;
                         }
                         SqliteConnectOptions::new()
@@ -215,8 +216,9 @@ impl SqlStore {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
-                let cannot_open = |err: sqlx::Error| {
-                    StoreError::Database(format!("cannot open SQLite database: {err}"))
+                let cannot_open = |err: sqlx::Error| StoreError::Unreachable {
+                    what: "cannot open SQLite database".into(),
+                    source: std::sync::Arc::new(err),
                 };
                 // A local file needs no liveness check before each use: skipping it saves a
                 // round trip to the connection's thread on every query.
