@@ -3,12 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use gateway_store::{MemoryStore, SharedStore};
 use gateway_workspace::{GatewayConfig, Workspace};
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::approvals::Approvals;
 use crate::auth::Authenticator;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
@@ -22,7 +26,7 @@ use crate::runner::Runner;
 use crate::scheduler::SchedulerState;
 use crate::secrets::SecretBox;
 use crate::sessions::SessionCache;
-use crate::state::{Shared, SharedParts};
+use crate::state::{InFlight, Shared};
 use crate::tools::{CodeTool, SharedTool};
 
 /// A change to the configuration made in code.
@@ -188,25 +192,29 @@ impl GatewayBuilder {
             for diagnostic in generation.diagnostics().iter() {
                 tracing::warn!("{diagnostic}");
             }
-            Shared::new(
-                SharedParts {
-                    workspace_path: self.workspace,
-                    env: env.clone(),
-                    code_tools: code_tools.clone(),
-                    hooks: self.hooks,
-                    reload_enabled: self.reload_enabled,
-                    sessions,
-                    store,
-                    background_enabled: self.background,
-                    runner,
-                    mcp,
-                    secrets,
-                    rate_limiter,
-                    scheduler,
-                    queue,
-                },
-                generation,
-            )
+            Shared {
+                workspace_path: self.workspace,
+                env: env.clone(),
+                code_tools: code_tools.clone(),
+                hooks: self.hooks,
+                reload_enabled: self.reload_enabled,
+                generation: RwLock::new(generation),
+                sessions,
+                running: Arc::default(),
+                approvals: Arc::new(Approvals::new(Arc::clone(&store))),
+                store,
+                instance_id: uuid::Uuid::new_v4().to_string(),
+                background: CancellationToken::new(),
+                background_enabled: self.background,
+                runner,
+                mcp,
+                secrets,
+                rate_limiter,
+                scheduler,
+                queue,
+                in_flight: InFlight::default(),
+                tasks: TaskTracker::new(),
+            }
         });
         crate::background::start(&shared).await?;
         Ok(Gateway { shared })

@@ -30,7 +30,9 @@ pub(crate) struct Shared {
     pub code_tools: Vec<SharedTool>,
     pub hooks: Hooks,
     pub reload_enabled: bool,
-    generation: RwLock<Arc<Generation>>,
+    /// The generation in effect: read it with [`Shared::generation`], swap it with
+    /// [`Shared::replace_generation`].
+    pub generation: RwLock<Arc<Generation>>,
     pub sessions: SessionCache,
     pub running: Arc<Running>,
     pub store: SharedStore,
@@ -63,48 +65,6 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(parts: SharedParts, generation: Arc<Generation>) -> Self {
-        let SharedParts {
-            workspace_path,
-            env,
-            code_tools,
-            hooks,
-            reload_enabled,
-            sessions,
-            store,
-            background_enabled,
-            runner,
-            mcp,
-            secrets,
-            rate_limiter,
-            scheduler,
-            queue,
-        } = parts;
-        Self {
-            workspace_path,
-            env,
-            code_tools,
-            hooks,
-            reload_enabled,
-            generation: RwLock::new(generation),
-            sessions,
-            running: Arc::default(),
-            approvals: Arc::new(Approvals::new(Arc::clone(&store))),
-            store,
-            instance_id: uuid::Uuid::new_v4().to_string(),
-            background: CancellationToken::new(),
-            background_enabled,
-            runner,
-            mcp,
-            secrets,
-            rate_limiter,
-            scheduler,
-            queue,
-            in_flight: InFlight::default(),
-            tasks: TaskTracker::new(),
-        }
-    }
-
     /// The workspace generation in effect now.
     pub fn generation(&self) -> Arc<Generation> {
         let guard = self.generation.read().unwrap_or_else(|p| p.into_inner());
@@ -116,24 +76,6 @@ impl Shared {
         let mut guard = self.generation.write().unwrap_or_else(|p| p.into_inner());
         *guard = generation;
     }
-}
-
-/// What [`Shared::new`] takes besides the first generation.
-pub(crate) struct SharedParts {
-    pub workspace_path: PathBuf,
-    pub env: BTreeMap<String, String>,
-    pub code_tools: Vec<SharedTool>,
-    pub hooks: Hooks,
-    pub reload_enabled: bool,
-    pub sessions: SessionCache,
-    pub store: SharedStore,
-    pub background_enabled: bool,
-    pub runner: Arc<dyn Runner>,
-    pub mcp: Arc<McpManager>,
-    pub secrets: Option<SecretBox>,
-    pub rate_limiter: Option<Arc<RateLimiter>>,
-    pub scheduler: Arc<SchedulerState>,
-    pub queue: SharedQueue,
 }
 
 /// Jobs being run by this process's workers.

@@ -167,42 +167,41 @@ impl TestServer {
         Self::serve(gateway).await
     }
 
+    /// Serves `gateway` as `agent_gateway::serve` does (hooks, graceful shutdown).
     pub async fn serve(gateway: Gateway) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let served = gateway.clone();
-        tokio::spawn(async move {
-            let _ = agent_gateway::serve(served, listener, async {
-                let _ = rx.await;
-            })
-            .await;
-        });
-        Self {
-            url: format!("http://{addr}"),
-            client: reqwest::Client::new(),
-            gateway,
-            _shutdown: tx,
-        }
+        Self::spawn(gateway, move |listener, stop| async move {
+            let _ = agent_gateway::serve(served, listener, stop).await;
+        })
+        .await
     }
 
-    /// Serves `router` (built from `gateway` by the test) the way `serve` serves the default.
+    /// Serves `router` (built from `gateway` by the test).
     pub async fn serve_router(gateway: Gateway, router: axum::Router) -> Self {
+        let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        Self::spawn(gateway, move |listener, stop| async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await;
+        })
+        .await
+    }
+
+    /// Binds a random port and runs `server` on it until the test server is dropped.
+    async fn spawn<F, Fut>(gateway: Gateway, server: F) -> Self
+    where
+        F: FnOnce(tokio::net::TcpListener, futures::future::BoxFuture<'static, ()>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
+        let stop: futures::future::BoxFuture<'static, ()> = Box::pin(async {
+            let _ = rx.await;
         });
+        tokio::spawn(server(listener, stop));
         Self {
             url: format!("http://{addr}"),
             client: reqwest::Client::new(),

@@ -267,6 +267,11 @@ async fn wait_healthy(base: &str) {
 }
 
 fn serve(ws: &Path, port: u16, mock: &MockLlm) -> std::process::Child {
+    serve_with(ws, port, mock, &[])
+}
+
+/// `agents-gateway serve` on `port`, talking to the mock, with extra environment.
+fn serve_with(ws: &Path, port: u16, mock: &MockLlm, env: &[(&str, &str)]) -> std::process::Child {
     bin()
         .args([
             "serve",
@@ -279,10 +284,24 @@ fn serve(ws: &Path, port: u16, mock: &MockLlm) -> std::process::Child {
         .arg(ws)
         .env("OPENAI_API_KEY", "k")
         .env("OPENAI_API_BASE", mock.openai_base())
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// An API process with extra environment, once it answers; and its base URL.
+async fn api_with(
+    ws: &Path,
+    mock: &MockLlm,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let api = serve_with(ws, port, mock, env);
+    wait_healthy(&base).await;
+    (api, base)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -584,27 +603,7 @@ async fn queued_api(ws: &Path, queue_yaml: &str, mock: &MockLlm) -> (std::proces
         "agents/slow/AGENT.md",
         "---\nexecution_mode: async\n---\nTake your time.\n",
     );
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let api = bin()
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "-w",
-        ])
-        .arg(ws)
-        .env("OPENAI_API_KEY", "k")
-        .env("OPENAI_API_BASE", mock.openai_base())
-        .env("AGENT_GATEWAY_QUEUE__WORKERS", "0")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_healthy(&base).await;
-    (api, base)
+    api_with(ws, mock, &[("AGENT_GATEWAY_QUEUE__WORKERS", "0")]).await
 }
 
 /// Queues a run of `slow` and waits until a worker is inside its model call.
@@ -741,28 +740,15 @@ async fn sigterm_lets_a_worker_finish_its_job() {
 
 /// An API process over `ws` that neither fires schedules nor takes jobs: it only answers.
 async fn quiet_api(ws: &Path, mock: &MockLlm) -> (std::process::Child, String) {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let api = bin()
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "-w",
-        ])
-        .arg(ws)
-        .env("OPENAI_API_KEY", "k")
-        .env("OPENAI_API_BASE", mock.openai_base())
-        .env("AGENT_GATEWAY_QUEUE__WORKERS", "0")
-        .env("AGENT_GATEWAY_SCHEDULER__ENABLED", "false")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_healthy(&base).await;
-    (api, base)
+    api_with(
+        ws,
+        mock,
+        &[
+            ("AGENT_GATEWAY_QUEUE__WORKERS", "0"),
+            ("AGENT_GATEWAY_SCHEDULER__ENABLED", "false"),
+        ],
+    )
+    .await
 }
 
 async fn get_json(url: String) -> serde_json::Value {

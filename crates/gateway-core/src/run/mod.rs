@@ -61,18 +61,20 @@ pub type RunStream = std::pin::Pin<Box<dyn Stream<Item = RunEvent> + Send>>;
 
 /// Everything a run needs once it is recorded.
 struct Prepared {
-    generation: Arc<Generation>,
-    agent: AgentDefinition,
+    checked: Checked,
+    asked: Asked,
     actor: Actor,
     execution_id: String,
+    conversation: Option<Conversation>,
+    cancel: CancellationToken,
+}
+
+/// What the request asked for, besides the agent and the kind of run.
+struct Asked {
     message: String,
     input: Map<String, Value>,
     timeout_ms: Option<u64>,
     origin: Origin,
-    output_schema: Option<(Value, Arc<jsonschema::Validator>)>,
-    personal: Option<PersonalContext>,
-    conversation: Option<Conversation>,
-    cancel: CancellationToken,
 }
 
 /// A request that passed its checks.
@@ -168,16 +170,15 @@ pub(crate) async fn start(
     Ok(Started::Running(RunTicket {
         shared: Arc::clone(shared),
         prepared: Box::new(Prepared {
-            generation: checked.generation,
-            agent: checked.agent,
+            checked,
+            asked: Asked {
+                message,
+                input,
+                timeout_ms,
+                origin,
+            },
             actor: actor.clone(),
             execution_id,
-            message,
-            input,
-            timeout_ms,
-            origin,
-            output_schema: checked.output_schema,
-            personal: checked.personal,
             conversation,
             cancel,
         }),
@@ -287,7 +288,7 @@ impl RunTicket {
     }
 
     pub fn agent_id(&self) -> &str {
-        &self.prepared.agent.id
+        &self.prepared.checked.agent.id
     }
 
     /// The session of a chat turn.
@@ -340,16 +341,22 @@ async fn execute(
     events: Option<mpsc::Sender<EngineEvent>>,
 ) -> RunResult {
     let Prepared {
-        generation,
-        agent,
+        checked:
+            Checked {
+                generation,
+                agent,
+                personal,
+                output_schema,
+            },
+        asked:
+            Asked {
+                message,
+                input,
+                timeout_ms,
+                origin,
+            },
         actor,
         execution_id,
-        message,
-        input,
-        timeout_ms,
-        origin,
-        output_schema,
-        personal,
         mut conversation,
         cancel,
     } = *prepared;
@@ -670,16 +677,15 @@ pub(crate) async fn resume(
     Ok(RunTicket {
         shared: Arc::clone(shared),
         prepared: Box::new(Prepared {
-            generation: checked.generation,
-            agent: checked.agent,
+            checked,
+            asked: Asked {
+                message,
+                input,
+                timeout_ms,
+                origin,
+            },
             actor,
             execution_id: record.execution_id,
-            message,
-            input,
-            timeout_ms,
-            origin,
-            output_schema: checked.output_schema,
-            personal: checked.personal,
             conversation: None,
             cancel,
         }),

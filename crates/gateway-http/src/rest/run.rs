@@ -113,6 +113,13 @@ impl From<RunResult> for ChatResult {
     }
 }
 
+/// What invoke and chat check alike: the agent id, the message's length, the timeout.
+fn check_run(agent_id: &str, message: &str, timeout_ms: Option<u64>) -> Result<(), ApiError> {
+    check_id("agent_id", agent_id, IdKind::Strict)?;
+    check_message(message)?;
+    check_timeout(timeout_ms)
+}
+
 fn check_message(message: &str) -> Result<(), ApiError> {
     if message.chars().count() > MAX_MESSAGE_CHARS {
         return Err(RequestError::invalid(
@@ -202,10 +209,8 @@ pub async fn invoke(
     ApiPath(agent_id): ApiPath<String>,
     ApiJson(body): ApiJson<InvokeBody>,
 ) -> Result<Response, ApiError> {
-    check_id("agent_id", &agent_id, IdKind::Strict)?;
-    check_message(&body.message)?;
     let options = body.options.unwrap_or_default();
-    check_timeout(options.timeout_ms)?;
+    check_run(&agent_id, &body.message, options.timeout_ms)?;
     let mut request = RunRequest::invoke(agent_id, body.message)
         .input(body.input)
         .may_queue();
@@ -279,10 +284,8 @@ pub async fn chat(
     ApiPath(agent_id): ApiPath<String>,
     ApiJson(body): ApiJson<ChatBody>,
 ) -> Result<Response, ApiError> {
-    check_id("agent_id", &agent_id, IdKind::Strict)?;
-    check_message(&body.message)?;
     let options = body.options.unwrap_or_default();
-    check_timeout(options.timeout_ms)?;
+    check_run(&agent_id, &body.message, options.timeout_ms)?;
     let mut request = RunRequest::chat(agent_id, body.message).input(body.input);
     if let Some(session_id) = body.session_id {
         check_id("session_id", &session_id, IdKind::Dotted)?;
