@@ -6,7 +6,7 @@
 //! # async fn demo() -> Result<(), agent_gateway::GatewayError> {
 //! use agent_gateway::prelude::*;
 //! let gateway = agent_gateway::Gateway::builder("./workspace").build().await?;
-//! let result = gateway.invoke("assistant", "Hello!").await?;
+//! let result = gateway.invoke(&Actor::system(), "assistant", "Hello!").await?;
 //! println!("{}", result.answer.raw_text);
 //! // Serve it, or nest it in an existing axum app:
 //! let app = axum::Router::new().nest("/ai", gateway.router());

@@ -2,7 +2,7 @@
 //! user config) takes an [`Actor`] and applies the one visibility rule here; every run checks
 //! here that the actor may run the agent. Surfaces only say who the caller is.
 
-use crate::auth::{Identity, grants_admin, scopes_allow};
+use crate::auth::{Identity, grants_admin, may_invoke, scopes_allow};
 use crate::error::{GatewayError, Record};
 
 /// Who asks for an operation.
@@ -117,14 +117,17 @@ impl Actor {
         }
     }
 
-    /// Refuses (403) a run of an agent the actor's scopes do not name.
+    /// Refuses (403) a run of an agent the actor's scopes do not name (`*`,
+    /// `agents:invoke` or `agents:invoke:<agent>`).
     pub fn check_run(&self, agent_id: &str) -> Result<(), GatewayError> {
-        let scope = format!("agents:invoke:{agent_id}");
-        if self.allows(&scope) {
+        let Grant::Scopes { scopes, .. } = &self.grant else {
+            return Ok(());
+        };
+        if may_invoke(scopes, agent_id) {
             Ok(())
         } else {
             Err(GatewayError::InsufficientScope {
-                scope: format!("agents:invoke (or {scope})"),
+                scope: format!("agents:invoke (or agents:invoke:{agent_id})"),
             })
         }
     }

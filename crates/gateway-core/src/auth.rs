@@ -51,10 +51,19 @@ pub fn grants_admin(held: &[String]) -> bool {
 /// Whether `held` grants `scope`: `*`, the exact scope, or for `agents:invoke:<agent>` also
 /// plain `agents:invoke`. No other wildcards (`admin` does not grant `admin:*`).
 pub fn scopes_allow(held: &[String], scope: &str) -> bool {
+    match scope.strip_prefix("agents:invoke:") {
+        Some(agent_id) => may_invoke(held, agent_id),
+        None => held.iter().any(|held| held == "*" || held == scope),
+    }
+}
+
+/// Whether `held` lets its holder run `agent_id` (`*`, `agents:invoke`, or
+/// `agents:invoke:<agent_id>`), without building the scope's name.
+pub fn may_invoke(held: &[String], agent_id: &str) -> bool {
     held.iter().any(|held| {
         held == "*"
-            || held == scope
-            || (scope.starts_with("agents:invoke:") && held == "agents:invoke")
+            || held == "agents:invoke"
+            || held.strip_prefix("agents:invoke:") == Some(agent_id)
     })
 }
 

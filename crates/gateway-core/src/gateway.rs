@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gateway_store::SharedStore;
 use gateway_workspace::{AgentDefinition, Diagnostics, GatewayConfig};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -58,16 +57,22 @@ impl Gateway {
         run::stream(&self.shared, actor, request).await
     }
 
-    /// Runs an agent once as trusted code ([`Actor::system`]) and waits for its answer.
-    pub async fn invoke(&self, agent_id: &str, message: &str) -> Result<RunResult, GatewayError> {
-        self.run(&Actor::system(), RunRequest::invoke(agent_id, message))
-            .await
+    /// Runs an agent once for `actor` and waits for its answer ([`Actor::system`] for the
+    /// host program's own calls).
+    pub async fn invoke(
+        &self,
+        actor: &Actor,
+        agent_id: &str,
+        message: &str,
+    ) -> Result<RunResult, GatewayError> {
+        self.run(actor, RunRequest::invoke(agent_id, message)).await
     }
 
-    /// Runs an agent once as trusted code and deserializes its structured output into `T`
-    /// (whose JSON Schema is sent as the output schema).
+    /// Runs an agent once for `actor` and deserializes its structured output into `T` (whose
+    /// JSON Schema is sent as the output schema).
     pub async fn invoke_typed<T: DeserializeOwned + JsonSchema>(
         &self,
+        actor: &Actor,
         agent_id: &str,
         message: &str,
     ) -> Result<T, GatewayError> {
@@ -76,7 +81,7 @@ impl Gateway {
                 .map_err(|e| GatewayError::Internal(e.to_string()))?,
         );
         let request = RunRequest::invoke(agent_id, message).output_schema(schema);
-        let result = self.run(&Actor::system(), request).await?;
+        let result = self.run(actor, request).await?;
         if result.status != crate::engine::ExecutionStatus::Completed {
             return Err(GatewayError::ExecutionFailed(
                 result
@@ -146,11 +151,6 @@ impl Gateway {
 
     pub fn health(&self) -> Health {
         Health::of(&self.generation())
-    }
-
-    /// The store executions and conversations are kept in.
-    pub fn store(&self) -> &SharedStore {
-        &self.shared.store
     }
 
     /// Whether [`Gateway::reload`] is allowed (`serve --reload`).

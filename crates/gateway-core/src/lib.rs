@@ -6,7 +6,8 @@
 //! # async fn demo() -> Result<(), gateway_core::GatewayError> {
 //! use gateway_core::{Actor, Gateway, RunRequest};
 //! let gateway = Gateway::builder("./workspace").build().await?;
-//! let result = gateway.invoke("assistant", "Hello!").await?;
+//! // The host program's own call runs as the system actor:
+//! let result = gateway.invoke(&Actor::system(), "assistant", "Hello!").await?;
 //! println!("{}", result.answer.raw_text);
 //! // A chat turn for a user, who owns the session:
 //! let alice = Actor::user("alice", vec!["agents:invoke".into()]);

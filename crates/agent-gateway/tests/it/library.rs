@@ -27,7 +27,7 @@ async fn invoke_and_chat_from_rust_with_typed_output() {
 
     mock.push(Reply::text("{\"value\": 4}"));
     let answer: Answer = gateway
-        .invoke_typed("assistant", "What is 2+2?")
+        .invoke_typed(&Actor::system(), "assistant", "What is 2+2?")
         .await
         .unwrap();
     assert_eq!(answer, Answer { value: 4.0 });
@@ -89,7 +89,10 @@ async fn invoke_and_chat_from_rust_with_typed_output() {
         "{refused}"
     );
 
-    let err = gateway.invoke("ghost", "x").await.unwrap_err();
+    let err = gateway
+        .invoke(&Actor::system(), "ghost", "x")
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, GatewayError::NotFound { record: Record::Agent, ref id } if id == "ghost")
     );
@@ -228,7 +231,10 @@ async fn environment_overrides_the_file_and_code_overrides_both() {
         .build()
         .await
         .unwrap();
-    let result = gateway.invoke("looper", "go").await.unwrap();
+    let result = gateway
+        .invoke(&Actor::system(), "looper", "go")
+        .await
+        .unwrap();
     assert_eq!(result.usage.llm_calls, 2, "env (2) beats the file (5)");
 
     let gateway = Gateway::builder(ws.path())
@@ -237,7 +243,10 @@ async fn environment_overrides_the_file_and_code_overrides_both() {
         .build()
         .await
         .unwrap();
-    let result = gateway.invoke("looper", "go").await.unwrap();
+    let result = gateway
+        .invoke(&Actor::system(), "looper", "go")
+        .await
+        .unwrap();
     assert_eq!(result.usage.llm_calls, 1, "code beats env");
 }
 

@@ -189,3 +189,97 @@ async fn a_failed_delivery_is_retried_and_replayed() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_turns_streamed_or_not_fire_the_same_hooks_and_notifications_as_invoke() {
+    let (base, received) = receiver(0).await;
+    let ws = TestWorkspace::new();
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nnotifications:\n  allowed_private_hosts: [\"127.0.0.1\"]\n  retry_base_ms: 20\n"
+    ));
+    ws.agent(
+        "reporter",
+        &format!(
+            "notifications:\n  on_complete:\n    - {{channel: webhook, url: \"{base}/done\"}}\n"
+        ),
+        "Report.",
+    );
+    let mock = mock_llm::MockLlm::start().await.unwrap();
+    mock.set_default(Reply::text("reported"));
+    let hooked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let mut builder = agent_gateway::Gateway::builder(ws.path()).env(mock_env(&mock));
+    for event in ["agent.invoke.before", "agent.invoke.after"] {
+        let hooked = Arc::clone(&hooked);
+        builder = builder.on(event, move |event| {
+            let hooked = Arc::clone(&hooked);
+            async move {
+                let execution = match &event {
+                    agent_gateway::hooks::HookEvent::AgentInvokeBefore { execution_id, .. }
+                    | agent_gateway::hooks::HookEvent::AgentInvokeAfter { execution_id, .. } => {
+                        execution_id.clone()
+                    }
+                    _ => String::new(),
+                };
+                hooked
+                    .lock()
+                    .unwrap()
+                    .push((event.name().to_string(), execution));
+                Ok(())
+            }
+        });
+    }
+    let server = TestServer::start(builder).await;
+
+    let (_, invoked) = server
+        .post("/v1/agents/reporter/invoke", json!({"message": "one"}))
+        .await;
+    let (_, chatted) = server
+        .post("/v1/agents/reporter/chat", json!({"message": "two"}))
+        .await;
+    let streamed = server
+        .client
+        .post(format!("{}/v1/agents/reporter/chat", server.url))
+        .json(&json!({"message": "three", "options": {"stream": true}}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events = parse_sse(&streamed);
+    let streamed_id = events[0].1["execution_id"].as_str().unwrap().to_string();
+    assert_eq!(events.last().unwrap().0, "done", "{streamed}");
+
+    for execution in [
+        invoked["execution_id"].as_str().unwrap(),
+        chatted["execution_id"].as_str().unwrap(),
+        streamed_id.as_str(),
+    ] {
+        let items = deliveries(&server, execution, 1).await;
+        assert_eq!(items[0]["status"], "delivered", "{execution}: {items:?}");
+        let hooks: Vec<String> = hooked
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, id)| id == execution)
+            .map(|(name, _)| name.clone())
+            .collect();
+        assert_eq!(
+            hooks,
+            vec!["agent.invoke.before", "agent.invoke.after"],
+            "{execution}"
+        );
+    }
+    let bodies: Vec<Value> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, body)| serde_json::from_str(body).unwrap())
+        .collect();
+    let mut messages: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["message"].as_str().unwrap())
+        .collect();
+    messages.sort_unstable();
+    assert_eq!(messages, vec!["one", "three", "two"]);
+}

@@ -124,6 +124,25 @@ pub async fn guard(State(gateway): State<Gateway>, request: Request, next: Next)
     }
 }
 
+/// Refuses a caller whose scopes do not cover the route's rule.
+fn check_scope(actor: &Actor, rule: Access, path: &str) -> Result<(), ApiError> {
+    match rule {
+        Access::Public | Access::Scope("") => Ok(()),
+        Access::Scope(scope) if actor.allows(scope) => Ok(()),
+        Access::Scope(scope) => Err(GatewayError::InsufficientScope {
+            scope: scope.to_string(),
+        }
+        .into()),
+        Access::InvokeAgent => {
+            let agent = path
+                .strip_prefix("/v1/agents/")
+                .and_then(|rest| rest.split('/').next())
+                .unwrap_or_default();
+            Ok(actor.check_run(agent)?)
+        }
+    }
+}
+
 async fn admit(gateway: &Gateway, mut request: Request) -> Result<Request, ApiError> {
     let path = request.uri().path().to_string();
     // Preflights are answered by the CORS layer; anything else outside /v1 has its own rules
@@ -185,26 +204,8 @@ async fn admit(gateway: &Gateway, mut request: Request) -> Result<Request, ApiEr
     if let Some(Verdict::Limited { retry_after, limit }) = gateway.rate_limit(&key, &path).await {
         return Err(RequestError::RateLimited { retry_after, limit }.into());
     }
-    let needed = match rule {
-        Access::Public | Access::Scope("") => None,
-        Access::Scope(scope) => Some(scope.to_string()),
-        Access::InvokeAgent => {
-            let agent = path
-                .strip_prefix("/v1/agents/")
-                .and_then(|rest| rest.split('/').next())
-                .unwrap_or_default();
-            Some(format!("agents:invoke:{agent}"))
-        }
-    };
-    if let Some(scope) = needed
-        && !actor.allows(&scope)
-    {
-        let shown = if rule == Access::InvokeAgent {
-            format!("agents:invoke (or {scope})")
-        } else {
-            scope
-        };
-        return Err(GatewayError::InsufficientScope { scope: shown }.into());
+    if !public && generation.auth_enabled() {
+        check_scope(&actor, rule, &path)?;
     }
     request.extensions_mut().insert(actor);
     Ok(request)
