@@ -433,7 +433,7 @@ async fn invoke(
     };
     let execution_id = ticket.execution_id().to_string();
     // Ctrl-C cancels the run, which then ends (recorded `cancelled`) before the command exits.
-    let run = ticket.finish();
+    let run = ticket.run();
     tokio::pin!(run);
     let result = loop {
         tokio::select! {
@@ -540,10 +540,7 @@ async fn chat_turns(
         if matches!(message, "exit" | "quit") {
             break;
         }
-        let mut request = RunRequest::chat(agent, message);
-        if let Some(id) = &session_id {
-            request = request.session(id.clone());
-        }
+        let request = RunRequest::chat(agent, message, session_id.clone());
         let mut stream = gateway
             .run_stream(actor, request)
             .await

@@ -20,6 +20,9 @@ enum Grant {
     Trusted,
     /// Auth is off: no identity, every record is shared and every agent may run.
     Open,
+    /// No identity on a path the configuration makes public while auth is on: the path's
+    /// operation may run, but no record is anyone's to show it.
+    Public,
     /// An authenticated caller: its own records (all of them when admin), the agents its
     /// scopes name.
     Scopes { scopes: Vec<String>, admin: bool },
@@ -52,6 +55,15 @@ impl Actor {
         }
     }
 
+    /// A caller without identity on a public path while auth is on: it may use the path,
+    /// and sees no record.
+    pub fn public() -> Self {
+        Self {
+            user: None,
+            grant: Grant::Public,
+        }
+    }
+
     /// An authenticated user with its scopes (`*` or `admin` make it an admin).
     pub fn user(user_id: impl Into<String>, scopes: Vec<String>) -> Self {
         let admin = grants_admin(&scopes);
@@ -70,6 +82,7 @@ impl Actor {
     pub fn is_admin(&self) -> bool {
         match &self.grant {
             Grant::Trusted | Grant::Open => true,
+            Grant::Public => false,
             Grant::Scopes { admin, .. } => *admin,
         }
     }
@@ -78,7 +91,7 @@ impl Actor {
     /// `agents:invoke`, `agents:*` or `*` too).
     pub fn allows(&self, scope: &str) -> bool {
         match &self.grant {
-            Grant::Trusted | Grant::Open => true,
+            Grant::Trusted | Grant::Open | Grant::Public => true,
             Grant::Scopes { scopes, .. } => scopes_allow(scopes, scope),
         }
     }
@@ -94,8 +107,7 @@ impl Actor {
         if self.is_admin() {
             None
         } else {
-            // A non-admin without identity cannot occur (auth off is `Open`); an empty
-            // filter would show everything, so it matches nothing instead.
+            // Without identity (a public path) no owner matches: nothing is listed.
             Some(self.user.as_deref().unwrap_or(""))
         }
     }
@@ -157,6 +169,10 @@ mod tests {
         assert_eq!(alice.owner_filter(), Some("alice"));
         assert_eq!(admin.owner_filter(), None);
         assert_eq!(Actor::anonymous().owner_filter(), None);
+        let public = Actor::public();
+        assert!(!public.may_access(Some("bob")) && !public.may_access(None));
+        assert_eq!(public.owner_filter(), Some(""), "lists nothing");
+        assert!(public.check_run("any").is_ok(), "the public path runs");
     }
 
     #[test]

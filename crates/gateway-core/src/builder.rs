@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -15,18 +16,17 @@ use tokio_util::task::TaskTracker;
 use crate::approvals::Approvals;
 use crate::auth::Authenticator;
 use crate::error::GatewayError;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, WeakGateway};
 use crate::generation::{Generation, Parts};
 use crate::hooks::{HookEvent, Hooks, UnknownEvent};
 use crate::mcp::McpServerConfig;
 use crate::operations::mcp_servers::start_manager;
 use crate::rate_limit::RateLimiter;
-use crate::run::RunnerHandle;
 use crate::runner::Runner;
 use crate::scheduler::SchedulerState;
 use crate::secrets::SecretBox;
-use crate::sessions::SessionCache;
-use crate::state::{InFlight, Shared};
+use crate::session_cache::SessionCache;
+use crate::state::{GatewayState, InFlight};
 use crate::tools::{CodeTool, SharedTool};
 
 /// A change to the configuration made in code.
@@ -103,10 +103,11 @@ impl GatewayBuilder {
         self
     }
 
-    /// Whether the gateway does background work (default: yes): the heartbeat, the orphan
-    /// reaper, cross-instance cancels, the schedule fire loop and queue workers. A program
-    /// that runs one thing and exits (a CLI command) turns it off, so that it never takes a
-    /// queued job or fires a schedule it would abandon on exit.
+    /// Whether the gateway starts work of its own (default: yes): the schedule fire loop,
+    /// queue workers, and reaping dead instances' runs every minute. A program that runs one
+    /// thing and exits (a CLI command) turns it off, so that it never takes a queued job or
+    /// fires a schedule it would abandon on exit; it still says it is alive and hears cancels
+    /// while its runs last.
     pub fn background(mut self, enabled: bool) -> Self {
         self.background = enabled;
         self
@@ -174,8 +175,8 @@ impl GatewayBuilder {
             config.sessions.max_messages,
         );
         let code_tools = self.code_tools;
-        let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
-            let runner: Arc<dyn Runner> = Arc::new(RunnerHandle(weak.clone()));
+        let state = Arc::new_cyclic(|weak: &Weak<GatewayState>| {
+            let runner: Arc<dyn Runner> = Arc::new(WeakGateway(weak.clone()));
             let generation = Generation::build(
                 workspace,
                 Parts {
@@ -192,13 +193,14 @@ impl GatewayBuilder {
             for diagnostic in generation.diagnostics().iter() {
                 tracing::warn!("{diagnostic}");
             }
-            Shared {
+            GatewayState {
                 workspace_path: self.workspace,
                 env: env.clone(),
                 code_tools: code_tools.clone(),
                 hooks: self.hooks,
                 reload_enabled: self.reload_enabled,
                 generation: RwLock::new(generation),
+                generations: AtomicU64::new(1),
                 sessions,
                 running: Arc::default(),
                 approvals: Arc::new(Approvals::new(Arc::clone(&store))),
@@ -216,8 +218,8 @@ impl GatewayBuilder {
                 tasks: TaskTracker::new(),
             }
         });
-        crate::background::start(&shared).await?;
-        Ok(Gateway { shared })
+        crate::background::start(&state).await?;
+        Ok(Gateway { state })
     }
 }
 

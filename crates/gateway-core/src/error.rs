@@ -64,6 +64,17 @@ impl Record {
     }
 }
 
+/// Which input of an operation a violation is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputPart {
+    /// A run's structured input.
+    RunInput,
+    /// The output schema a run asked for.
+    OutputSchema,
+    /// A user's setup of a personal agent.
+    Setup,
+}
+
 fn not_found_message(record: Record, id: &str) -> String {
     match record {
         Record::Config => format!("No configuration of agent '{id}' for this user"),
@@ -87,9 +98,13 @@ pub enum GatewayError {
     InsufficientScope { scope: String },
     #[error("Agent '{0}' is disabled")]
     AgentDisabled(String),
-    /// The input breaks the agent's (or the setup's) schema.
+    /// An input breaks its schema (the agent's input schema, the setup schema, or the JSON
+    /// Schema rules for an asked output schema).
     #[error("Input validation failed: {}", joined(.violations))]
-    InvalidInput { violations: Vec<Violation> },
+    InvalidInput {
+        part: InputPart,
+        violations: Vec<Violation>,
+    },
     #[error("Session '{session_id}' belongs to agent '{owner}', not '{agent_id}'")]
     SessionAgentMismatch {
         session_id: String,

@@ -3,7 +3,7 @@
 //! workspace generation. Surfaces (the REST API, agentgate publishing, the CLI, ...) are built
 //! on these public operations only.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,27 +25,27 @@ use crate::operations::schedules::Schedules;
 use crate::operations::sessions::Sessions;
 use crate::operations::user_configs::UserConfigs;
 use crate::rate_limit::Verdict;
-use crate::run::request::{RunRequest, RunResult};
 use crate::run::{self, RunStream, Started};
 use crate::runner::Runner;
-use crate::state::Shared;
+use crate::runs::{RunKind, RunRequest, RunResult};
+use crate::state::GatewayState;
 
 /// The gateway. Cheap to clone: clones share everything.
 #[derive(Clone)]
 pub struct Gateway {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) state: Arc<GatewayState>,
 }
 
 impl Gateway {
     /// Checks and records a run for `actor`: queued when the request lets it and the run is
     /// asynchronous, else ready to run here (see [`run::RunTicket`]).
     pub async fn start(&self, actor: &Actor, request: RunRequest) -> Result<Started, GatewayError> {
-        run::start(&self.shared, actor, request).await
+        run::start(&self.state, actor, request).await
     }
 
     /// Runs `request` for `actor` to its end (nothing is queued: the caller waits).
     pub async fn run(&self, actor: &Actor, request: RunRequest) -> Result<RunResult, GatewayError> {
-        run::run(&self.shared, actor, request).await
+        run::run(&self.state, actor, request).await
     }
 
     /// Runs `request` for `actor`, streaming its events (see [`crate::RunEvent`]).
@@ -54,7 +54,7 @@ impl Gateway {
         actor: &Actor,
         request: RunRequest,
     ) -> Result<RunStream, GatewayError> {
-        run::stream(&self.shared, actor, request).await
+        run::stream(&self.state, actor, request).await
     }
 
     /// Runs an agent once for `actor` and waits for its answer ([`Actor::system`] for the
@@ -80,7 +80,14 @@ impl Gateway {
             serde_json::to_value(schemars::schema_for!(T))
                 .map_err(|e| GatewayError::Internal(e.to_string()))?,
         );
-        let request = RunRequest::invoke(agent_id, message).output_schema(schema);
+        let request = RunRequest::new(
+            agent_id,
+            message,
+            RunKind::Invoke {
+                output_schema: Some(schema),
+                run_async: false,
+            },
+        );
         let result = self.run(actor, request).await?;
         if result.status != crate::engine::ExecutionStatus::Completed {
             return Err(GatewayError::ExecutionFailed(
@@ -102,36 +109,36 @@ impl Gateway {
     }
 
     pub fn executions(&self) -> Executions<'_> {
-        Executions::new(&self.shared)
+        Executions::new(&self.state)
     }
 
     pub fn sessions(&self) -> Sessions<'_> {
-        Sessions::new(&self.shared)
+        Sessions::new(&self.state)
     }
 
     pub fn conversations(&self) -> Conversations<'_> {
-        Conversations::new(&self.shared)
+        Conversations::new(&self.state)
     }
 
     pub fn schedules(&self) -> Schedules<'_> {
-        Schedules::new(&self.shared)
+        Schedules::new(&self.state)
     }
 
     pub fn user_configs(&self) -> UserConfigs<'_> {
-        UserConfigs::new(&self.shared)
+        UserConfigs::new(&self.state)
     }
 
     pub fn mcp_servers(&self) -> McpServers<'_> {
-        McpServers::new(&self.shared)
+        McpServers::new(&self.state)
     }
 
     pub fn notifications(&self) -> Notifications<'_> {
-        Notifications::new(&self.shared)
+        Notifications::new(&self.state)
     }
 
     /// The workspace generation in effect: agents, skills, tools, configuration.
     pub fn generation(&self) -> Arc<Generation> {
-        self.shared.generation()
+        self.state.generation()
     }
 
     /// The configuration in effect.
@@ -155,16 +162,16 @@ impl Gateway {
 
     /// Whether [`Gateway::reload`] is allowed (`serve --reload`).
     pub fn reload_enabled(&self) -> bool {
-        self.shared.reload_enabled
+        self.state.reload_enabled
     }
 
     /// Re-reads the workspace and swaps it in; runs in flight finish on the old generation.
     /// Returns the number of agents.
     pub async fn reload(&self) -> Result<usize, GatewayError> {
-        if !self.shared.reload_enabled {
+        if !self.state.reload_enabled {
             return Err(GatewayError::ReloadDisabled);
         }
-        admin::reload(&self.shared).await
+        admin::reload(&self.state).await
     }
 
     /// Who presents `credential` under the current auth policy: an authenticated user, or
@@ -179,7 +186,7 @@ impl Gateway {
     /// Counts a request of `caller` to `route` against the configured rate limits (`None`:
     /// limits are off).
     pub async fn rate_limit(&self, caller: &str, route: &str) -> Option<Verdict> {
-        match &self.shared.rate_limiter {
+        match &self.state.rate_limiter {
             Some(limiter) => Some(limiter.check(caller, route).await),
             None => None,
         }
@@ -187,7 +194,7 @@ impl Gateway {
 
     /// Whether rate limits trust `X-Forwarded-For` for the client address.
     pub fn trusts_forwarded_for(&self) -> bool {
-        self.shared
+        self.state
             .rate_limiter
             .as_ref()
             .is_some_and(|limiter| limiter.trust_forwarded_for)
@@ -195,7 +202,7 @@ impl Gateway {
 
     /// Fires `gateway.startup`; call once when serving starts.
     pub async fn startup(&self) {
-        self.shared.hooks.fire(HookEvent::GatewayStartup).await;
+        self.state.hooks.fire(HookEvent::GatewayStartup).await;
     }
 
     /// Stops the background loops, lets the jobs in hand and the work runs left behind
@@ -203,27 +210,52 @@ impl Gateway {
     /// `queue.drain_timeout_s`, fires `gateway.shutdown` and says goodbye to the store. Call
     /// once when serving stops, and before a short-lived program exits.
     pub async fn shutdown(&self) {
-        let shared = &self.shared;
-        shared.background.cancel();
+        let state = &self.state;
+        state.background.cancel();
         let limit = Duration::from_secs(self.generation().config().queue.drain_timeout_s);
-        crate::background::worker::drain(shared, limit).await;
-        shared.tasks.close();
-        if tokio::time::timeout(limit, shared.tasks.wait())
+        crate::background::worker::drain(state, limit).await;
+        state.tasks.close();
+        if tokio::time::timeout(limit, state.tasks.wait())
             .await
             .is_err()
         {
             tracing::warn!(
-                tasks = shared.tasks.len(),
+                tasks = state.tasks.len(),
                 "shutdown before every notification delivery and background run finished"
             );
         }
-        shared.mcp.shutdown().await;
-        shared.hooks.fire(HookEvent::GatewayShutdown).await;
-        if shared.running.is_empty()
-            && let Err(err) = shared.store.remove_instance(&shared.instance_id).await
+        state.mcp.shutdown().await;
+        state.hooks.fire(HookEvent::GatewayShutdown).await;
+        if state.running.is_empty()
+            && let Err(err) = state.store.remove_instance(&state.instance_id).await
         {
             tracing::warn!(error = %err, "could not unregister this instance");
         }
+    }
+}
+
+/// This gateway as the parts below it see it (the delegation tool of each generation):
+/// weakly, so that a generation holding the tool does not keep the gateway alive.
+pub(crate) struct WeakGateway(pub Weak<GatewayState>);
+
+#[async_trait]
+impl Runner for WeakGateway {
+    async fn run(&self, actor: &Actor, request: RunRequest) -> Result<RunResult, GatewayError> {
+        let gateway = self.upgrade()?;
+        Box::pin(Runner::run(&gateway, actor, request)).await
+    }
+
+    async fn end_session(&self, actor: &Actor, session_id: &str) -> Result<bool, GatewayError> {
+        Runner::end_session(&self.upgrade()?, actor, session_id).await
+    }
+}
+
+impl WeakGateway {
+    fn upgrade(&self) -> Result<Gateway, GatewayError> {
+        self.0
+            .upgrade()
+            .map(|state| Gateway { state })
+            .ok_or(GatewayError::ShuttingDown)
     }
 }
 

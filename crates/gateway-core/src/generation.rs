@@ -19,7 +19,7 @@ use crate::llm_settings;
 use crate::mcp::McpManager;
 use crate::runner::Runner;
 use crate::tools::workflow::WorkflowHost;
-use crate::tools::{FileTool, SharedTool, ToolRegistry};
+use crate::tools::{FileTool, SharedTool, ToolInfo, ToolRegistry};
 
 /// What a generation is built from besides the workspace.
 pub(crate) struct Parts<'a> {
@@ -175,11 +175,6 @@ impl Generation {
         &self.workspace.config
     }
 
-    /// The workspace folder.
-    pub fn root(&self) -> &std::path::Path {
-        &self.workspace.root
-    }
-
     /// Loading problems and reference checks.
     pub fn diagnostics(&self) -> &Diagnostics {
         &self.diagnostics
@@ -208,8 +203,23 @@ impl Generation {
         self.workspace.skills.values()
     }
 
+    /// The names of the tools `agent` may call.
+    pub fn agent_tool_names(&self, agent: &AgentDefinition) -> Vec<String> {
+        self.agent_tools(agent)
+            .iter()
+            .map(|t| t.name().to_string())
+            .collect()
+    }
+
+    /// Every tool, described, by name.
+    pub fn tool_infos(&self) -> Vec<ToolInfo> {
+        let mut infos: Vec<ToolInfo> = self.tools().iter().map(|t| ToolInfo::of(&**t)).collect();
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
+        infos
+    }
+
     /// The tools `agent` may call.
-    pub fn agent_tools(&self, agent: &AgentDefinition) -> Vec<SharedTool> {
+    pub(crate) fn agent_tools(&self, agent: &AgentDefinition) -> Vec<SharedTool> {
         let names = self.workspace.tool_names_of(agent);
         let mut tools = self.tools.resolve_for_agent(&agent.id, &names);
         // MCP tools of the servers the agent lists; code and file tools win a name clash.
@@ -222,7 +232,7 @@ impl Generation {
     }
 
     /// Every tool: the registry's, then MCP tools not shadowed by them.
-    pub fn tools(&self) -> Vec<SharedTool> {
+    pub(crate) fn tools(&self) -> Vec<SharedTool> {
         let mut tools: Vec<SharedTool> = self.tools.all().cloned().collect();
         for tool in self.mcp.all_tools() {
             if self.tools.get(tool.name()).is_none() {
@@ -232,7 +242,7 @@ impl Generation {
         tools
     }
 
-    pub fn model_target(&self, agent: &AgentDefinition) -> ModelTarget {
+    pub(crate) fn model_target(&self, agent: &AgentDefinition) -> ModelTarget {
         model_target(&self.workspace.config, agent)
     }
 }

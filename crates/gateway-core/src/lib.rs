@@ -11,7 +11,7 @@
 //! println!("{}", result.answer.raw_text);
 //! // A chat turn for a user, who owns the session:
 //! let alice = Actor::user("alice", vec!["agents:invoke".into()]);
-//! let turn = gateway.run(&alice, RunRequest::chat("assistant", "Hi")).await?;
+//! let turn = gateway.run(&alice, RunRequest::chat("assistant", "Hi", None)).await?;
 //! # let _ = turn; Ok(()) }
 //! ```
 
@@ -20,6 +20,7 @@ pub mod approvals;
 pub mod auth;
 mod background;
 mod builder;
+mod cancels;
 pub mod engine;
 mod error;
 mod gateway;
@@ -29,20 +30,21 @@ mod llm_settings;
 pub mod mcp;
 pub mod notifications;
 pub mod operations;
+mod personal;
 pub mod queue;
 pub mod rate_limit;
 pub mod run;
 mod runner;
-mod running;
+mod runs;
 pub mod scheduler;
 pub mod secrets;
-pub mod sessions;
+mod session_cache;
 mod state;
 pub mod tools;
 
 pub use actor::Actor;
 pub use builder::GatewayBuilder;
-pub use error::{GatewayError, Record};
+pub use error::{GatewayError, InputPart, Record};
 pub use gateway::Gateway;
 pub use gateway_store as store;
 pub use gateway_workspace as workspace;
@@ -52,12 +54,12 @@ pub use operations::executions::ApprovalDecision;
 pub use operations::mcp_servers::{McpServerCreate, McpServerInfo, McpServerUpdate};
 pub use operations::schedules::{ScheduleCreate, ScheduleEdit};
 pub use operations::user_configs::UserConfigInfo;
-pub use run::request::{
-    ChatTurn, FinalAnswer, Origin, ParentLink, QueuedRun, RunEvent, RunKind, RunRequest, RunResult,
-    ScheduleRun, StoredResult,
-};
 pub use run::{RunStream, RunTicket, Started};
 pub use runner::Runner;
+pub use runs::{
+    ChatTurn, FinalAnswer, QueuedRun, RunEvent, RunKind, RunRequest, RunResult, StoredResult,
+};
+pub use session_cache::SessionInfo;
 
 #[cfg(test)]
 mod boundaries {
@@ -66,20 +68,29 @@ mod boundaries {
     #[test]
     fn the_core_depends_on_no_http_server_crate() {
         let manifest = include_str!("../Cargo.toml");
-        let dependencies = manifest
-            .split("[dependencies]")
-            .nth(1)
-            .and_then(|rest| rest.split("\n[").next())
-            .unwrap_or_default();
-        let names: Vec<&str> = dependencies
-            .lines()
-            .filter_map(|line| line.split(['.', ' ', '=']).next())
-            .filter(|name| !name.is_empty())
-            .collect();
-        assert!(names.contains(&"gateway-store"), "read {names:?}");
+        // Every dependency, in either form: `name = ...` under [dependencies], or a table
+        // of its own, `[dependencies.name]`.
+        let mut names = Vec::new();
+        let mut in_dependencies = false;
+        for line in manifest.lines().map(str::trim) {
+            if let Some(table) = line.strip_prefix('[') {
+                let table = table.trim_end_matches(']');
+                in_dependencies = table == "dependencies";
+                if let Some(name) = table.strip_prefix("dependencies.") {
+                    names.push(name.to_string());
+                }
+                continue;
+            }
+            if in_dependencies
+                && let Some(name) = line.split(['.', ' ', '=']).next().filter(|n| !n.is_empty())
+            {
+                names.push(name.to_string());
+            }
+        }
+        assert!(names.iter().any(|n| n == "gateway-store"), "read {names:?}");
         for server in ["axum", "tower", "tower-http", "hyper", "utoipa-axum"] {
             assert!(
-                !names.contains(&server),
+                !names.iter().any(|n| n == server),
                 "gateway-core depends on {server}: HTTP belongs to the surfaces"
             );
         }

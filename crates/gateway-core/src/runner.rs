@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use crate::actor::Actor;
 use crate::error::GatewayError;
-use crate::run::request::{RunRequest, RunResult};
+use crate::runs::{RunRequest, RunResult};
 
 /// Runs agents through the one run pipeline.
 #[async_trait]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use gateway_store::SharedStore;
@@ -12,29 +12,31 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::approvals::Approvals;
+use crate::cancels::CancelHandles;
 use crate::generation::Generation;
 use crate::hooks::Hooks;
 use crate::mcp::McpManager;
 use crate::queue::SharedQueue;
 use crate::rate_limit::RateLimiter;
 use crate::runner::Runner;
-use crate::running::Running;
 use crate::scheduler::SchedulerState;
 use crate::secrets::SecretBox;
-use crate::sessions::SessionCache;
+use crate::session_cache::SessionCache;
 use crate::tools::SharedTool;
 
-pub(crate) struct Shared {
+pub(crate) struct GatewayState {
     pub workspace_path: PathBuf,
     pub env: BTreeMap<String, String>,
     pub code_tools: Vec<SharedTool>,
     pub hooks: Hooks,
     pub reload_enabled: bool,
-    /// The generation in effect: read it with [`Shared::generation`], swap it with
-    /// [`Shared::replace_generation`].
+    /// The generation in effect: read it with [`GatewayState::generation`], swap it with
+    /// [`GatewayState::replace_generation`].
     pub generation: RwLock<Arc<Generation>>,
+    /// How many generations were built (numbers them: concurrent reloads never share one).
+    pub generations: AtomicU64,
     pub sessions: SessionCache,
-    pub running: Arc<Running>,
+    pub running: Arc<CancelHandles>,
     pub store: SharedStore,
     /// Tool calls waiting for a person's decision.
     pub approvals: Arc<Approvals>,
@@ -42,8 +44,8 @@ pub(crate) struct Shared {
     pub instance_id: String,
     /// Stops the background loops.
     pub background: CancellationToken,
-    /// Whether the background loops run (a long-lived server or worker) or not (a command
-    /// that runs and exits).
+    /// Whether the gateway starts work of its own (a long-lived server or worker: fire loop,
+    /// workers, periodic reaping) or not (a command that runs and exits).
     pub background_enabled: bool,
     /// This gateway as the delegation tool of each generation sees it (weakly).
     pub runner: Arc<dyn Runner>,
@@ -64,7 +66,7 @@ pub(crate) struct Shared {
     pub tasks: TaskTracker,
 }
 
-impl Shared {
+impl GatewayState {
     /// The workspace generation in effect now.
     pub fn generation(&self) -> Arc<Generation> {
         let guard = self.generation.read().unwrap_or_else(|p| p.into_inner());
@@ -87,11 +89,19 @@ impl InFlight {
         self.0.load(Ordering::SeqCst)
     }
 
-    pub fn enter(&self) {
+    /// Counts a job until the returned guard is dropped (its run ended, or its worker
+    /// stopped mid-way).
+    pub fn enter(&self) -> InFlightJob<'_> {
         self.0.fetch_add(1, Ordering::SeqCst);
+        InFlightJob(self)
     }
+}
 
-    pub fn leave(&self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+/// One job being run (see [`InFlight::enter`]).
+pub(crate) struct InFlightJob<'a>(&'a InFlight);
+
+impl Drop for InFlightJob<'_> {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -43,7 +43,19 @@ impl HttpApp {
         self
     }
 
-    /// The router, to serve directly or to nest under a prefix in another axum app.
+    /// Serves the app on an already bound listener until `shutdown` resolves (see
+    /// [`serve`]).
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let gateway = self.gateway.clone();
+        serve::serve_router(gateway, self.router(), listener, shutdown).await
+    }
+
+    /// The router, to serve directly or to nest under a prefix in another axum app. Each
+    /// router publishes its own agentgate site (its flow sessions are its own).
     pub fn router(self) -> Router {
         let gateway = self.gateway;
         let config = gateway.config();

@@ -23,8 +23,18 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    crate::HttpApp::new(gateway).serve(listener, shutdown).await
+}
+
+/// Serves `router` for `gateway`: hooks around it, small writes sent at once, graceful end.
+pub(crate) async fn serve_router(
+    gateway: Gateway,
+    router: axum::Router,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     gateway.startup().await;
-    let app = crate::router(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener.tap_io(no_delay), app)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -932,3 +932,87 @@ async fn agentgate_publishing_runs_as_the_caller() {
         .unwrap_err();
     assert!(err.to_string().contains("forbidden"), "{err}");
 }
+
+#[tokio::test]
+async fn a_schedule_trigger_runs_for_the_caller_within_its_scopes() {
+    // The extra key continues the api_keys list of `workspace`.
+    let ws = workspace(
+        "    - {name: planner, key: planner-key, scopes: [\"schedules:manage\", \"executions:read\", \"agents:invoke:assistant\"]}\n",
+    );
+    let (mock, server) = start(&ws).await;
+    mock.set_default(Reply::text("done"));
+    for agent in ["assistant", "other"] {
+        let created = send(
+            &server,
+            Method::POST,
+            "/v1/schedules",
+            Some("root-key"),
+            Some(json!({"agent_id": agent, "name": "yearly", "cron_expr": "0 0 1 1 *", "message": "go"})),
+        )
+        .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let refused = send(
+        &server,
+        Method::POST,
+        "/v1/schedules/admin:other:yearly/trigger",
+        Some("planner-key"),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(error_code(&refused.body), "insufficient_scope");
+    let triggered = send(
+        &server,
+        Method::POST,
+        "/v1/schedules/admin:assistant:yearly/trigger",
+        Some("planner-key"),
+        None,
+    )
+    .await;
+    assert_eq!(triggered.status, 202, "{}", triggered.body);
+    let execution = triggered.body["execution_id"].as_str().unwrap();
+    let polled = send(
+        &server,
+        Method::GET,
+        &format!("/v1/executions/{execution}"),
+        Some("planner-key"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        polled.status, 200,
+        "the caller may poll its own run: {}",
+        polled.body
+    );
+    assert_eq!(polled.body["user_id"], "planner");
+}
+
+#[tokio::test]
+async fn a_public_path_shows_nobody_records() {
+    // `public_paths` sits under `auth`, after the api_keys list of `workspace`.
+    let ws = workspace("  public_paths: [\"/v1/executions\"]\n");
+    let (mock, server) = start(&ws).await;
+    mock.set_default(Reply::text("done"));
+    let invoked = send(
+        &server,
+        Method::POST,
+        "/v1/agents/assistant/invoke",
+        Some("alice-key"),
+        Some(json!({"message": "hi"})),
+    )
+    .await;
+    assert_eq!(invoked.status, 200, "{}", invoked.body);
+    let public = send(&server, Method::GET, "/v1/executions", None, None).await;
+    assert_eq!(public.status, 200, "the path is public: {}", public.body);
+    assert_eq!(public.body, json!([]), "but nobody's records are on it");
+    let alices = send(
+        &server,
+        Method::GET,
+        "/v1/executions",
+        Some("alice-key"),
+        None,
+    )
+    .await;
+    assert_eq!(alices.body.as_array().map(Vec::len), Some(1));
+}

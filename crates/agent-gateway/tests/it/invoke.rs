@@ -316,3 +316,38 @@ async fn a_running_execution_can_be_cancelled() {
     let (_, record) = server.get(&format!("/v1/executions/{id}")).await;
     assert_eq!(record["status"], "cancelled");
 }
+
+#[tokio::test]
+async fn a_streamed_invoke_answers_events_ending_with_the_result() {
+    let ws = TestWorkspace::new();
+    ws.agent("assistant", "description: ok", "Help.");
+    let (mock, server) = start(&ws).await;
+    mock.push(Reply::text("Hello there"));
+    let response = server
+        .client
+        .post(format!("{}/v1/agents/assistant/invoke", server.url))
+        .json(&json!({"message": "hi", "options": {"stream": true}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let events = parse_sse(&response.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names.first(), Some(&"execution"), "{names:?}");
+    assert!(names.contains(&"token"), "{names:?}");
+    let (last, done) = events.last().unwrap();
+    assert_eq!(last, "done");
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["result"]["raw_text"], "Hello there");
+    let execution = events[0].1["execution_id"].as_str().unwrap();
+    assert_eq!(done["execution_id"], execution);
+    let (_, record) = server.get(&format!("/v1/executions/{execution}")).await;
+    assert_eq!(record["status"], "completed");
+    assert_eq!(record["result"]["raw_text"], "Hello there");
+}

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use agent_gateway::prelude::*;
-use agent_gateway::{GatewayError, Record};
+use agent_gateway::{GatewayError, Record, Started};
 use mock_llm::{MockLlm, Reply};
 use serde_json::json;
 
@@ -38,14 +38,14 @@ async fn invoke_and_chat_from_rust_with_typed_output() {
     mock.push(Reply::text("Again!"));
     let alice = Actor::user("alice", vec!["agents:invoke".into()]);
     let first = gateway
-        .run(&alice, RunRequest::chat("assistant", "Hi"))
+        .run(&alice, RunRequest::chat("assistant", "Hi", None))
         .await
         .unwrap();
     let session = first.chat.expect("a chat turn").session_id;
     let second = gateway
         .run(
             &alice,
-            RunRequest::chat("assistant", "Follow up").session(&session),
+            RunRequest::chat("assistant", "Follow up", Some(session.clone())),
         )
         .await
         .unwrap();
@@ -65,7 +65,7 @@ async fn invoke_and_chat_from_rust_with_typed_output() {
     let theirs = gateway
         .run(
             &bob,
-            RunRequest::chat("assistant", "Mine now").session(&session),
+            RunRequest::chat("assistant", "Mine now", Some(session.clone())),
         )
         .await
         .unwrap_err();
@@ -288,4 +288,96 @@ async fn reload_swaps_the_workspace() {
     let (_, health) = server.get("/v1/health").await;
     assert_eq!(health["agent_count"], 2);
     assert_eq!(health["status"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_whose_caller_went_away_is_recorded_cancelled() {
+    let ws = TestWorkspace::new();
+    ws.agent("assistant", "description: ok", "Help.");
+    let mock = MockLlm::start().await.unwrap();
+    mock.push(Reply::text("too late").with_delay(10_000));
+    let gateway = Gateway::builder(ws.path())
+        .env(mock_env(&mock))
+        .build()
+        .await
+        .unwrap();
+    let system = Actor::system();
+    let Started::Running(ticket) = gateway
+        .start(&system, RunRequest::invoke("assistant", "hi"))
+        .await
+        .unwrap()
+    else {
+        panic!("a run that waits is not queued");
+    };
+    let execution = ticket.execution_id().to_string();
+    let run = tokio::spawn(ticket.run());
+    for _ in 0..100 {
+        if !mock.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    run.abort(); // the caller goes away mid-run, and its future with it
+    let mut status = String::new();
+    for _ in 0..100 {
+        let record = gateway.executions().get(&system, &execution).await.unwrap();
+        status = record.status.as_str().to_string();
+        if status != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, "cancelled", "not left running");
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_hears_a_cancel_made_by_another_instance() {
+    if std::env::var("AGW_TEST_PERSISTENCE").as_deref() == Ok("memory") {
+        eprintln!("note: instances cannot share an in-memory store; skipped");
+        return;
+    }
+    let ws = TestWorkspace::new();
+    ws.agent("assistant", "description: ok", "Help.");
+    let mock = MockLlm::start().await.unwrap();
+    mock.push(Reply::text("too late").with_delay(20_000));
+    let server = Gateway::builder(ws.path())
+        .env(mock_env(&mock))
+        .build()
+        .await
+        .unwrap();
+    let command = Gateway::builder(ws.path())
+        .env(mock_env(&mock))
+        .background(false)
+        .build()
+        .await
+        .unwrap();
+    let system = Actor::system();
+    let Started::Running(ticket) = command
+        .start(&system, RunRequest::invoke("assistant", "hi"))
+        .await
+        .unwrap()
+    else {
+        panic!("a run that waits is not queued");
+    };
+    let execution = ticket.execution_id().to_string();
+    let run = tokio::spawn(ticket.run());
+    for _ in 0..100 {
+        if !mock.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    server
+        .executions()
+        .cancel(&system, &execution)
+        .await
+        .unwrap();
+    let result = tokio::time::timeout(std::time::Duration::from_secs(10), run)
+        .await
+        .expect("the command's run stopped within its cancel watch's poll")
+        .unwrap();
+    assert_eq!(result.status.as_str(), "cancelled");
+    command.shutdown().await;
+    server.shutdown().await;
 }

@@ -283,3 +283,61 @@ async fn chat_turns_streamed_or_not_fire_the_same_hooks_and_notifications_as_inv
     messages.sort_unstable();
     assert_eq!(messages, vec!["one", "three", "two"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_sees_the_deliveries_about_their_own_executions() {
+    use agent_gateway::{Actor, RunRequest};
+    let (base, _received) = receiver(0).await;
+    let ws = TestWorkspace::new();
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nnotifications:\n  allowed_private_hosts: [\"127.0.0.1\"]\n  retry_base_ms: 20\n"
+    ));
+    ws.agent(
+        "reporter",
+        &format!(
+            "notifications:\n  on_complete:\n    - {{channel: webhook, url: \"{base}/done\"}}\n"
+        ),
+        "Report.",
+    );
+    let (mock, server) = start(&ws).await;
+    mock.set_default(Reply::text("reported"));
+    let gateway = &server.gateway;
+    let alice = Actor::user(
+        "alice",
+        vec!["agents:invoke".into(), "notifications:read".into()],
+    );
+    let bob = Actor::user(
+        "bob",
+        vec!["agents:invoke".into(), "notifications:read".into()],
+    );
+    let result = gateway
+        .run(&alice, RunRequest::invoke("reporter", "mine"))
+        .await
+        .unwrap();
+    deliveries(&server, &result.execution_id, 1).await;
+    let page = |limit| agent_gateway::store::NotificationFilter {
+        limit,
+        ..Default::default()
+    };
+    let (hers, total) = gateway
+        .notifications()
+        .list(&alice, page(10))
+        .await
+        .unwrap();
+    assert_eq!((hers.len(), total), (1, 1));
+    let (his, total) = gateway.notifications().list(&bob, page(10)).await.unwrap();
+    assert_eq!(
+        (his.len(), total),
+        (0, 0),
+        "bob sees none of alice's deliveries"
+    );
+    let refused = gateway
+        .notifications()
+        .retry(&bob, hers[0].id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, agent_gateway::GatewayError::Forbidden { .. }),
+        "{refused}"
+    );
+}

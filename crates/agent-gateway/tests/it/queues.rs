@@ -59,7 +59,11 @@ async fn async_runs_go_through_redis_streams() {
     assert_eq!(record["options"]["queue"], "durable");
     // A programmatic async run is run by its caller, not the queue: the reaper may fail it
     // if its process dies, so it carries no queue marker.
-    let request = agent_gateway::RunRequest::invoke("worker", "go").run_async();
+    let kind = agent_gateway::RunKind::Invoke {
+        output_schema: None,
+        run_async: true,
+    };
+    let request = agent_gateway::RunRequest::new("worker", "go", kind);
     let result = server
         .gateway
         .run(&agent_gateway::Actor::system(), request)

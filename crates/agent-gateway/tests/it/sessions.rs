@@ -147,3 +147,48 @@ async fn a_session_lists_before_and_after_its_first_turn_completes() {
     assert_eq!(list[0]["session_id"], session);
     assert_eq!(list[0]["message_count"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_turns_on_one_session_take_turns_even_when_it_is_not_cached() {
+    let ws = TestWorkspace::new();
+    // One cached session at most: opening a second pushes the first out of the cache.
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nsessions:\n  max_sessions: 1\n"
+    ));
+    ws.agent("buddy", "description: chatty", "Chat.");
+    let (mock, server) = start(&ws).await;
+    mock.push(Reply::text("hello"));
+    mock.push(Reply::text("other session"));
+    let (_, first) = server
+        .post("/v1/agents/buddy/chat", json!({"message": "start"}))
+        .await;
+    let session = first["session_id"].as_str().unwrap().to_string();
+    let (status, _) = server
+        .post("/v1/agents/buddy/chat", json!({"message": "another"}))
+        .await;
+    assert_eq!(status, 200);
+
+    mock.push(Reply::text("answer A").with_delay(300));
+    mock.push(Reply::text("answer B").with_delay(300));
+    let turn = |message: &'static str| {
+        server.post(
+            "/v1/agents/buddy/chat",
+            json!({"message": message, "session_id": session}),
+        )
+    };
+    let ((status_a, a), (status_b, b)) = tokio::join!(turn("turn A"), turn("turn B"));
+    assert_eq!((status_a, status_b), (200, 200), "{a} {b}");
+    let mut counts = vec![a["turn_count"].as_u64(), b["turn_count"].as_u64()];
+    counts.sort_unstable();
+    assert_eq!(counts, vec![Some(2), Some(3)], "one turn after the other");
+    // Whichever ran second saw the first one's turn.
+    let requests = mock.requests();
+    let second = conversation(&requests[3].body);
+    let earlier: Vec<&str> = second.iter().map(|(_, text)| text.as_str()).collect();
+    assert!(
+        (earlier.contains(&"turn A") && earlier.contains(&"answer A"))
+            || (earlier.contains(&"turn B") && earlier.contains(&"answer B")),
+        "the second turn's history holds the first: {earlier:?}"
+    );
+    assert!(earlier.contains(&"start") && earlier.contains(&"hello"));
+}

@@ -755,21 +755,14 @@ async fn get_json(url: String) -> serde_json::Value {
     reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_command_takes_no_job_fires_no_schedule_and_leaves_nothing_running() {
-    let Some(url) = test_services::service_url("TEST_REDIS_URL", "Redis") else {
-        return;
-    };
-    let mock = MockLlm::start().await.unwrap();
-    mock.set_default(Reply::text("hello"));
-    let dir = tempfile::tempdir().unwrap();
-    let ws = dir.path();
+/// A workspace whose `greeter` answers, `slow` runs asynchronously through `queue_yaml`, and
+/// `ticker` has a schedule due every second.
+fn command_workspace(ws: &Path, queue_yaml: &str) {
     write(
         ws,
         "gateway.yaml",
         &format!(
-            "model:\n  default: openai/gpt-test\npersistence:\n  url: sqlite:///gateway.db\nqueue:\n  backend: redis\n  redis_url: {url}\n  stream_key: agw-cli-cmd-{}\n  workers: 2\n",
-            rand_suffix()
+            "model:\n  default: openai/gpt-test\npersistence:\n  url: sqlite:///gateway.db\nqueue:\n{queue_yaml}"
         ),
     );
     write(ws, "agents/greeter/AGENT.md", "Greet.\n");
@@ -783,20 +776,10 @@ async fn a_command_takes_no_job_fires_no_schedule_and_leaves_nothing_running() {
         "agents/ticker/AGENT.md",
         "---\nschedules:\n  - {name: often, cron: \"* * * * * *\", message: tick}\n---\nTick.\n",
     );
-    let (mut api, base) = quiet_api(ws, &mock).await;
-    let queued: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/v1/agents/slow/invoke"))
-        .json(&serde_json::json!({"message": "later"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let job = queued["execution_id"].as_str().unwrap().to_string();
+}
 
-    // A command over the same workspace: its configuration has workers and a schedule due
-    // every second, and it runs for a while.
+/// `agents-gateway invoke greeter hi` over `ws`, to its end.
+async fn invoke_greeter(ws: &Path, mock: &MockLlm) {
     let (ws_path, openai) = (ws.to_path_buf(), mock.openai_base());
     let output = tokio::task::spawn_blocking(move || {
         bin()
@@ -810,18 +793,24 @@ async fn a_command_takes_no_job_fires_no_schedule_and_leaves_nothing_running() {
     .await
     .unwrap();
     assert!(output.status.success(), "{:?}", text(&output));
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+}
 
-    let job_now = execution_status(&base, &job).await;
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_fires_no_schedule_and_leaves_nothing_running() {
+    let mock = MockLlm::start().await.unwrap();
+    mock.set_default(Reply::text("hello"));
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    command_workspace(ws, "  workers: 2\n");
+    // A schedule is due every second in the command's configuration, and it runs a while.
+    invoke_greeter(ws, &mock).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (mut api, base) = quiet_api(ws, &mock).await;
     let ticks = get_json(format!("{base}/v1/executions?agent_id=ticker")).await;
     let running = get_json(format!("{base}/v1/executions?status=running")).await;
     let greeted = get_json(format!("{base}/v1/executions?agent_id=greeter")).await;
     api.kill().unwrap();
     api.wait().unwrap();
-    assert_eq!(
-        job_now["status"], "queued",
-        "the command took no job: {job_now}"
-    );
     assert_eq!(
         ticks,
         serde_json::json!([]),
@@ -829,6 +818,50 @@ async fn a_command_takes_no_job_fires_no_schedule_and_leaves_nothing_running() {
     );
     assert_eq!(running, serde_json::json!([]), "nothing is left running");
     assert_eq!(greeted[0]["status"], "completed", "{greeted}");
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "one model call: the command's own"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_takes_no_queued_job() {
+    let Some(url) = test_services::service_url("TEST_REDIS_URL", "Redis") else {
+        return;
+    };
+    let mock = MockLlm::start().await.unwrap();
+    mock.set_default(Reply::text("hello"));
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    command_workspace(
+        ws,
+        &format!(
+            "  backend: redis\n  redis_url: {url}\n  stream_key: agw-cli-cmd-{}\n  workers: 2\n",
+            rand_suffix()
+        ),
+    );
+    let (mut api, base) = quiet_api(ws, &mock).await;
+    let queued: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/v1/agents/slow/invoke"))
+        .json(&serde_json::json!({"message": "later"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job = queued["execution_id"].as_str().unwrap().to_string();
+    // The command's configuration has two workers on the same queue.
+    invoke_greeter(ws, &mock).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let job_now = execution_status(&base, &job).await;
+    api.kill().unwrap();
+    api.wait().unwrap();
+    assert_eq!(
+        job_now["status"], "queued",
+        "the command took no job: {job_now}"
+    );
     assert_eq!(
         mock.requests().len(),
         1,

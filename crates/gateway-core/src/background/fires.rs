@@ -7,12 +7,13 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use crate::actor::Actor;
 use crate::operations::schedules::Schedules;
 use crate::scheduler;
-use crate::state::Shared;
+use crate::state::GatewayState;
 
 /// Fires due schedules until `stop`.
-pub(super) async fn run_loop(shared: Weak<Shared>, stop: CancellationToken) {
+pub(super) async fn run_loop(state: Weak<GatewayState>, stop: CancellationToken) {
     let mut ticker = tokio::time::interval(scheduler::tick());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -20,15 +21,15 @@ pub(super) async fn run_loop(shared: Weak<Shared>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let Some(shared) = shared.upgrade() else {
+        let Some(state) = state.upgrade() else {
             return;
         };
-        let generation = shared.generation();
+        let generation = state.generation();
         let config = generation.config().scheduler.clone();
         if !config.enabled {
             continue;
         }
-        let records = match shared.store.list_schedules().await {
+        let records = match state.store.list_schedules().await {
             Ok(records) => records,
             Err(err) => {
                 tracing::warn!(error = %err, "scheduler could not read schedules");
@@ -44,26 +45,25 @@ pub(super) async fn run_loop(shared: Weak<Shared>, stop: CancellationToken) {
                 continue;
             }
             for fire_at in scheduler::due_fires(&record, now, &config) {
-                let runs = Arc::clone(&shared.scheduler.runs);
+                let runs = Arc::clone(&state.scheduler.runs);
                 if !runs.try_start(&record.id, config.max_instances) {
                     tracing::info!(schedule = %record.id, "fire skipped: max_instances runs in progress");
                     continue;
                 }
-                if !scheduler::claim(&shared.store, &shared.scheduler.lock, &record, fire_at).await
-                {
+                if !scheduler::claim(&state.store, &state.scheduler.lock, &record, fire_at).await {
                     runs.finish(&record.id);
                     continue;
                 }
                 tracing::info!(schedule = %record.id, %fire_at, "schedule fired");
-                let shared = Arc::clone(&shared);
+                let state = Arc::clone(&state);
                 let record = record.clone();
                 tokio::spawn(async move {
-                    match Schedules::new(&shared)
-                        .dispatch(&record, fire_at, "scheduled")
+                    match Schedules::new(&state)
+                        .dispatch(&Actor::system(), &record, fire_at, "scheduled")
                         .await
                     {
                         // Hold the slot until the run ends.
-                        Ok(execution_id) => wait_for_end(&shared, &execution_id).await,
+                        Ok(execution_id) => wait_for_end(&state, &execution_id).await,
                         Err(err) => {
                             tracing::error!(schedule = %record.id, error = %err, "scheduled run not started")
                         }
@@ -76,9 +76,9 @@ pub(super) async fn run_loop(shared: Weak<Shared>, stop: CancellationToken) {
 }
 
 /// Waits until an execution has ended (on whichever instance runs it).
-async fn wait_for_end(shared: &Shared, execution_id: &str) {
+async fn wait_for_end(state: &GatewayState, execution_id: &str) {
     loop {
-        match shared.store.get_execution(execution_id).await {
+        match state.store.get_execution(execution_id).await {
             Ok(Some(record)) if !record.status.is_terminal() => {}
             _ => return,
         }

@@ -1,7 +1,10 @@
-//! Work a long-lived gateway instance does in the background: telling the store it is alive,
-//! failing executions left behind by dead instances, noticing cancels made elsewhere, firing
-//! schedules (`fires`) and taking queued jobs (`worker`). A gateway built for a command that
-//! runs and exits only registers itself: none of these loops start.
+//! Work a gateway instance does in the background: telling the store it is alive, failing
+//! executions left behind by dead instances, noticing cancels made elsewhere — and, for a
+//! long-lived one (server, worker), firing schedules (`fires`) and taking queued jobs
+//! (`worker`). A gateway built for a command that runs and exits starts no work of its own:
+//! no fire loop and no workers, only its heartbeat and cancel watch (without them another
+//! instance would take its runs for a dead instance's after a minute, and a cancel made
+//! elsewhere would not reach them).
 
 mod fires;
 pub(crate) mod worker;
@@ -13,9 +16,9 @@ use chrono::Utc;
 use gateway_store::{InstanceRecord, SharedStore};
 use tokio_util::sync::CancellationToken;
 
+use crate::cancels::CancelHandles;
 use crate::error::GatewayError;
-use crate::running::Running;
-use crate::state::Shared;
+use crate::state::GatewayState;
 
 /// How often an instance says it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -83,43 +86,48 @@ fn alive(me: &Me, instances: &[InstanceRecord]) -> Vec<String> {
     alive
 }
 
-fn me(shared: &Shared) -> Me {
+fn me(state: &GatewayState) -> Me {
     Me {
-        id: shared.instance_id.clone(),
+        id: state.instance_id.clone(),
         host: host_name(),
         pid: i64::from(std::process::id()),
     }
 }
 
-/// Registers this instance; when its background work is on, also fails the orphans of dead
-/// instances and starts the loops.
-pub(crate) async fn start(shared: &Arc<Shared>) -> Result<(), GatewayError> {
-    let store = Arc::clone(&shared.store);
-    let me = me(shared);
+/// Registers this instance, fails the orphans of dead instances, and starts the heartbeat and
+/// the cancel watch; when its background work is on, also the fire loop and the workers.
+pub(crate) async fn start(state: &Arc<GatewayState>) -> Result<(), GatewayError> {
+    let store = Arc::clone(&state.store);
+    let me = me(state);
     store.heartbeat(&me.record()).await?;
-    if !shared.background_enabled {
-        return Ok(());
-    }
     reap(&store, &me).await;
-    let stop = shared.background.clone();
-    tokio::spawn(heartbeats(Arc::clone(&store), me, stop.clone()));
-    tokio::spawn(cancel_watch(
-        store,
-        Arc::clone(&shared.running),
+    let stop = state.background.clone();
+    tokio::spawn(heartbeats(
+        Arc::clone(&store),
+        me,
+        state.background_enabled,
         stop.clone(),
     ));
-    tokio::spawn(fires::run_loop(Arc::downgrade(shared), stop.clone()));
+    tokio::spawn(cancel_watch(
+        store,
+        Arc::clone(&state.running),
+        stop.clone(),
+    ));
+    if !state.background_enabled {
+        return Ok(());
+    }
+    tokio::spawn(fires::run_loop(Arc::downgrade(state), stop.clone()));
     // A local queue has no other consumers: it always gets at least one worker here.
-    let configured = shared.generation().config().queue.workers;
-    let workers = if shared.queue.durable() {
+    let configured = state.generation().config().queue.workers;
+    let workers = if state.queue.durable() {
         configured
     } else {
         configured.max(1)
     };
     for n in 0..workers {
-        let name = format!("{}-{n}", shared.instance_id);
+        let name = format!("{}-{n}", state.instance_id);
         tokio::spawn(worker::run_worker(
-            Arc::downgrade(shared),
+            Arc::downgrade(state),
             name,
             stop.clone(),
         ));
@@ -128,9 +136,9 @@ pub(crate) async fn start(shared: &Arc<Shared>) -> Result<(), GatewayError> {
 }
 
 /// The ids of the instances alive now (for taking over jobs of dead workers).
-pub(crate) async fn alive_instances(shared: &Shared) -> Vec<String> {
-    let me = me(shared);
-    match shared.store.instances().await {
+pub(crate) async fn alive_instances(state: &GatewayState) -> Vec<String> {
+    let me = me(state);
+    match state.store.instances().await {
         Ok(instances) => alive(&me, &instances),
         Err(_) => vec![me.id],
     }
@@ -157,7 +165,9 @@ async fn reap(store: &SharedStore, me: &Me) {
     }
 }
 
-async fn heartbeats(store: SharedStore, me: Me, stop: CancellationToken) {
+/// Says this instance is alive every [`HEARTBEAT`]; a long-lived instance also reaps dead
+/// instances' orphans every fourth beat.
+async fn heartbeats(store: SharedStore, me: Me, reaping: bool, stop: CancellationToken) {
     let mut ticker = tokio::time::interval(HEARTBEAT);
     ticker.tick().await;
     let mut ticks: u64 = 0;
@@ -170,13 +180,13 @@ async fn heartbeats(store: SharedStore, me: Me, stop: CancellationToken) {
             tracing::warn!(error = %err, "heartbeat failed");
         }
         ticks += 1;
-        if ticks.is_multiple_of(4) {
+        if reaping && ticks.is_multiple_of(4) {
             reap(&store, &me).await;
         }
     }
 }
 
-async fn cancel_watch(store: SharedStore, running: Arc<Running>, stop: CancellationToken) {
+async fn cancel_watch(store: SharedStore, running: Arc<CancelHandles>, stop: CancellationToken) {
     let mut ticker = tokio::time::interval(CANCEL_POLL);
     loop {
         tokio::select! {

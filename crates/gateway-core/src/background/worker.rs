@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::GatewayError;
 use crate::run;
-use crate::state::Shared;
+use crate::state::GatewayState;
 
 /// What became of a job a worker took.
 enum JobEnd {
@@ -20,37 +20,37 @@ enum JobEnd {
 }
 
 /// Claims the execution of a job and runs it.
-async fn run_job(shared: &Arc<Shared>, execution_id: &str) -> Result<JobEnd, GatewayError> {
-    let store = &shared.store;
+async fn run_job(state: &Arc<GatewayState>, execution_id: &str) -> Result<JobEnd, GatewayError> {
+    let store = &state.store;
     let Some(record) = store.get_execution(execution_id).await? else {
         return Ok(JobEnd::Done);
     };
     if record.status.is_terminal() {
         return Ok(JobEnd::Done);
     }
-    let alive = super::alive_instances(shared).await;
+    let alive = super::alive_instances(state).await;
     let claimed = store
-        .claim_queued_execution(execution_id, &shared.instance_id, &alive, Utc::now())
+        .claim_queued_execution(execution_id, &state.instance_id, &alive, Utc::now())
         .await?;
     if !claimed {
         return Ok(JobEnd::Elsewhere);
     }
-    match run::resume(shared, record).await {
+    match run::resume(state, record).await {
         Ok(ticket) => {
-            ticket.finish().await;
+            ticket.run().await;
         }
-        Err(err) => run::fail_recorded(shared, execution_id, err.to_string()).await,
+        Err(err) => run::fail_recorded(state, execution_id, err.to_string()).await,
     }
     Ok(JobEnd::Done)
 }
 
 /// Waits (up to `queue.drain_timeout_s`) for the jobs this process runs.
-pub(crate) async fn drain(shared: &Shared, limit: Duration) {
+pub(crate) async fn drain(state: &GatewayState, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
-    while shared.in_flight.count() > 0 && tokio::time::Instant::now() < deadline {
+    while state.in_flight.count() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let left = shared.in_flight.count();
+    let left = state.in_flight.count();
     if left > 0 {
         tracing::warn!(
             jobs = left,
@@ -60,15 +60,15 @@ pub(crate) async fn drain(shared: &Shared, limit: Duration) {
 }
 
 /// One worker: takes jobs until `stop`, finishing the one in hand first.
-pub(super) async fn run_worker(shared: Weak<Shared>, name: String, stop: CancellationToken) {
+pub(super) async fn run_worker(state: Weak<GatewayState>, name: String, stop: CancellationToken) {
     loop {
         if stop.is_cancelled() {
             return;
         }
-        let Some(shared) = shared.upgrade() else {
+        let Some(state) = state.upgrade() else {
             return;
         };
-        let queue = Arc::clone(&shared.queue);
+        let queue = Arc::clone(&state.queue);
         let next = tokio::select! {
             _ = stop.cancelled() => return,
             next = queue.next(&name) => next,
@@ -82,10 +82,10 @@ pub(super) async fn run_worker(shared: Weak<Shared>, name: String, stop: Cancell
                 continue;
             }
         };
-        shared.in_flight.enter();
+        let job = state.in_flight.enter();
         let execution_id = delivery.execution_id.clone();
         tracing::debug!(worker = %name, %execution_id, deliveries = delivery.deliveries, "job taken");
-        let settled = match run_job(&shared, &execution_id).await {
+        let settled = match run_job(&state, &execution_id).await {
             Ok(JobEnd::Done) => queue.ack(delivery).await,
             Ok(JobEnd::Elsewhere) => queue.release(delivery).await,
             Err(err) => {
@@ -96,6 +96,6 @@ pub(super) async fn run_worker(shared: Weak<Shared>, name: String, stop: Cancell
         if let Err(err) = settled {
             tracing::warn!(%execution_id, error = %err, "could not settle a job");
         }
-        shared.in_flight.leave();
+        drop(job);
     }
 }

@@ -9,7 +9,7 @@ use crate::auth::Authenticator;
 use crate::error::GatewayError;
 use crate::generation::{Generation, Parts};
 use crate::operations::mcp_servers::sync_config_servers;
-use crate::state::Shared;
+use crate::state::GatewayState;
 
 /// Health summary.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -40,35 +40,46 @@ impl Health {
 /// Re-reads the workspace and puts the new generation in effect; runs in flight finish on
 /// the old one. An invalid `gateway.yaml` keeps the running generation. Returns the number of
 /// agents.
-pub(crate) async fn reload(shared: &Shared) -> Result<usize, GatewayError> {
-    let workspace = Workspace::load(&shared.workspace_path, &shared.env);
+pub(crate) async fn reload(state: &GatewayState) -> Result<usize, GatewayError> {
+    let workspace = Workspace::load(&state.workspace_path, &state.env);
     if !workspace.config_valid {
         return Err(GatewayError::ReloadFailed(workspace.diagnostics));
     }
     sync_config_servers(
-        &shared.mcp,
+        &state.mcp,
         &workspace.config,
-        &shared.workspace_path.join("gateway.yaml"),
+        &state.workspace_path.join("gateway.yaml"),
     )
     .await?;
-    let auth = Authenticator::for_generation(&workspace.config.auth)?;
-    crate::scheduler::sync_workspace(&shared.store, &workspace).await?;
+    let auth = Authenticator::for_generation(&workspace.config.auth).map_err(|err| {
+        let mut diagnostics = gateway_workspace::Diagnostics::new();
+        diagnostics.error(
+            &state.workspace_path.join("gateway.yaml"),
+            None,
+            err.to_string(),
+        );
+        GatewayError::ReloadFailed(diagnostics)
+    })?;
+    crate::scheduler::sync_workspace(&state.store, &workspace).await?;
     let (site_tools, site_diagnostics) = crate::tools::site::discover(&workspace).await;
-    let number = shared.generation().number() + 1;
+    let number = state
+        .generations
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        + 1;
     let generation = Generation::build(
         workspace,
         Parts {
-            code_tools: &shared.code_tools,
+            code_tools: &state.code_tools,
             site_tools,
             site_diagnostics,
-            env: &shared.env,
-            runner: Arc::clone(&shared.runner),
-            mcp: Arc::clone(&shared.mcp),
+            env: &state.env,
+            runner: Arc::clone(&state.runner),
+            mcp: Arc::clone(&state.mcp),
             auth,
             number,
         },
     );
     let agents = generation.workspace.agents.len();
-    shared.replace_generation(generation);
+    state.replace_generation(generation);
     Ok(agents)
 }

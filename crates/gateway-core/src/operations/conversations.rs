@@ -6,16 +6,16 @@ use gateway_store::{ConversationFilter, ConversationRecord, MessageRecord};
 
 use crate::actor::Actor;
 use crate::error::{GatewayError, Record};
-use crate::state::Shared;
+use crate::state::GatewayState;
 
 /// Operations on persisted conversations (`gateway.conversations()`).
 pub struct Conversations<'a> {
-    shared: &'a Arc<Shared>,
+    state: &'a Arc<GatewayState>,
 }
 
 impl<'a> Conversations<'a> {
-    pub(crate) fn new(shared: &'a Arc<Shared>) -> Self {
-        Self { shared }
+    pub(crate) fn new(state: &'a Arc<GatewayState>) -> Self {
+        Self { state }
     }
 
     /// The actor's own conversations (everyone's for an actor without identity), most
@@ -34,7 +34,7 @@ impl<'a> Conversations<'a> {
             offset,
             ..ConversationFilter::default()
         };
-        Ok(self.shared.store.list_conversations(&filter).await?)
+        Ok(self.state.store.list_conversations(&filter).await?)
     }
 
     /// Messages of a conversation the actor may see, oldest first.
@@ -46,7 +46,7 @@ impl<'a> Conversations<'a> {
         offset: i64,
     ) -> Result<Vec<MessageRecord>, GatewayError> {
         let conversation = self
-            .shared
+            .state
             .store
             .get_conversation(conversation_id)
             .await?
@@ -57,7 +57,7 @@ impl<'a> Conversations<'a> {
             conversation.user_id.as_deref(),
         )?;
         Ok(self
-            .shared
+            .state
             .store
             .conversation_messages(conversation_id, limit, offset)
             .await?)

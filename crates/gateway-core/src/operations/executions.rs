@@ -9,7 +9,7 @@ use gateway_store::{
 
 use crate::actor::Actor;
 use crate::error::{GatewayError, Record};
-use crate::state::Shared;
+use crate::state::GatewayState;
 
 /// A person's answer to the tool calls an execution waits on.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -23,12 +23,12 @@ pub struct ApprovalDecision {
 
 /// Operations on executions (`gateway.executions()`).
 pub struct Executions<'a> {
-    shared: &'a Arc<Shared>,
+    state: &'a Arc<GatewayState>,
 }
 
 impl<'a> Executions<'a> {
-    pub(crate) fn new(shared: &'a Arc<Shared>) -> Self {
-        Self { shared }
+    pub(crate) fn new(state: &'a Arc<GatewayState>) -> Self {
+        Self { state }
     }
 
     /// One execution the actor may see.
@@ -38,7 +38,7 @@ impl<'a> Executions<'a> {
         execution_id: &str,
     ) -> Result<ExecutionRecord, GatewayError> {
         let record = self
-            .shared
+            .state
             .store
             .get_execution(execution_id)
             .await?
@@ -55,7 +55,7 @@ impl<'a> Executions<'a> {
         mut filter: ExecutionFilter,
     ) -> Result<Vec<ExecutionRecord>, GatewayError> {
         filter.user_id = actor.owner_filter().map(String::from);
-        Ok(self.shared.store.list_executions(&filter).await?)
+        Ok(self.state.store.list_executions(&filter).await?)
     }
 
     /// The recorded steps of an execution.
@@ -65,7 +65,7 @@ impl<'a> Executions<'a> {
         execution_id: &str,
     ) -> Result<Vec<StepRecord>, GatewayError> {
         self.get(actor, execution_id).await?;
-        Ok(self.shared.store.execution_steps(execution_id).await?)
+        Ok(self.state.store.execution_steps(execution_id).await?)
     }
 
     /// An execution and its delegation tree.
@@ -75,7 +75,7 @@ impl<'a> Executions<'a> {
         execution_id: &str,
     ) -> Result<Vec<ExecutionRecord>, GatewayError> {
         self.get(actor, execution_id).await?;
-        Ok(self.shared.store.workflow(execution_id).await?)
+        Ok(self.state.store.workflow(execution_id).await?)
     }
 
     /// Cancels a queued or running execution. A run in this process stops at its next step;
@@ -87,13 +87,13 @@ impl<'a> Executions<'a> {
     ) -> Result<ExecutionStatus, GatewayError> {
         self.get(actor, execution_id).await?;
         match self
-            .shared
+            .state
             .store
             .cancel_execution(execution_id, chrono::Utc::now())
             .await?
         {
             CancelResult::Cancelled => {
-                self.shared.running.cancel(execution_id);
+                self.state.running.cancel(execution_id);
                 Ok(ExecutionStatus::Cancelled)
             }
             CancelResult::NotFound => Err(GatewayError::not_found(Record::Execution, execution_id)),
@@ -111,7 +111,7 @@ impl<'a> Executions<'a> {
         execution_id: &str,
     ) -> Result<Vec<ApprovalRecord>, GatewayError> {
         self.get(actor, execution_id).await?;
-        Ok(self.shared.store.approvals(execution_id).await?)
+        Ok(self.state.store.approvals(execution_id).await?)
     }
 
     /// Approves or denies the tool calls an execution waits on. The run goes on within a
@@ -130,14 +130,14 @@ impl<'a> Executions<'a> {
             });
         }
         let decided = self
-            .shared
+            .state
             .approvals
             .decide(
                 execution_id,
                 decision.approval_id.as_deref(),
                 decision.approve,
                 decision.reason,
-                Some(actor.user_id().unwrap_or("system").to_string()),
+                actor.user_id().map(String::from),
             )
             .await?;
         if decided.is_empty() {

@@ -17,7 +17,7 @@ use crate::mcp::{
     McpTransport,
 };
 use crate::secrets::{SecretBox, SecretError};
-use crate::state::Shared;
+use crate::state::GatewayState;
 
 /// An MCP server as the admin API shows it: secrets are never included, only their names.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -309,26 +309,26 @@ pub(crate) async fn sync_config_servers(
 
 /// Operations on MCP servers (`gateway.mcp_servers()`).
 pub struct McpServers<'a> {
-    shared: &'a Arc<Shared>,
+    state: &'a Arc<GatewayState>,
 }
 
 impl<'a> McpServers<'a> {
-    pub(crate) fn new(shared: &'a Arc<Shared>) -> Self {
-        Self { shared }
+    pub(crate) fn new(state: &'a Arc<GatewayState>) -> Self {
+        Self { state }
     }
 
     fn mcp(&self) -> &Arc<McpManager> {
-        &self.shared.mcp
+        &self.state.mcp
     }
 
     fn secrets(&self) -> Option<&SecretBox> {
-        self.shared.secrets.as_ref()
+        self.state.secrets.as_ref()
     }
 
     /// Every MCP server: stored ones first-class, plus those of `gateway.yaml` and code.
     pub async fn list(&self) -> Result<Vec<McpServerInfo>, GatewayError> {
         let mut all = Vec::new();
-        let stored = self.shared.store.list_mcp_servers().await?;
+        let stored = self.state.store.list_mcp_servers().await?;
         for record in &stored {
             all.push(self.stored_info(record));
         }
@@ -391,10 +391,10 @@ impl<'a> McpServers<'a> {
     }
 
     async fn find_record(&self, id: &str) -> Result<Option<McpServerRecord>, GatewayError> {
-        if let Some(record) = self.shared.store.get_mcp_server(id).await? {
+        if let Some(record) = self.state.store.get_mcp_server(id).await? {
             return Ok(Some(record));
         }
-        let stored = self.shared.store.list_mcp_servers().await?;
+        let stored = self.state.store.list_mcp_servers().await?;
         Ok(stored.into_iter().find(|r| r.name == id))
     }
 
@@ -446,7 +446,7 @@ impl<'a> McpServers<'a> {
             None,
             self.secrets(),
         )?;
-        self.shared
+        self.state
             .store
             .insert_mcp_server(&record)
             .await
@@ -524,7 +524,7 @@ impl<'a> McpServers<'a> {
             Some(Utc::now()),
             self.secrets(),
         )?;
-        self.shared
+        self.state
             .store
             .update_mcp_server(&updated)
             .await
@@ -537,7 +537,7 @@ impl<'a> McpServers<'a> {
     /// Deletes a stored MCP server and closes its connection. Returns whether it existed.
     pub async fn delete(&self, id: &str) -> Result<(), GatewayError> {
         let record = self.editable(id).await?;
-        let deleted = self.shared.store.delete_mcp_server(&record.id).await?;
+        let deleted = self.state.store.delete_mcp_server(&record.id).await?;
         self.mcp().remove(&record.name).await;
         if deleted {
             Ok(())

@@ -10,10 +10,10 @@ use serde_json::{Map, Value, json};
 
 use crate::actor::Actor;
 use crate::error::{GatewayError, Record};
-use crate::run::request::{Origin, RunRequest, ScheduleRun};
 use crate::run::{self, Started};
+use crate::runs::{Origin, RunRequest, ScheduleRun};
 use crate::scheduler::{self, EDITABLE};
-use crate::state::Shared;
+use crate::state::GatewayState;
 
 /// A schedule created at runtime.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -65,17 +65,17 @@ fn check_cron_and_zone(cron: &str, timezone: &str) -> Result<(), GatewayError> {
 
 /// Operations on schedules (`gateway.schedules()`).
 pub struct Schedules<'a> {
-    shared: &'a Arc<Shared>,
+    state: &'a Arc<GatewayState>,
 }
 
 impl<'a> Schedules<'a> {
-    pub(crate) fn new(shared: &'a Arc<Shared>) -> Self {
-        Self { shared }
+    pub(crate) fn new(state: &'a Arc<GatewayState>) -> Self {
+        Self { state }
     }
 
     /// Every schedule, with its next fire.
     pub async fn list(&self) -> Result<Vec<ScheduleRecord>, GatewayError> {
-        let mut all = self.shared.store.list_schedules().await?;
+        let mut all = self.state.store.list_schedules().await?;
         for record in &mut all {
             record.next_run_at = record
                 .enabled
@@ -87,7 +87,7 @@ impl<'a> Schedules<'a> {
 
     pub async fn get(&self, id: &str) -> Result<ScheduleRecord, GatewayError> {
         let mut record = self
-            .shared
+            .state
             .store
             .get_schedule(id)
             .await?
@@ -101,7 +101,7 @@ impl<'a> Schedules<'a> {
 
     /// Creates an admin schedule (`admin:<agent>:<name>`).
     pub async fn create(&self, request: ScheduleCreate) -> Result<ScheduleRecord, GatewayError> {
-        let generation = self.shared.generation();
+        let generation = self.state.generation();
         if generation.agent(&request.agent_id).is_none() {
             return Err(invalid(format!("unknown agent '{}'", request.agent_id)));
         }
@@ -126,7 +126,7 @@ impl<'a> Schedules<'a> {
             .unwrap_or_else(|| generation.config().timezone.clone());
         check_cron_and_zone(&request.cron_expr, &timezone)?;
         let id = format!("admin:{}:{}", request.agent_id, request.name);
-        if self.shared.store.get_schedule(&id).await?.is_some() {
+        if self.state.store.get_schedule(&id).await?.is_some() {
             return Err(GatewayError::ScheduleConflict(id));
         }
         let mut record = ScheduleRecord {
@@ -146,7 +146,7 @@ impl<'a> Schedules<'a> {
             created_at: Utc::now(),
         };
         record.next_run_at = scheduler::next_fire(&record, Utc::now());
-        self.shared.store.put_schedule(&record).await?;
+        self.state.store.put_schedule(&record).await?;
         Ok(record)
     }
 
@@ -185,7 +185,7 @@ impl<'a> Schedules<'a> {
             }
         }
         record.next_run_at = scheduler::next_fire(&record, Utc::now());
-        self.shared.store.put_schedule(&record).await?;
+        self.state.store.put_schedule(&record).await?;
         Ok(record)
     }
 
@@ -195,19 +195,23 @@ impl<'a> Schedules<'a> {
         if record.source == "workspace" {
             return Err(GatewayError::ScheduleProtected(id.to_string()));
         }
-        self.shared.store.delete_schedule(id, Utc::now()).await?;
+        self.state.store.delete_schedule(id, Utc::now()).await?;
         Ok(())
     }
 
-    /// Runs a schedule now (no lock, no overlap check). Returns the execution id.
-    pub async fn trigger(&self, id: &str) -> Result<String, GatewayError> {
+    /// Runs a schedule now, for `actor` (who must be allowed to run its agent, and owns the
+    /// execution); no lock, no overlap check. Returns the execution id.
+    pub async fn trigger(&self, actor: &Actor, id: &str) -> Result<String, GatewayError> {
         let record = self.get(id).await?;
-        self.dispatch(&record, Utc::now(), "manual_trigger").await
+        self.dispatch(actor, &record, Utc::now(), "manual_trigger")
+            .await
     }
 
-    /// Starts a run of a schedule in the background. Returns the execution id.
+    /// Starts a run of a schedule in the background for `actor` ([`Actor::system`] when the
+    /// schedule fires by itself). Returns the execution id.
     pub(crate) async fn dispatch(
         &self,
+        actor: &Actor,
         record: &ScheduleRecord,
         fire_at: DateTime<Utc>,
         source: &str,
@@ -226,12 +230,12 @@ impl<'a> Schedules<'a> {
             }))
             // An asynchronous agent's scheduled runs go through the queue like its API runs.
             .may_queue();
-        match run::start(self.shared, &Actor::system(), request).await? {
+        match run::start(self.state, actor, request).await? {
             Started::Queued(queued) => Ok(queued.execution_id),
             Started::Running(ticket) => {
                 let execution_id = ticket.execution_id().to_string();
-                self.shared.tasks.spawn(async move {
-                    ticket.finish().await;
+                self.state.tasks.spawn(async move {
+                    ticket.run().await;
                 });
                 Ok(execution_id)
             }

@@ -1,6 +1,6 @@
-//! Personal agents (`scope: personal`): each user's setup, validated against the agent's
-//! `setup_schema`, with `sensitive: true` fields sealed at rest and masked in every answer;
-//! what a run of the agent gets from it (prompt instructions, tool context).
+//! Operations on users' setups of personal agents (`scope: personal`): set, read, delete,
+//! validated against the agent's `setup_schema`, with `sensitive: true` fields sealed at rest
+//! and masked in every answer. What a run gets from a setup is in `personal`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,9 +13,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::actor::Actor;
-use crate::error::{GatewayError, Record};
+use crate::error::{GatewayError, InputPart, Record};
+use crate::personal::{missing_fields, sensitive_fields};
 use crate::secrets::SecretError;
-use crate::state::Shared;
+use crate::state::GatewayState;
 
 /// How secrets are shown.
 const MASK: &str = "***";
@@ -35,74 +36,6 @@ pub struct UserConfigInfo {
     pub missing: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-/// What a run of a personal agent gets from its user's setup.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct PersonalContext {
-    /// For the system prompt: the user's instructions and settings.
-    pub prompt: String,
-    pub config: Map<String, Value>,
-    pub secrets: BTreeMap<String, String>,
-}
-
-impl PersonalContext {
-    /// The prompt section of an optional personal context (`None` when there is nothing).
-    pub fn prompt_of(personal: &Option<Self>) -> Option<&str> {
-        personal
-            .as_ref()
-            .map(|p| p.prompt.as_str())
-            .filter(|p| !p.is_empty())
-    }
-
-    /// Gives a run's tools the user's settings and secrets.
-    pub fn into_tool_context(personal: Option<Self>, context: &mut crate::tools::ToolContext) {
-        if let Some(personal) = personal {
-            context.user_config = personal.config;
-            context.user_secrets = personal.secrets;
-        }
-    }
-}
-
-fn schema_properties(agent: &AgentDefinition) -> Map<String, Value> {
-    agent
-        .setup_schema
-        .as_ref()
-        .and_then(|s| s.get("properties"))
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn sensitive_fields(agent: &AgentDefinition) -> Vec<String> {
-    schema_properties(agent)
-        .into_iter()
-        .filter(|(_, p)| p.get("sensitive").and_then(Value::as_bool) == Some(true))
-        .map(|(name, _)| name)
-        .collect()
-}
-
-fn required_fields(agent: &AgentDefinition) -> Vec<String> {
-    agent
-        .setup_schema
-        .as_ref()
-        .and_then(|s| s.get("required"))
-        .and_then(Value::as_array)
-        .map(|r| {
-            r.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn missing_fields(agent: &AgentDefinition, record: &UserConfigRecord) -> Vec<String> {
-    required_fields(agent)
-        .into_iter()
-        .filter(|f| {
-            !record.config_values.contains_key(f) && !record.encrypted_secrets.contains_key(f)
-        })
-        .collect()
 }
 
 fn info(agent: &AgentDefinition, record: &UserConfigRecord) -> UserConfigInfo {
@@ -126,16 +59,16 @@ fn info(agent: &AgentDefinition, record: &UserConfigRecord) -> UserConfigInfo {
 /// Operations on users' setups of personal agents (`gateway.user_configs()`). Each acts on
 /// the asking actor's own setup.
 pub struct UserConfigs<'a> {
-    shared: &'a Arc<Shared>,
+    state: &'a Arc<GatewayState>,
 }
 
 impl<'a> UserConfigs<'a> {
-    pub(crate) fn new(shared: &'a Arc<Shared>) -> Self {
-        Self { shared }
+    pub(crate) fn new(state: &'a Arc<GatewayState>) -> Self {
+        Self { state }
     }
 
     fn personal_agent(&self, agent_id: &str) -> Result<AgentDefinition, GatewayError> {
-        let generation = self.shared.generation();
+        let generation = self.state.generation();
         let agent = generation
             .agent(agent_id)
             .ok_or_else(|| GatewayError::not_found(Record::Agent, agent_id))?;
@@ -162,6 +95,7 @@ impl<'a> UserConfigs<'a> {
             Some(Value::String(text)) => Some(Some(text)),
             Some(_) => {
                 return Err(GatewayError::InvalidInput {
+                    part: InputPart::Setup,
                     violations: vec![Violation::new(
                         vec![PathSegment::Key("instructions".into())],
                         "must be a string",
@@ -185,10 +119,13 @@ impl<'a> UserConfigs<'a> {
             let violations =
                 gateway_workspace::schema::violations(&validator, &Value::Object(present));
             if !violations.is_empty() {
-                return Err(GatewayError::InvalidInput { violations });
+                return Err(GatewayError::InvalidInput {
+                    part: InputPart::Setup,
+                    violations,
+                });
             }
         }
-        let store = &self.shared.store;
+        let store = &self.state.store;
         let now = Utc::now();
         let mut record = store
             .get_user_config(user_id, agent_id)
@@ -214,7 +151,7 @@ impl<'a> UserConfigs<'a> {
                 continue;
             }
             if sensitive.contains(&key) {
-                let secrets = self.shared.secrets.as_ref().ok_or(SecretError::NoKey)?;
+                let secrets = self.state.secrets.as_ref().ok_or(SecretError::NoKey)?;
                 let plain = match value {
                     Value::String(text) => text,
                     other => other.to_string(),
@@ -237,7 +174,7 @@ impl<'a> UserConfigs<'a> {
         let user_id = actor.user_id().ok_or(GatewayError::AuthRequired)?;
         let agent = self.personal_agent(agent_id)?;
         let record = self
-            .shared
+            .state
             .store
             .get_user_config(user_id, agent_id)
             .await?
@@ -250,7 +187,7 @@ impl<'a> UserConfigs<'a> {
         let user_id = actor.user_id().ok_or(GatewayError::AuthRequired)?;
         self.personal_agent(agent_id)?;
         if self
-            .shared
+            .state
             .store
             .delete_user_config(user_id, agent_id)
             .await?
@@ -260,62 +197,4 @@ impl<'a> UserConfigs<'a> {
             Err(GatewayError::not_found(Record::Config, agent_id))
         }
     }
-}
-
-/// For a personal agent: the user's completed setup, opened for a run (a clear error when
-/// there is no user or the setup is incomplete). `None` for other agents.
-pub(crate) async fn personal_context(
-    shared: &Shared,
-    agent: &AgentDefinition,
-    user_id: Option<&str>,
-) -> Result<Option<PersonalContext>, GatewayError> {
-    if agent.scope != AgentScope::Personal {
-        return Ok(None);
-    }
-    let user_id = user_id.ok_or(GatewayError::AuthRequired)?;
-    let record = shared.store.get_user_config(user_id, &agent.id).await?;
-    let missing = match &record {
-        None => required_fields(agent),
-        Some(record) => missing_fields(agent, record),
-    };
-    let Some(record) = record.filter(|_| missing.is_empty()) else {
-        return Err(GatewayError::SetupRequired {
-            agent_id: agent.id.clone(),
-            missing,
-        });
-    };
-    let mut secrets = BTreeMap::new();
-    for (key, sealed) in &record.encrypted_secrets {
-        let sealed = sealed.as_str().unwrap_or_default();
-        let opened = shared
-            .secrets
-            .as_ref()
-            .ok_or(SecretError::NoKey)
-            .and_then(|b| b.open(sealed))?;
-        secrets.insert(key.clone(), String::from_utf8_lossy(&opened).into_owned());
-    }
-    let mut prompt = String::new();
-    if let Some(instructions) = record
-        .instructions
-        .as_deref()
-        .filter(|t| !t.trim().is_empty())
-    {
-        prompt.push_str(instructions.trim());
-        prompt.push('\n');
-    }
-    if !record.config_values.is_empty() {
-        prompt.push_str("\nThe user's settings:\n");
-        for (key, value) in &record.config_values {
-            let shown = match value {
-                Value::String(text) => text.clone(),
-                other => other.to_string(),
-            };
-            prompt.push_str(&format!("- {key}: {shown}\n"));
-        }
-    }
-    Ok(Some(PersonalContext {
-        prompt,
-        config: record.config_values,
-        secrets,
-    }))
 }

@@ -1,7 +1,8 @@
 //! What a chat turn adds around a run: its session (locked for the whole turn), the history
-//! sent to the model, and the turn written to the store. The store holds the truth: every
-//! turn starts by reading the session's stored state, so a turn answered meanwhile on another
-//! instance is in the history, and a session deleted anywhere is gone everywhere.
+//! sent to the model, and the turn written to the store. The store holds the truth: every turn
+//! takes the session's lock, then reads the session's stored state, so a turn answered
+//! meanwhile by another instance is in the history, and a session ended anywhere is gone
+//! everywhere.
 
 use chrono::Utc;
 use gateway_llm::{Message, Role};
@@ -12,25 +13,17 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::actor::Actor;
 use crate::error::{GatewayError, Record};
-use crate::sessions::ChatSession;
-use crate::state::Shared;
+use crate::session_cache::{ChatSession, resumable};
+use crate::state::GatewayState;
 
 /// Longest conversation title (the first user message, shortened).
 const TITLE_CHARS: usize = 80;
 
 /// A chat session held for one turn.
-pub(crate) struct Conversation {
+pub(crate) struct HeldSession {
     session: OwnedMutexGuard<ChatSession>,
     /// This turn starts the session (its stored conversation gets a title).
     new: bool,
-}
-
-/// Whether a stored conversation can still be continued.
-fn resumable(shared: &Shared, conversation: &ConversationRecord) -> bool {
-    let ttl = chrono::Duration::seconds(
-        i64::try_from(shared.generation().config().sessions.ttl_seconds).unwrap_or(i64::MAX),
-    );
-    conversation.ended_at.is_none() && conversation.updated_at + ttl >= Utc::now()
 }
 
 /// Refuses a session of another agent or another user.
@@ -51,17 +44,17 @@ fn check_owner(
     actor.check_access(Record::Session, session_id, owner_user)
 }
 
-impl Conversation {
-    /// The session of a turn, locked: a new one, the cached one (brought up to date with the
-    /// store), or one restored from the store.
+impl HeldSession {
+    /// The session of a turn, locked: a new one, or `session_id` brought up to date with the
+    /// store (read once the lock is held, so no turn of this instance is half-seen).
     pub async fn open(
-        shared: &Shared,
+        state: &GatewayState,
         actor: &Actor,
         agent: &AgentDefinition,
         session_id: Option<&str>,
     ) -> Result<Self, GatewayError> {
         let Some(session_id) = session_id else {
-            let (_, session) = shared
+            let session = state
                 .sessions
                 .create(&agent.id, actor.user_id().map(String::from));
             return Ok(Self {
@@ -69,54 +62,42 @@ impl Conversation {
                 new: true,
             });
         };
-        let not_found = || GatewayError::not_found(Record::Session, session_id);
-        let stored = shared.store.get_conversation(session_id).await?;
-        let cached = shared.sessions.get(session_id);
-        let session = match (&stored, cached) {
-            (Some(conversation), cached) => {
-                if !resumable(shared, conversation) {
-                    shared.sessions.remove(session_id);
-                    return Err(not_found());
-                }
-                check_owner(
-                    actor,
-                    agent,
-                    session_id,
-                    &conversation.agent_id,
-                    conversation.user_id.as_deref(),
-                )?;
-                cached.unwrap_or_else(|| shared.sessions.insert(placeholder(conversation)))
-            }
-            (None, Some(cached)) => {
-                // Started here, and no turn of it completed yet (or none was stored).
-                let summary = shared.sessions.summary(session_id).ok_or_else(not_found)?;
-                check_owner(
-                    actor,
-                    agent,
-                    session_id,
-                    &summary.agent_id,
-                    summary.user_id.as_deref(),
-                )?;
-                cached
-            }
-            (None, None) => return Err(not_found()),
+        let session = state
+            .sessions
+            .get_or_insert(session_id, || ChatSession::unread(session_id));
+        let mut held = session.lock_owned().await;
+        let not_found = || {
+            state.sessions.remove(session_id);
+            GatewayError::not_found(Record::Session, session_id)
         };
-        let mut guard = session.lock_owned().await;
-        let stored_messages = stored.as_ref().map_or(0, |c| c.message_count);
-        if guard.stored_messages != stored_messages {
-            // Another instance answered a turn since this one last looked (or the session was
-            // just restored): the store's history is the conversation. The lock is held, so
-            // this read sees every turn of this instance too.
-            let fresh = shared
-                .store
-                .get_conversation(session_id)
-                .await?
-                .filter(|c| resumable(shared, c))
-                .ok_or_else(not_found)?;
-            restore(shared, &mut guard, &fresh).await?;
+        let ttl_seconds = state.generation().config().sessions.ttl_seconds;
+        match state.store.get_conversation(session_id).await? {
+            Some(stored) if resumable(&stored, ttl_seconds) => {
+                check_owner(
+                    actor,
+                    agent,
+                    session_id,
+                    &stored.agent_id,
+                    stored.user_id.as_deref(),
+                )?;
+                if held.stored_messages != stored.message_count {
+                    // Read before, or another instance answered a turn since this one looked.
+                    restore(state, &mut held, &stored).await?;
+                }
+            }
+            Some(_) => return Err(not_found()),
+            // Started here, and no turn of it stored yet: only the cache knows it.
+            None if held.stored_messages == 0 => check_owner(
+                actor,
+                agent,
+                session_id,
+                &held.agent_id,
+                held.user_id.as_deref(),
+            )?,
+            None => return Err(not_found()),
         }
         Ok(Self {
-            session: guard,
+            session: held,
             new: false,
         })
     }
@@ -146,7 +127,7 @@ impl Conversation {
     /// completed turns.
     pub async fn finish(
         mut self,
-        shared: &Shared,
+        state: &GatewayState,
         message: &str,
         completed: Option<(Vec<Message>, &str)>,
     ) -> u32 {
@@ -155,7 +136,7 @@ impl Conversation {
             session.messages.push(Message::user(message));
             session.messages.extend(transcript);
             session.turn_count += 1;
-            session.trim(shared.sessions.max_messages());
+            session.trim(state.sessions.max_messages());
             let turn = ConversationTurn {
                 conversation_id: session.id.clone(),
                 agent_id: session.agent_id.clone(),
@@ -169,7 +150,7 @@ impl Conversation {
                 ],
                 at: Utc::now(),
             };
-            match shared.store.append_turn(&turn).await {
+            match state.store.append_turn(&turn).await {
                 Ok(()) => session.stored_messages += 2,
                 // The next turn finds the store's count different and reads its history.
                 Err(err) => {
@@ -178,37 +159,21 @@ impl Conversation {
             }
         }
         session.updated_at = Utc::now();
-        shared.sessions.update_summary(session);
+        state.sessions.update_summary(session);
         session.turn_count
-    }
-}
-
-/// A cached session for a stored conversation, filled by [`restore`] under its lock.
-fn placeholder(conversation: &ConversationRecord) -> ChatSession {
-    ChatSession {
-        id: conversation.conversation_id.clone(),
-        agent_id: conversation.agent_id.clone(),
-        user_id: conversation.user_id.clone(),
-        messages: Vec::new(),
-        input: Map::new(),
-        turn_count: 0,
-        // Never a real count: the first turn reads the history.
-        stored_messages: -1,
-        created_at: conversation.created_at,
-        updated_at: conversation.updated_at,
     }
 }
 
 /// Replaces a session's history with the store's (user and assistant texts, the newest
 /// `sessions.max_messages`; a turn that never got its answer is left out).
 async fn restore(
-    shared: &Shared,
+    state: &GatewayState,
     session: &mut ChatSession,
     conversation: &ConversationRecord,
 ) -> Result<(), GatewayError> {
-    let max = i64::try_from(shared.sessions.max_messages()).unwrap_or(i64::MAX);
+    let max = i64::try_from(state.sessions.max_messages()).unwrap_or(i64::MAX);
     let offset = (conversation.message_count - max).max(0);
-    let stored = shared
+    let stored = state
         .store
         .conversation_messages(&conversation.conversation_id, max, offset)
         .await?;
@@ -223,9 +188,12 @@ async fn restore(
     if messages.last().is_some_and(|m| m.role == Role::User) {
         messages.pop();
     }
+    session.agent_id.clone_from(&conversation.agent_id);
+    session.user_id.clone_from(&conversation.user_id);
     session.turn_count = u32::try_from(conversation.message_count.max(0) / 2).unwrap_or(u32::MAX);
     session.messages = messages;
     session.stored_messages = conversation.message_count;
+    session.created_at = conversation.created_at;
     session.updated_at = conversation.updated_at;
     tracing::debug!(session_id = %session.id, messages = session.messages.len(), "chat session read from the store");
     Ok(())

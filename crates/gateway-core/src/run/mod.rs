@@ -1,18 +1,17 @@
 //! The one way an agent runs, whatever asked for it (REST, CLI, schedules, agentgate, a
 //! delegating agent, a queue worker, a library caller): [`start`] checks the request (agent
 //! enabled, the actor's scope, a personal agent's setup, the input), records the execution,
-//! and either hands it to the queue or returns a [`RunTicket`]; the ticket runs it ([`RunTicket::finish`],
-//! or [`RunTicket::stream`] for its events) with the same hooks, usage, recorded result and
-//! notifications for an invocation and a chat turn. A chat turn adds its session around the
-//! run (`chat`).
+//! and either hands it to the queue or returns a [`RunTicket`]; the ticket runs it
+//! ([`RunTicket::run`], or [`RunTicket::stream`] for its events) with the same hooks, usage,
+//! recorded result and notifications for an invocation and a chat turn. A chat turn adds its
+//! session around the run (`chat`). A ticket dropped before its run ended (a caller that went
+//! away) records the execution cancelled.
 
 mod chat;
-pub mod request;
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use chrono::Utc;
 use futures::Stream;
 use gateway_llm::Message;
@@ -26,20 +25,18 @@ use tokio_util::sync::CancellationToken;
 use crate::actor::Actor;
 use crate::approvals::ApprovalGate;
 use crate::engine::{self, EngineEvent, Limits, RunSpec};
-use crate::error::{GatewayError, Record};
+use crate::error::{GatewayError, InputPart, Record};
 use crate::generation::Generation;
 use crate::hooks::HookEvent;
-use crate::operations::sessions::Sessions;
-use crate::operations::user_configs::{PersonalContext, personal_context};
-use crate::runner::Runner;
-use crate::state::Shared;
-use crate::tools::ToolContext;
-
-use chat::Conversation;
-use request::{
+use crate::personal::{PersonalContext, personal_context};
+use crate::runs::{
     ChatTurn, FinalAnswer, Origin, ParentLink, QueuedRun, RunEvent, RunKind, RunRequest, RunResult,
     ScheduleRun, StoredResult,
 };
+use crate::state::GatewayState;
+use crate::tools::ToolContext;
+
+use chat::HeldSession;
 
 /// How [`start`] left a run.
 pub enum Started {
@@ -51,7 +48,7 @@ pub enum Started {
 
 /// A run checked, recorded and registered for cancellation, ready to run in this process.
 pub struct RunTicket {
-    shared: Arc<Shared>,
+    state: Arc<GatewayState>,
     /// Boxed: a ticket moves through several futures, and the run's parts are large.
     prepared: Box<Prepared>,
 }
@@ -65,8 +62,62 @@ struct Prepared {
     asked: Asked,
     actor: Actor,
     execution_id: String,
-    conversation: Option<Conversation>,
+    conversation: Option<HeldSession>,
     cancel: CancellationToken,
+    /// Records the run cancelled if it is dropped before its end is recorded.
+    end: EndGuard,
+}
+
+/// The end of a recorded run that must not be lost: dropped before the run's end was
+/// recorded (its caller went away and its future with it), it records the execution
+/// `cancelled` rather than leave it `running`.
+struct EndGuard {
+    state: Arc<GatewayState>,
+    execution_id: String,
+    armed: bool,
+}
+
+impl EndGuard {
+    fn new(state: &Arc<GatewayState>, execution_id: &str) -> Self {
+        Self {
+            state: Arc::clone(state),
+            execution_id: execution_id.to_string(),
+            armed: true,
+        }
+    }
+
+    /// The run recorded its own end.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.state.running.finish(&self.execution_id);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(execution_id = %self.execution_id, "a run was dropped outside the runtime: its end is not recorded");
+            return;
+        };
+        let state = Arc::clone(&self.state);
+        let execution_id = std::mem::take(&mut self.execution_id);
+        self.state.tasks.spawn_on(
+            async move {
+                let outcome = ExecutionOutcome {
+                    status: ExecutionStatus::Cancelled,
+                    result: None,
+                    usage: None,
+                    error: Some("The caller went away before the run ended".to_string()),
+                    completed_at: Utc::now(),
+                };
+                record_end(&state, &execution_id, outcome, Vec::new()).await;
+            },
+            &runtime,
+        );
+    }
 }
 
 /// What the request asked for, besides the agent and the kind of run.
@@ -88,11 +139,11 @@ struct Checked {
 /// Checks and records a run: queued (when the caller takes that and the run is asynchronous)
 /// or ready to run here.
 pub(crate) async fn start(
-    shared: &Arc<Shared>,
+    state: &Arc<GatewayState>,
     actor: &Actor,
     request: RunRequest,
 ) -> Result<Started, GatewayError> {
-    let checked = check(shared, actor, &request).await?;
+    let checked = check(state, actor, &request).await?;
     let RunRequest {
         agent_id: _,
         message,
@@ -116,14 +167,14 @@ pub(crate) async fn start(
     let queued = run_async && may_queue;
     // A chat turn holds its session from here to its end: turns of a session run in order.
     let conversation = match &session_id {
-        Some(id) => Some(Conversation::open(shared, actor, &checked.agent, id.as_deref()).await?),
+        Some(id) => Some(HeldSession::open(state, actor, &checked.agent, id.as_deref()).await?),
         None => None,
     };
     let execution_id = gateway_store::new_execution_id();
     let mut record =
         ExecutionRecord::new(&execution_id, &checked.agent.id, &message, input.clone());
     record.user_id = actor.user_id().map(String::from);
-    record.instance_id = Some(shared.instance_id.clone());
+    record.instance_id = Some(state.instance_id.clone());
     record.session_id = conversation.as_ref().map(|c| c.session_id().to_string());
     if conversation.is_none() {
         let mut options = json!({
@@ -131,7 +182,7 @@ pub(crate) async fn start(
             "timeout_ms": timeout_ms,
             "output_schema": output_schema_option,
         });
-        if queued && shared.queue.durable() {
+        if queued && state.queue.durable() {
             // The queue redelivers it if its worker dies: the orphan reaper leaves it alone.
             options["queue"] = json!("durable");
         }
@@ -150,9 +201,9 @@ pub(crate) async fn start(
         }
     }
     if queued {
-        shared.store.insert_execution(record).await?;
-        if let Err(err) = shared.queue.push(&execution_id).await {
-            fail_recorded(shared, &execution_id, format!("could not be queued: {err}")).await;
+        state.store.insert_execution(record).await?;
+        if let Err(err) = state.queue.push(&execution_id).await {
+            fail_recorded(state, &execution_id, format!("could not be queued: {err}")).await;
             return Err(GatewayError::QueueUnavailable(err));
         }
         return Ok(Started::Queued(QueuedRun {
@@ -162,13 +213,13 @@ pub(crate) async fn start(
     }
     record.status = ExecutionStatus::Running;
     record.started_at = Some(Utc::now());
-    let cancel = shared.running.start(&execution_id);
-    if let Err(err) = shared.store.insert_execution(record).await {
-        shared.running.finish(&execution_id);
+    let cancel = state.running.start(&execution_id);
+    if let Err(err) = state.store.insert_execution(record).await {
+        state.running.finish(&execution_id);
         return Err(err.into());
     }
     Ok(Started::Running(RunTicket {
-        shared: Arc::clone(shared),
+        state: Arc::clone(state),
         prepared: Box::new(Prepared {
             checked,
             asked: Asked {
@@ -178,6 +229,7 @@ pub(crate) async fn start(
                 origin,
             },
             actor: actor.clone(),
+            end: EndGuard::new(state, &execution_id),
             execution_id,
             conversation,
             cancel,
@@ -188,23 +240,20 @@ pub(crate) async fn start(
 /// What a run needs before it is recorded: its agent (enabled, and one the actor may run),
 /// the user's setup of a personal agent, a valid input, the output schema that applies.
 async fn check(
-    shared: &Shared,
+    state: &GatewayState,
     actor: &Actor,
     request: &RunRequest,
 ) -> Result<Checked, GatewayError> {
-    let generation = shared.generation();
+    let generation = state.generation();
     let agent = generation
         .agent(&request.agent_id)
         .ok_or_else(|| GatewayError::not_found(Record::Agent, &request.agent_id))?;
     if !agent.enabled {
         return Err(GatewayError::AgentDisabled(agent.id.clone()));
     }
-    // A delegated child is authorised by its parent agent's `delegates_to`.
-    if !matches!(request.origin, Origin::Delegation(_)) {
-        actor.check_run(&agent.id)?;
-    }
+    actor.check_run(&agent.id)?;
     let agent = agent.clone();
-    let personal = personal_context(shared, &agent, actor.user_id()).await?;
+    let personal = personal_context(state, &agent, actor.user_id()).await?;
     let mut output_schema = None;
     if let RunKind::Invoke {
         output_schema: asked,
@@ -217,17 +266,19 @@ async fn check(
                 &Value::Object(request.input.clone()),
             );
             if !violations.is_empty() {
-                return Err(GatewayError::InvalidInput { violations });
+                return Err(GatewayError::InvalidInput {
+                    part: InputPart::RunInput,
+                    violations,
+                });
             }
         }
         output_schema = match asked {
             Some(schema) => {
                 let validator = gateway_workspace::schema::compile(schema).map_err(|message| {
                     GatewayError::InvalidInput {
+                        part: InputPart::OutputSchema,
                         violations: vec![gateway_workspace::schema::Violation::new(
-                            vec![gateway_workspace::schema::PathSegment::Key(
-                                "output_schema".into(),
-                            )],
+                            Vec::new(),
                             message,
                             "schema",
                         )],
@@ -248,13 +299,13 @@ async fn check(
 
 /// Runs `request` to its end in this process (the caller waits; nothing is queued).
 pub(crate) async fn run(
-    shared: &Arc<Shared>,
+    state: &Arc<GatewayState>,
     actor: &Actor,
     mut request: RunRequest,
 ) -> Result<RunResult, GatewayError> {
     request.may_queue = false;
-    match start(shared, actor, request).await? {
-        Started::Running(ticket) => Ok(ticket.finish().await),
+    match start(state, actor, request).await? {
+        Started::Running(ticket) => Ok(ticket.run().await),
         // Unreachable without `may_queue`; answered plainly rather than assumed away.
         Started::Queued(queued) => Err(GatewayError::Internal(format!(
             "execution {} was queued although the caller waits",
@@ -265,7 +316,7 @@ pub(crate) async fn run(
 
 /// Starts `request` streamed: its events, ending with the result.
 pub(crate) async fn stream(
-    shared: &Arc<Shared>,
+    state: &Arc<GatewayState>,
     actor: &Actor,
     mut request: RunRequest,
 ) -> Result<RunStream, GatewayError> {
@@ -276,7 +327,7 @@ pub(crate) async fn stream(
         return Err(GatewayError::StreamingNotSupported);
     }
     request.may_queue = false;
-    match start(shared, actor, request).await? {
+    match start(state, actor, request).await? {
         Started::Running(ticket) => Ok(ticket.stream()),
         Started::Queued(_) => Err(GatewayError::StreamingNotSupported),
     }
@@ -287,21 +338,17 @@ impl RunTicket {
         &self.prepared.execution_id
     }
 
-    pub fn agent_id(&self) -> &str {
-        &self.prepared.checked.agent.id
-    }
-
     /// The session of a chat turn.
     pub fn session_id(&self) -> Option<&str> {
         self.prepared
             .conversation
             .as_ref()
-            .map(Conversation::session_id)
+            .map(HeldSession::session_id)
     }
 
     /// Runs to the end and records the result.
-    pub async fn finish(self) -> RunResult {
-        execute(&self.shared, self.prepared, None).await
+    pub async fn run(self) -> RunResult {
+        execute(&self.state, self.prepared, None).await
     }
 
     /// Runs in a task of its own, yielding its events as they happen.
@@ -312,10 +359,10 @@ impl RunTicket {
             execution_id: self.execution_id().to_string(),
             session_id: self.session_id().map(String::from),
         };
-        let shared = Arc::clone(&self.shared);
+        let state = Arc::clone(&self.state);
         let prepared = self.prepared;
-        shared.tasks.spawn({
-            let shared = Arc::clone(&shared);
+        state.tasks.spawn({
+            let state = Arc::clone(&state);
             async move {
                 let _ = out_tx.send(started).await;
                 let forward_tx = out_tx.clone();
@@ -324,7 +371,7 @@ impl RunTicket {
                         let _ = forward_tx.send(RunEvent::Engine(event)).await;
                     }
                 });
-                let result = execute(&shared, prepared, Some(events_tx)).await;
+                let result = execute(&state, prepared, Some(events_tx)).await;
                 let _ = forward.await;
                 let _ = out_tx.send(RunEvent::Finished(Box::new(result))).await;
             }
@@ -336,7 +383,7 @@ impl RunTicket {
 /// Runs a prepared run to its end: hooks, prompt, the engine, the recorded result, the chat
 /// turn, notifications.
 async fn execute(
-    shared: &Shared,
+    state: &GatewayState,
     prepared: Box<Prepared>,
     events: Option<mpsc::Sender<EngineEvent>>,
 ) -> RunResult {
@@ -359,8 +406,9 @@ async fn execute(
         execution_id,
         mut conversation,
         cancel,
+        end,
     } = *prepared;
-    let hooks = &shared.hooks;
+    let hooks = &state.hooks;
     if hooks.listens("agent.invoke.before") {
         hooks
             .fire(HookEvent::AgentInvokeBefore {
@@ -429,7 +477,7 @@ async fn execute(
     };
     PersonalContext::into_tool_context(personal, &mut context);
     let spec = run_spec(
-        shared,
+        state,
         &generation,
         &agent,
         RunParts {
@@ -466,7 +514,7 @@ async fn execute(
                 result.answer.raw_text.as_str(),
             )
         });
-        let turn_count = conversation.finish(shared, &message, completed).await;
+        let turn_count = conversation.finish(state, &message, completed).await;
         result.chat = Some(ChatTurn {
             session_id,
             turn_count,
@@ -479,7 +527,9 @@ async fn execute(
         error: result.error.clone(),
         completed_at: Utc::now(),
     };
-    result.status = finish_execution(shared, &execution_id, stored, outcome.steps).await;
+    state.running.finish(&execution_id);
+    result.status = record_end(state, &execution_id, stored, outcome.steps).await;
+    end.disarm();
     if !agent.notifications.is_empty() {
         let event = crate::notifications::ExecutionEvent {
             execution_id: execution_id.clone(),
@@ -493,8 +543,8 @@ async fn execute(
             usage: serde_json::to_value(&result.usage).unwrap_or(Value::Null),
             duration_ms: result.usage.duration_ms,
         };
-        shared.tasks.spawn(crate::notifications::notify(
-            Arc::clone(&shared.store),
+        state.tasks.spawn(crate::notifications::notify(
+            Arc::clone(&state.store),
             generation.workspace.config.notifications.clone(),
             agent.clone(),
             event,
@@ -545,7 +595,7 @@ struct RunParts {
 /// The engine's input: the run's parts under the agent's guardrails (its own over
 /// `gateway.yaml`'s).
 fn run_spec(
-    shared: &Shared,
+    state: &GatewayState,
     generation: &Generation,
     agent: &AgentDefinition,
     parts: RunParts,
@@ -559,7 +609,7 @@ fn run_spec(
         .unwrap_or(guardrails.timeout_ms);
     RunSpec {
         llm: generation.llm.clone(),
-        hooks: shared.hooks.clone(),
+        hooks: state.hooks.clone(),
         agent_id: agent.id.clone(),
         tools: parts.tools,
         validators: Arc::clone(&generation.tool_validators),
@@ -581,37 +631,66 @@ fn run_spec(
         context: parts.context,
         events: parts.events,
         approval: ApprovalGate {
-            approvals: Arc::clone(&shared.approvals),
+            approvals: Arc::clone(&state.approvals),
             timeout: Duration::from_millis(guardrails.approval_timeout_ms.max(1)),
         },
     }
 }
 
+/// How often, and after how long, a failed write of a run's end is tried again.
+const END_RETRIES: [Duration; 5] = [
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(15),
+    Duration::from_secs(30),
+];
+
 /// Records the end of an execution. Returns the stored status (a cancel that landed first
-/// wins). A storage failure is logged: the caller still gets its answer.
-async fn finish_execution(
-    shared: &Shared,
+/// wins). When the store refuses, the caller still gets its answer and the end is written
+/// again in the background (status and error only: the result is the caller's by then), so
+/// the row never stays `running`.
+async fn record_end(
+    state: &GatewayState,
     execution_id: &str,
     outcome: ExecutionOutcome,
     steps: Vec<StepRecord>,
 ) -> ExecutionStatus {
-    shared.running.finish(execution_id);
     let status = outcome.status;
-    match shared
+    let err = match state
         .store
         .finish_execution(execution_id, outcome, steps)
         .await
     {
-        Ok(status) => status,
-        Err(err) => {
-            tracing::error!(%execution_id, error = %err, "could not record the end of an execution");
-            status
+        Ok(status) => return status,
+        Err(err) => err,
+    };
+    tracing::error!(%execution_id, error = %err, "could not record the end of an execution; retrying");
+    let store = Arc::clone(&state.store);
+    let execution_id = execution_id.to_string();
+    let reason = format!("The result could not be stored: {err}");
+    state.tasks.spawn(async move {
+        for delay in END_RETRIES {
+            tokio::time::sleep(delay).await;
+            let outcome = ExecutionOutcome {
+                status,
+                result: None,
+                usage: None,
+                error: Some(reason.clone()),
+                completed_at: Utc::now(),
+            };
+            match store.finish_execution(&execution_id, outcome, Vec::new()).await {
+                Ok(_) => return,
+                Err(err) => tracing::warn!(%execution_id, error = %err, "the end of an execution is still not recorded"),
+            }
         }
-    }
+        tracing::error!(%execution_id, "gave up recording the end of an execution");
+    });
+    status
 }
 
 /// Ends a recorded execution that will never run, saying why.
-pub(crate) async fn fail_recorded(shared: &Shared, execution_id: &str, error: String) {
+pub(crate) async fn fail_recorded(state: &GatewayState, execution_id: &str, error: String) {
     let outcome = ExecutionOutcome {
         status: ExecutionStatus::Failed,
         result: None,
@@ -619,26 +698,25 @@ pub(crate) async fn fail_recorded(shared: &Shared, execution_id: &str, error: St
         error: Some(error),
         completed_at: Utc::now(),
     };
-    if let Err(err) = shared
-        .store
-        .finish_execution(execution_id, outcome, Vec::new())
-        .await
-    {
-        tracing::error!(%execution_id, error = %err, "could not record a failed execution");
-    }
+    record_end(state, execution_id, outcome, Vec::new()).await;
 }
 
 /// Rebuilds the run of a recorded execution that a worker claimed (already `running` here):
 /// the same checks, for the user who asked for it.
 pub(crate) async fn resume(
-    shared: &Arc<Shared>,
+    state: &Arc<GatewayState>,
     record: ExecutionRecord,
 ) -> Result<RunTicket, GatewayError> {
     let options = record.options.clone().unwrap_or(Value::Null);
-    let mut request = RunRequest::invoke(&record.agent_id, &record.message).input(record.input);
-    if let Some(schema) = options.get("output_schema").filter(|v| !v.is_null()) {
-        request = request.output_schema(schema.clone());
-    }
+    let output_schema = options
+        .get("output_schema")
+        .filter(|v| !v.is_null())
+        .cloned();
+    let kind = RunKind::Invoke {
+        output_schema,
+        run_async: false,
+    };
+    let mut request = RunRequest::new(&record.agent_id, &record.message, kind).input(record.input);
     request.timeout_ms = options.get("timeout_ms").and_then(Value::as_u64);
     if let (Some(parent), Some(root)) = (&record.parent_execution_id, &record.root_execution_id) {
         request.origin = Origin::Delegation(ParentLink {
@@ -647,7 +725,7 @@ pub(crate) async fn resume(
             depth: u32::try_from(record.delegation_depth).unwrap_or(0),
         });
     } else if let (Some(id), Some(name)) = (&record.schedule_id, &record.schedule_name) {
-        let instructions = shared
+        let instructions = state
             .store
             .get_schedule(id)
             .await
@@ -665,7 +743,7 @@ pub(crate) async fn resume(
         Some(user) => Actor::on_behalf_of(user.clone()),
         None => Actor::system(),
     };
-    let checked = check(shared, &actor, &request).await?;
+    let checked = check(state, &actor, &request).await?;
     let RunRequest {
         message,
         input,
@@ -673,9 +751,9 @@ pub(crate) async fn resume(
         origin,
         ..
     } = request;
-    let cancel = shared.running.start(&record.execution_id);
+    let cancel = state.running.start(&record.execution_id);
     Ok(RunTicket {
-        shared: Arc::clone(shared),
+        state: Arc::clone(state),
         prepared: Box::new(Prepared {
             checked,
             asked: Asked {
@@ -685,26 +763,10 @@ pub(crate) async fn resume(
                 origin,
             },
             actor,
+            end: EndGuard::new(state, &record.execution_id),
             execution_id: record.execution_id,
             conversation: None,
             cancel,
         }),
     })
-}
-
-/// The gateway as the delegation tool (and any part below the gateway) sees it: weakly, so
-/// that the generation holding the tool does not keep the gateway alive.
-pub(crate) struct RunnerHandle(pub Weak<Shared>);
-
-#[async_trait]
-impl Runner for RunnerHandle {
-    async fn run(&self, actor: &Actor, request: RunRequest) -> Result<RunResult, GatewayError> {
-        let shared = self.0.upgrade().ok_or(GatewayError::ShuttingDown)?;
-        Box::pin(run(&shared, actor, request)).await
-    }
-
-    async fn end_session(&self, actor: &Actor, session_id: &str) -> Result<bool, GatewayError> {
-        let shared = self.0.upgrade().ok_or(GatewayError::ShuttingDown)?;
-        Sessions::new(&shared).end(actor, session_id).await
-    }
 }

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use super::{Tool, ToolContext, ToolError, ToolSource};
 use crate::actor::Actor;
 use crate::error::{GatewayError, Record};
-use crate::run::request::{Origin, ParentLink, RunRequest};
 use crate::runner::Runner;
+use crate::runs::{Origin, ParentLink, RunRequest};
 
 /// The tool's name, as 0.2.13 spells it.
 pub const NAME: &str = "delegate_to_agent";

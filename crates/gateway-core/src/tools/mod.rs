@@ -92,7 +92,7 @@ pub trait Tool: Send + Sync {
         false
     }
     /// Its own argument validator, for tools outside the registry's compiled set (MCP tools
-    /// discovered after the runtime was built).
+    /// discovered after the generation was built).
     fn argument_validator(&self) -> Option<Arc<jsonschema::Validator>> {
         None
     }
@@ -101,6 +101,30 @@ pub trait Tool: Send + Sync {
 }
 
 pub type SharedTool = Arc<dyn Tool>;
+
+/// What a surface may know of a tool: its description, not the tool (runs call tools, through
+/// the run pipeline).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ToolInfo {
+    pub name: String,
+    pub description: String,
+    pub source: ToolSource,
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+    pub require_approval: bool,
+}
+
+impl ToolInfo {
+    pub fn of(tool: &dyn Tool) -> Self {
+        Self {
+            name: tool.name().to_string(),
+            description: tool.description().to_string(),
+            source: tool.source(),
+            parameters: tool.parameters().clone(),
+            require_approval: tool.requires_approval(),
+        }
+    }
+}
 
 /// Tools by name with the precedence rule applied.
 #[derive(Clone, Default)]

@@ -10,6 +10,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use agentgate::protocol::ErrorBody;
 use agentgate::server::{
     AgentApp, Auth, BuildError, Context, Flow, HandlerError, Intent, MemorySessionStore,
     SessionStore, Step,
@@ -167,10 +168,7 @@ async fn turn(
 ) -> Result<Value, HandlerError> {
     let actor = calls.actor(&ctx)?;
     let (message, input) = split(arguments)?;
-    let mut request = RunRequest::chat(agent_id, message).input(input);
-    if let Some(session_id) = ctx.get::<String>(CHAT_SESSION) {
-        request = request.session(session_id);
-    }
+    let request = RunRequest::chat(agent_id, message, ctx.get::<String>(CHAT_SESSION)).input(input);
     let result = calls.runner.run(&actor, request).await.map_err(refused)?;
     let (session_id, turn_count) = result
         .chat
@@ -347,7 +345,13 @@ async fn endpoint(State(publisher): State<Arc<Publisher>>, request: Request) -> 
         },
         None => (
             axum::http::StatusCode::NOT_FOUND,
-            axum::Json(json!({"error": "not_found", "message": "This gateway does not publish an agentgate manifest"})),
+            axum::Json(ErrorBody {
+                error: "not_found".into(),
+                message: "This gateway does not publish an agentgate manifest".into(),
+                current_step: None,
+                allowed_next_steps: None,
+                details: None,
+            }),
         )
             .into_response(),
     }

@@ -6,9 +6,9 @@ use std::borrow::Cow;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gateway_core::GatewayError;
 use gateway_core::auth::AuthError;
 use gateway_core::workspace::schema::{PathSegment, Violation};
+use gateway_core::{GatewayError, InputPart};
 use serde::Serialize;
 
 /// One step of the path to the field a problem is about (`loc`).
@@ -204,12 +204,20 @@ impl ApiError {
             Self::Request(RequestError::Invalid { details, .. }) if !details.is_empty() => {
                 Some(details.clone())
             }
-            Self::Gateway(GatewayError::InvalidInput { violations }) => Some(
-                violations
-                    .iter()
-                    .map(|v| ErrorDetail::of_violation(&["input"], v))
-                    .collect(),
-            ),
+            Self::Gateway(GatewayError::InvalidInput { part, violations }) => {
+                // Where each part sits in the request bodies that carry it.
+                let root: &[&str] = match part {
+                    InputPart::RunInput => &["body", "input"],
+                    InputPart::OutputSchema => &["body", "options", "output_schema"],
+                    InputPart::Setup => &["body"],
+                };
+                Some(
+                    violations
+                        .iter()
+                        .map(|v| ErrorDetail::of_violation(root, v))
+                        .collect(),
+                )
+            }
             _ => None,
         }
     }
@@ -289,6 +297,7 @@ mod tests {
     #[test]
     fn violations_keep_their_path_and_keyword() {
         let error: ApiError = GatewayError::InvalidInput {
+            part: InputPart::RunInput,
             violations: vec![Violation::new(
                 vec![PathSegment::Key("days".into()), PathSegment::Index(2)],
                 "too small",
@@ -299,7 +308,7 @@ mod tests {
         let detail = &error.body().error.details.unwrap_or_default()[0];
         assert_eq!(
             serde_json::to_value(detail).unwrap_or_default(),
-            serde_json::json!({"loc": ["input", "days", 2], "msg": "too small", "type": "minimum"})
+            serde_json::json!({"loc": ["body", "input", "days", 2], "msg": "too small", "type": "minimum"})
         );
     }
 }

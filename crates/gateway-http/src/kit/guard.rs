@@ -186,11 +186,21 @@ async fn admit(gateway: &Gateway, mut request: Request) -> Result<Request, ApiEr
             .public_paths
             .iter()
             .any(|p| p == &path);
-    let actor = if public || !generation.auth_enabled() {
+    let credential = credential(&request);
+    let actor = if !generation.auth_enabled() {
         Actor::anonymous()
+    } else if public {
+        // A public path serves anyone; a caller who says who it is still gets its own view.
+        match credential {
+            Some(credential) => gateway
+                .authenticate(Some(&credential))
+                .await
+                .unwrap_or_else(|_| Actor::public()),
+            None => Actor::public(),
+        }
     } else {
         gateway
-            .authenticate(credential(&request).as_deref())
+            .authenticate(credential.as_deref())
             .await
             .map_err(RequestError::Unauthenticated)?
     };

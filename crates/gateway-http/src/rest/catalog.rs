@@ -2,8 +2,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use gateway_core::tools::{SharedTool, ToolSource};
-use gateway_core::workspace::{AgentDefinition, AgentScope, SkillDefinition, StepAction};
+use gateway_core::tools::ToolInfo;
+use gateway_core::workspace::agent::NotificationTarget;
+use gateway_core::workspace::{
+    AgentDefinition, AgentScope, ExecutionMode, SkillDefinition, StepAction,
+};
 use gateway_core::{Gateway, GatewayError, Health, Record};
 use serde::Serialize;
 use serde_json::Value;
@@ -60,8 +63,8 @@ pub struct AgentInfo {
     pub delegates_to: Vec<String>,
 }
 
-fn agent_info(agent: &AgentDefinition, tools: &[SharedTool]) -> AgentInfo {
-    let targets = |list: &[gateway_workspace::agent::NotificationTarget]| {
+fn agent_info(agent: &AgentDefinition, tools: Vec<String>) -> AgentInfo {
+    let targets = |list: &[NotificationTarget]| {
         list.iter()
             .map(|t| TargetInfo {
                 channel: t.channel.clone(),
@@ -77,12 +80,12 @@ fn agent_info(agent: &AgentDefinition, tools: &[SharedTool]) -> AgentInfo {
         tags: agent.tags.clone(),
         version: agent.version.clone(),
         skills: agent.skills.clone(),
-        tools: tools.iter().map(|t| t.name().to_string()).collect(),
+        tools,
         model: agent.model.name.clone(),
         schedules: agent.schedules.iter().map(|s| s.name.clone()).collect(),
         execution_mode: match agent.execution_mode {
-            gateway_workspace::ExecutionMode::Sync => "sync",
-            gateway_workspace::ExecutionMode::Async => "async",
+            ExecutionMode::Sync => "sync",
+            ExecutionMode::Async => "async",
         }
         .to_string(),
         notifications: (!n.is_empty()).then(|| NotificationsInfo {
@@ -112,7 +115,7 @@ pub async fn list_agents(State(gateway): State<Gateway>) -> Json<Vec<AgentInfo>>
     Json(
         generation
             .agents()
-            .map(|a| agent_info(a, &generation.agent_tools(a)))
+            .map(|a| agent_info(a, generation.agent_tool_names(a)))
             .collect(),
     )
 }
@@ -129,7 +132,7 @@ pub async fn get_agent(
     let agent = generation
         .agent(&agent_id)
         .ok_or_else(|| GatewayError::not_found(Record::Agent, &agent_id))?;
-    Ok(Json(agent_info(agent, &generation.agent_tools(agent))))
+    Ok(Json(agent_info(agent, generation.agent_tool_names(agent))))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -240,32 +243,10 @@ pub async fn get_skill(
     Ok(Json(skill_info(skill, true)))
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ToolInfo {
-    pub name: String,
-    pub description: String,
-    pub source: ToolSource,
-    #[schema(value_type = Object)]
-    pub parameters: Value,
-    pub require_approval: bool,
-}
-
-fn tool_info(tool: &SharedTool) -> ToolInfo {
-    ToolInfo {
-        name: tool.name().to_string(),
-        description: tool.description().to_string(),
-        source: tool.source(),
-        parameters: tool.parameters().clone(),
-        require_approval: tool.requires_approval(),
-    }
-}
-
 #[utoipa::path(get, path = "/v1/tools", tag = "Tools", summary = "List tools",
     responses((status = 200, body = [ToolInfo])))]
 pub async fn list_tools(State(gateway): State<Gateway>) -> Json<Vec<ToolInfo>> {
-    let mut tools: Vec<ToolInfo> = gateway.generation().tools().iter().map(tool_info).collect();
-    tools.sort_by(|a, b| a.name.cmp(&b.name));
-    Json(tools)
+    Json(gateway.generation().tool_infos())
 }
 
 #[utoipa::path(get, path = "/v1/tools/{tool_name}", tag = "Tools", summary = "Tool details",
@@ -278,9 +259,9 @@ pub async fn get_tool(
     check_id("tool_name", &tool_name, IdKind::Dotted)?;
     let tool = gateway
         .generation()
-        .tools()
+        .tool_infos()
         .into_iter()
-        .find(|t| t.name() == tool_name)
+        .find(|t| t.name == tool_name)
         .ok_or_else(|| GatewayError::not_found(Record::Tool, &tool_name))?;
-    Ok(Json(tool_info(&tool)))
+    Ok(Json(tool))
 }

@@ -31,7 +31,7 @@ const TAGS: &[(&str, &str)] = &[
         "Agents of the workspace and single-turn invocation",
     ),
     ("Chat", "Multi-turn conversations, optionally streamed"),
-    ("Sessions", "In-memory chat sessions"),
+    ("Sessions", "Chat sessions that can be resumed"),
     (
         "Conversations",
         "Persisted conversations of the current user",

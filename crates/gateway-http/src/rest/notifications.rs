@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use gateway_core::Gateway;
 use gateway_core::store::{NotificationFilter, NotificationRecord};
 
+use crate::kit::actor::Caller;
 use crate::kit::error::{ApiError, ErrorResponse};
 use crate::kit::extract::{ApiPath, ApiQuery, check_limit, check_offset};
 
@@ -33,11 +34,12 @@ pub struct NotificationPage {
 }
 
 #[utoipa::path(get, path = "/v1/notifications", tag = "Notifications", summary = "List notification deliveries",
-    description = "Newest first; filters combine.",
+    description = "Newest first; filters combine. A caller sees the deliveries about the executions it may see.",
     params(NotificationQuery),
     responses((status = 200, body = NotificationPage), (status = 422, body = ErrorResponse)))]
 pub async fn list_notifications(
     State(gateway): State<Gateway>,
+    Caller(actor): Caller,
     ApiQuery(query): ApiQuery<NotificationQuery>,
 ) -> Result<Json<NotificationPage>, ApiError> {
     let limit = query.limit.unwrap_or(50);
@@ -49,10 +51,11 @@ pub async fn list_notifications(
         agent_id: query.agent_id,
         channel: query.channel,
         execution_id: query.execution_id,
+        owner: None,
         limit,
         offset,
     };
-    let (items, total) = gateway.notifications().list(&filter).await?;
+    let (items, total) = gateway.notifications().list(&actor, filter).await?;
     Ok(Json(NotificationPage {
         items,
         total,
@@ -67,7 +70,13 @@ pub async fn list_notifications(
     responses((status = 200, body = NotificationRecord), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
 pub async fn retry_notification(
     State(gateway): State<Gateway>,
+    Caller(actor): Caller,
     ApiPath(notification_id): ApiPath<i64>,
 ) -> Result<Json<NotificationRecord>, ApiError> {
-    Ok(Json(gateway.notifications().retry(notification_id).await?))
+    Ok(Json(
+        gateway
+            .notifications()
+            .retry(&actor, notification_id)
+            .await?,
+    ))
 }

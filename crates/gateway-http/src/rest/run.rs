@@ -9,7 +9,9 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use gateway_core::engine::{EngineEvent, ExecutionStatus, Failure, StopReason, Usage};
-use gateway_core::{FinalAnswer, Gateway, GatewayError, RunEvent, RunRequest, RunResult, Started};
+use gateway_core::{
+    FinalAnswer, Gateway, GatewayError, RunEvent, RunKind, RunRequest, RunResult, Started,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -194,7 +196,7 @@ fn event_stream(stream: gateway_core::RunStream) -> Response {
 }
 
 #[utoipa::path(post, path = "/v1/agents/{agent_id}/invoke", tag = "Agents", summary = "Single-turn invocation",
-    description = "Runs the agent once. Model failures, timeouts and guardrail stops are 200 with the execution's status; `options.async` (or `execution_mode: async`) answers 202 with a poll URL. With `options.stream` the answer is `text/event-stream` with events `execution`, `token`, `tool_call`, `tool_result`, `approval_required`, `error` and `done` (which carries the result and usage).",
+    description = "Runs the agent once. Model failures, timeouts and guardrail stops are 200 with the execution's status; `options.async` (or `execution_mode: async`) answers 202 with a poll URL. With `options.stream` the answer is `text/event-stream` with events `execution`, `token`, `tool_call`, `tool_result`, `approval_required`, `error` and `done` (which carries the result and usage). A streamed request runs at once, also for an `execution_mode: async` agent.",
     params(("agent_id" = String, Path, description = "Agent id")),
     request_body = InvokeBody,
     responses(
@@ -211,15 +213,13 @@ pub async fn invoke(
 ) -> Result<Response, ApiError> {
     let options = body.options.unwrap_or_default();
     check_run(&agent_id, &body.message, options.timeout_ms)?;
-    let mut request = RunRequest::invoke(agent_id, body.message)
+    let kind = RunKind::Invoke {
+        output_schema: options.output_schema,
+        run_async: options.run_async,
+    };
+    let mut request = RunRequest::new(agent_id, body.message, kind)
         .input(body.input)
         .may_queue();
-    if let Some(schema) = options.output_schema {
-        request = request.output_schema(schema);
-    }
-    if options.run_async {
-        request = request.run_async();
-    }
     request.timeout_ms = options.timeout_ms;
     if options.stream {
         return Ok(event_stream(gateway.run_stream(&actor, request).await?));
@@ -239,7 +239,7 @@ pub async fn invoke(
             Ok(with_execution_header(response, &execution_id))
         }
         Started::Running(ticket) => {
-            let result = unless_unavailable(Box::pin(ticket.finish()).await)?;
+            let result = unless_unavailable(Box::pin(ticket.run()).await)?;
             let execution_id = result.execution_id.clone();
             Ok(with_execution_header(
                 axum::Json(ExecutionResult::from(result)).into_response(),
@@ -286,11 +286,10 @@ pub async fn chat(
 ) -> Result<Response, ApiError> {
     let options = body.options.unwrap_or_default();
     check_run(&agent_id, &body.message, options.timeout_ms)?;
-    let mut request = RunRequest::chat(agent_id, body.message).input(body.input);
-    if let Some(session_id) = body.session_id {
-        check_id("session_id", &session_id, IdKind::Dotted)?;
-        request = request.session(session_id);
+    if let Some(session_id) = &body.session_id {
+        check_id("session_id", session_id, IdKind::Dotted)?;
     }
+    let mut request = RunRequest::chat(agent_id, body.message, body.session_id).input(body.input);
     request.timeout_ms = options.timeout_ms;
     if options.stream {
         return Ok(event_stream(gateway.run_stream(&actor, request).await?));

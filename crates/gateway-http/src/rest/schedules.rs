@@ -9,6 +9,7 @@ use serde::Serialize;
 use gateway_core::store::ScheduleRecord;
 use gateway_core::{Gateway, ScheduleCreate, ScheduleEdit};
 
+use crate::kit::actor::Caller;
 use crate::kit::error::{ApiError, ErrorResponse};
 use crate::kit::extract::{ApiJson, ApiPath, IdKind, check_id};
 
@@ -125,15 +126,16 @@ pub async fn resume_schedule(
 }
 
 #[utoipa::path(post, path = "/v1/schedules/{schedule_id}/trigger", tag = "Schedules", summary = "Trigger schedule",
-    description = "Runs the schedule now, in the background; poll the returned execution.",
+    description = "Runs the schedule now, in the background, for the caller (who needs `agents:invoke` for its agent and owns the execution); poll the returned execution.",
     params(("schedule_id" = String, Path, description = "Schedule id")),
     responses((status = 202, body = ScheduleStatus), (status = 404, body = ErrorResponse)))]
 pub async fn trigger_schedule(
     State(gateway): State<Gateway>,
+    Caller(actor): Caller,
     ApiPath(schedule_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     check_id("schedule_id", &schedule_id, IdKind::Schedule)?;
-    let execution_id = gateway.schedules().trigger(&schedule_id).await?;
+    let execution_id = gateway.schedules().trigger(&actor, &schedule_id).await?;
     Ok((
         StatusCode::ACCEPTED,
         status("triggered", schedule_id, Some(execution_id)),

@@ -2,8 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use gateway_core::sessions::SessionInfo;
-use gateway_core::{Gateway, GatewayError, Record};
+use gateway_core::{Gateway, GatewayError, Record, SessionInfo};
 use serde::{Deserialize, Serialize};
 
 use crate::kit::actor::Caller;

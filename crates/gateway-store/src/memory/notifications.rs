@@ -67,6 +67,14 @@ impl NotificationStore for MemoryStore {
                     .as_ref()
                     .is_none_or(|e| &n.execution_id == e)
             })
+            .filter(|n| {
+                filter.owner.as_ref().is_none_or(|owner| {
+                    state
+                        .executions
+                        .get(n.execution_id.as_str())
+                        .is_some_and(|e| e.fields.user_id.as_ref() == Some(owner))
+                })
+            })
             .collect();
         let total = matching.len() as i64;
         let page = matching

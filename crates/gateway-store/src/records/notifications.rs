@@ -39,6 +39,8 @@ pub struct NotificationFilter {
     pub agent_id: Option<String>,
     pub channel: Option<String>,
     pub execution_id: Option<String>,
+    /// Only deliveries about executions this user owns.
+    pub owner: Option<String>,
     pub limit: i64,
     pub offset: i64,
 }

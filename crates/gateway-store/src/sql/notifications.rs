@@ -91,9 +91,9 @@ impl NotificationStore for SqlStore {
         &self,
         filter: &NotificationFilter,
     ) -> Result<(Vec<NotificationRecord>, i64), StoreError> {
-        let condition = "($1 IS NULL OR status = $1) AND ($2 IS NULL OR agent_id = $2) AND ($3 IS NULL OR channel = $3) AND ($4 IS NULL OR execution_id = $4)";
+        let condition = "($1 IS NULL OR status = $1) AND ($2 IS NULL OR agent_id = $2) AND ($3 IS NULL OR channel = $3) AND ($4 IS NULL OR execution_id = $4) AND ($5 IS NULL OR execution_id IN (SELECT id FROM executions WHERE user_id = $5))";
         let sql = format!(
-            "SELECT {NOTIFICATION_COLUMNS} FROM notification_log WHERE {condition} ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6"
+            "SELECT {NOTIFICATION_COLUMNS} FROM notification_log WHERE {condition} ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7"
         );
         let count = format!("SELECT COUNT(*) FROM notification_log WHERE {condition}");
         on_read!(self, pool => {
@@ -102,6 +102,7 @@ impl NotificationStore for SqlStore {
                 .bind(&filter.agent_id)
                 .bind(&filter.channel)
                 .bind(&filter.execution_id)
+                .bind(&filter.owner)
                 .bind(filter.limit.max(0))
                 .bind(filter.offset.max(0))
                 .fetch_all(pool)
@@ -111,6 +112,7 @@ impl NotificationStore for SqlStore {
                 .bind(&filter.agent_id)
                 .bind(&filter.channel)
                 .bind(&filter.execution_id)
+                .bind(&filter.owner)
                 .fetch_one(pool)
                 .await?;
             let mut out = Vec::with_capacity(rows.len());

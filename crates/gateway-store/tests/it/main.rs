@@ -605,6 +605,20 @@ async fn notifications_are_logged_filtered_and_paged() {
             "{name}: paged, total counts all"
         );
         assert_eq!(items[0].id, first, "newest first");
+
+        // Deliveries about one user's executions.
+        let mut owned = ExecutionRecord::new("e1", "writer", "hi", Default::default());
+        owned.user_id = Some("alice".into());
+        store.insert_execution(owned).await.unwrap();
+        let of = |owner: &str| NotificationFilter {
+            owner: Some(owner.into()),
+            limit: 10,
+            ..NotificationFilter::default()
+        };
+        let (items, total) = store.list_notifications(&of("alice")).await.unwrap();
+        assert_eq!((items.len(), total), (2, 2), "{name}");
+        let (items, total) = store.list_notifications(&of("bob")).await.unwrap();
+        assert_eq!((items.len(), total), (0, 0), "{name}: not bob's");
     }
 }
 

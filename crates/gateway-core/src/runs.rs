@@ -1,5 +1,5 @@
-//! What a surface asks the run pipeline for, and what it gets back: one request type for an
-//! invocation or a chat turn (streamed or not), one result type for both.
+//! The types of a run: what a surface asks the run pipeline for, and what it gets back — one
+//! request type for an invocation or a chat turn (streamed or not), one result type for both.
 
 use gateway_store::ExecutionStatus;
 use serde::{Deserialize, Serialize};
@@ -21,8 +21,9 @@ pub struct RunRequest {
     /// `execution_mode: async` agent) goes to the queue. Without it the caller waits and the
     /// run happens in this process.
     pub may_queue: bool,
-    /// What started the run besides a caller's request.
-    pub origin: Origin,
+    /// What started the run besides a caller's request: only the core sets it (a schedule, a
+    /// delegating agent), so no caller can claim to be one.
+    pub(crate) origin: Origin,
 }
 
 /// An invocation or a chat turn.
@@ -42,7 +43,7 @@ pub enum RunKind {
 
 /// What started a run.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// A caller asked for it.
     #[default]
     Request,
@@ -54,7 +55,7 @@ pub enum Origin {
 
 /// A schedule that started a run.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ScheduleRun {
+pub(crate) struct ScheduleRun {
     pub schedule_id: String,
     pub schedule_name: String,
     pub instructions: Option<String>,
@@ -62,7 +63,7 @@ pub struct ScheduleRun {
 
 /// The execution that delegated a run (for child executions).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ParentLink {
+pub(crate) struct ParentLink {
     pub execution_id: String,
     /// The root of the delegation tree (the parent itself when it is top-level).
     pub root_execution_id: String,
@@ -71,7 +72,8 @@ pub struct ParentLink {
 }
 
 impl RunRequest {
-    fn new(agent_id: impl Into<String>, message: impl Into<String>, kind: RunKind) -> Self {
+    /// A run of `kind`.
+    pub fn new(agent_id: impl Into<String>, message: impl Into<String>, kind: RunKind) -> Self {
         Self {
             agent_id: agent_id.into(),
             message: message.into(),
@@ -83,7 +85,7 @@ impl RunRequest {
         }
     }
 
-    /// A single-turn invocation.
+    /// A single-turn invocation with the agent's own output schema, run now.
     pub fn invoke(agent_id: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(
             agent_id,
@@ -95,42 +97,17 @@ impl RunRequest {
         )
     }
 
-    /// A chat turn in a new session (see [`RunRequest::session`]).
-    pub fn chat(agent_id: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(agent_id, message, RunKind::Chat { session_id: None })
+    /// A chat turn: in a new session, or continuing `session_id`.
+    pub fn chat(
+        agent_id: impl Into<String>,
+        message: impl Into<String>,
+        session_id: Option<String>,
+    ) -> Self {
+        Self::new(agent_id, message, RunKind::Chat { session_id })
     }
 
     pub fn input(mut self, input: Map<String, Value>) -> Self {
         self.input = input;
-        self
-    }
-
-    /// Continues a chat session (no effect on an invocation).
-    pub fn session(mut self, session_id: impl Into<String>) -> Self {
-        if let RunKind::Chat { session_id: slot } = &mut self.kind {
-            *slot = Some(session_id.into());
-        }
-        self
-    }
-
-    /// The schema the answer must match (no effect on a chat turn).
-    pub fn output_schema(mut self, schema: Value) -> Self {
-        if let RunKind::Invoke { output_schema, .. } = &mut self.kind {
-            *output_schema = Some(schema);
-        }
-        self
-    }
-
-    /// Asks for a background run (no effect on a chat turn).
-    pub fn run_async(mut self) -> Self {
-        if let RunKind::Invoke { run_async, .. } = &mut self.kind {
-            *run_async = true;
-        }
-        self
-    }
-
-    pub fn timeout_ms(mut self, timeout_ms: u64) -> Self {
-        self.timeout_ms = Some(timeout_ms);
         self
     }
 
@@ -140,21 +117,9 @@ impl RunRequest {
         self
     }
 
-    pub fn origin(mut self, origin: Origin) -> Self {
+    pub(crate) fn origin(mut self, origin: Origin) -> Self {
         self.origin = origin;
         self
-    }
-
-    /// The session a chat turn continues.
-    pub fn session_id(&self) -> Option<&str> {
-        match &self.kind {
-            RunKind::Chat { session_id } => session_id.as_deref(),
-            RunKind::Invoke { .. } => None,
-        }
-    }
-
-    pub fn is_chat(&self) -> bool {
-        matches!(self.kind, RunKind::Chat { .. })
     }
 }
 

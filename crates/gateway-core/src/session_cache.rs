@@ -49,6 +49,22 @@ impl ChatSession {
         }
     }
 
+    /// A session known only by its id until a turn reads it from the store (its stored count
+    /// is never a real one, so the first turn reads the history).
+    pub fn unread(id: &str) -> Self {
+        Self {
+            id: id.to_string(),
+            agent_id: String::new(),
+            user_id: None,
+            messages: Vec::new(),
+            input: Map::new(),
+            turn_count: 0,
+            stored_messages: -1,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
     /// Drops the oldest whole turns (a user message and what followed it) beyond `max`.
     pub fn trim(&mut self, max: usize) {
         while self.messages.len() > max {
@@ -101,6 +117,21 @@ pub struct SessionInfo {
     pub message_count: usize,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The oldest last use a session can have and still be resumed: `now` less the TTL
+/// (saturating: a TTL of centuries means every session).
+pub(crate) fn resumable_since(ttl_seconds: u64, now: DateTime<Utc>) -> DateTime<Utc> {
+    let ttl = chrono::TimeDelta::try_seconds(i64::try_from(ttl_seconds).unwrap_or(i64::MAX))
+        .unwrap_or(chrono::TimeDelta::MAX);
+    now.checked_sub_signed(ttl)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Whether a stored session can still be continued: not ended, used within the TTL.
+pub(crate) fn resumable(conversation: &ConversationRecord, ttl_seconds: u64) -> bool {
+    conversation.ended_at.is_none()
+        && conversation.updated_at >= resumable_since(ttl_seconds, Utc::now())
 }
 
 impl SessionInfo {
@@ -160,16 +191,39 @@ impl Table {
         Some(entry)
     }
 
-    /// Drops the sessions idle for `ttl` or longer.
+    /// Drops the sessions idle for `ttl` or longer that no turn holds.
     fn expire(&mut self, ttl: Duration) {
-        while let Some((key, _)) = self.order.first_key_value() {
-            if key.0.elapsed() < ttl {
-                break;
-            }
-            if let Some((_, id)) = self.order.pop_first() {
-                self.map.remove(&id);
-            }
+        let expired: Vec<String> = self
+            .order
+            .iter()
+            .take_while(|(key, _)| key.0.elapsed() >= ttl)
+            .filter(|(_, id)| self.map.get(*id).is_some_and(Entry::idle))
+            .map(|(_, id)| id.clone())
+            .collect();
+        for id in expired {
+            self.remove(&id);
         }
+    }
+
+    /// Drops the least recently used session that no turn holds. Returns whether one went.
+    fn evict_one(&mut self) -> bool {
+        let oldest_idle = self
+            .order
+            .values()
+            .find(|id| self.map.get(*id).is_some_and(Entry::idle))
+            .cloned();
+        match oldest_idle {
+            Some(id) => self.remove(&id).is_some(),
+            None => false,
+        }
+    }
+}
+
+impl Entry {
+    /// Whether nothing but the table holds the session: no turn runs on it or waits for it.
+    /// A session in use is never dropped, so a turn on it never meets a second copy.
+    fn idle(&self) -> bool {
+        Arc::strong_count(&self.session) == 1
     }
 }
 
@@ -202,54 +256,49 @@ impl SessionCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Starts a new session; returns its id and the session.
-    pub fn create(&self, agent_id: &str, user_id: Option<String>) -> (String, SharedSession) {
+    /// Starts a new session; returns the session.
+    pub fn create(&self, agent_id: &str, user_id: Option<String>) -> SharedSession {
         let session = ChatSession::new(agent_id, user_id);
-        let id = session.id.clone();
-        (id, self.insert(session))
+        let mut table = self.lock();
+        self.insert(&mut table, session)
     }
 
-    /// Adds an existing session (restored from the database).
-    pub fn insert(&self, session: ChatSession) -> SharedSession {
+    /// The cached session `id`, or `make()` cached under that id: one copy per id, whoever
+    /// asks at the same time.
+    pub fn get_or_insert(&self, id: &str, make: impl FnOnce() -> ChatSession) -> SharedSession {
+        let mut table = self.lock();
+        let expired = table
+            .map
+            .get(id)
+            .is_some_and(|e| e.idle() && e.key.0.elapsed() >= self.ttl);
+        if expired {
+            table.remove(id);
+        }
+        if let Some(entry) = table.touch(id) {
+            return Arc::clone(&entry.session);
+        }
+        self.insert(&mut table, make())
+    }
+
+    fn insert(&self, table: &mut Table, session: ChatSession) -> SharedSession {
         let id = session.id.clone();
         let summary = session.summary();
-        let shared = Arc::new(tokio::sync::Mutex::new(session));
-        let mut table = self.lock();
+        let held = Arc::new(tokio::sync::Mutex::new(session));
         table.expire(self.ttl);
         table.remove(&id);
-        while table.map.len() >= self.max_sessions {
-            match table.order.pop_first() {
-                Some((_, oldest)) => {
-                    table.map.remove(&oldest);
-                }
-                None => break,
-            }
-        }
+        // Sessions in use stay: the cache may then hold more than its cap for a while.
+        while table.map.len() >= self.max_sessions && table.evict_one() {}
         let key = table.next_key();
         table.order.insert(key, id.clone());
         table.map.insert(
             id,
             Entry {
-                session: Arc::clone(&shared),
+                session: Arc::clone(&held),
                 summary,
                 key,
             },
         );
-        shared
-    }
-
-    /// The live session, unless unknown or idle for longer than the TTL.
-    pub fn get(&self, id: &str) -> Option<SharedSession> {
-        let mut table = self.lock();
-        let expired = table
-            .map
-            .get(id)
-            .is_some_and(|e| e.key.0.elapsed() >= self.ttl);
-        if expired {
-            table.remove(id);
-            return None;
-        }
-        table.touch(id).map(|entry| Arc::clone(&entry.session))
+        held
     }
 
     /// Records the state after a turn (for listings without locking every session).
@@ -271,36 +320,49 @@ impl SessionCache {
     pub fn remove(&self, id: &str) -> bool {
         self.lock().remove(id).is_some()
     }
-
-    pub fn len(&self) -> usize {
-        self.lock().map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn id_of(session: &SharedSession) -> String {
+        session.try_lock().map(|s| s.id.clone()).unwrap_or_default()
+    }
+
     #[tokio::test]
-    async fn evicts_least_recently_used_and_expires() {
-        let store = SessionCache::new(Duration::from_secs(60), 2, 10);
-        let (a, _) = store.create("x", None);
-        let (b, _) = store.create("x", None);
-        assert!(store.get(&a).is_some()); // a is now the most recent
-        let (c, _) = store.create("x", None);
-        assert!(store.get(&b).is_none(), "b was least recently used");
-        assert!(store.get(&a).is_some());
-        assert!(store.get(&c).is_some());
+    async fn evicts_least_recently_used_idle_sessions_and_expires() {
+        let cache = SessionCache::new(Duration::from_secs(60), 2, 10);
+        let a = id_of(&cache.create("x", None));
+        let b = id_of(&cache.create("x", None));
+        drop(cache.get_or_insert(&a, || ChatSession::new("x", None))); // a: most recent
+        let c = id_of(&cache.create("x", None));
+        assert!(cache.summary(&b).is_none(), "b was least recently used");
+        assert!(cache.summary(&a).is_some() && cache.summary(&c).is_some());
 
         let short = SessionCache::new(Duration::from_millis(20), 10, 10);
-        let (id, _) = short.create("x", None);
+        let id = id_of(&short.create("x", None));
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert!(short.get(&id).is_none());
         assert!(short.summary(&id).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_session_in_use_is_never_dropped_nor_copied() {
+        let cache = SessionCache::new(Duration::from_secs(60), 1, 10);
+        let held = cache.create("x", None);
+        let id = id_of(&held);
+        let turn = Arc::clone(&held).lock_owned().await;
+        let _other = cache.create("x", None);
+        assert!(
+            cache.summary(&id).is_some(),
+            "a session a turn holds stays, past the cap"
+        );
+        let again = cache.get_or_insert(&id, || ChatSession::new("y", None));
+        assert!(
+            Arc::ptr_eq(&again, &held),
+            "the same session, not a second copy"
+        );
+        drop(turn);
     }
 
     #[test]

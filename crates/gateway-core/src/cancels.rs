@@ -8,11 +8,11 @@ use tokio_util::sync::CancellationToken;
 
 /// Cancellation handles of the executions this process is running.
 #[derive(Default)]
-pub struct Running {
+pub struct CancelHandles {
     tokens: Mutex<HashMap<String, CancellationToken>>,
 }
 
-impl Running {
+impl CancelHandles {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, CancellationToken>> {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner())
     }
