@@ -131,11 +131,18 @@ impl Drop for TestWorkspace {
                     .build()
                     .expect("runtime");
                 runtime.block_on(async move {
-                    if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+                    if let Ok(mut connection) =
+                        <sqlx::PgConnection as sqlx::Connection>::connect(&url).await
+                    {
+                        // A gateway of the test may still hold a lock (its runtime is
+                        // blocked by this drop): give up rather than wait for ever.
+                        let _ = sqlx::query("SET lock_timeout = '5s'")
+                            .execute(&mut connection)
+                            .await;
                         let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                             "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
                         )))
-                        .execute(&pool)
+                        .execute(&mut connection)
                         .await;
                     }
                 });
