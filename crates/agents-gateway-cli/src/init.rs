@@ -1,11 +1,14 @@
-//! `agents-gateway init <name>`: a project that runs as soon as a model is reachable.
+//! `agents-gateway init <name>`: a project that runs at once: on the provider whose key is
+//! set, and before any key exists on a scripted model (`model.without_key`), which `serve`
+//! announces with how to switch.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
 
-/// The model the scaffold uses: the provider whose key is set, else a local Ollama.
+/// The model the scaffold uses: the provider whose key is set, else Gemini (the built-in
+/// default), which the scripted model stands in for until its key is set.
 pub fn pick_model(env: &BTreeMap<String, String>) -> (&'static str, &'static str) {
     let has = |name: &str| env.get(name).is_some_and(|v| !v.trim().is_empty());
     if has("OPENAI_API_KEY") {
@@ -19,8 +22,8 @@ pub fn pick_model(env: &BTreeMap<String, String>) -> (&'static str, &'static str
         ("gemini/gemini-2.0-flash", "GEMINI_API_KEY is set")
     } else {
         (
-            "ollama/llama3.2",
-            "no provider key is set: using a local Ollama (http://localhost:11434)",
+            "gemini/gemini-2.5-flash",
+            "no provider key was set: set GEMINI_API_KEY (or pick another provider's model here)",
         )
     }
 }
@@ -75,7 +78,10 @@ fn gateway_yaml(name: &str, model: &str, reason: &str) -> String {
     format!(
         "# Agent Gateway configuration. Every key is optional; see the project README.\n\
          server:\n  host: 127.0.0.1\n  port: 8000\n\n\
-         model:\n  # {reason}\n  default: {model}\n  temperature: 0.1\n\n\
+         model:\n  # {reason}\n  default: {model}\n  temperature: 0.1\n  \
+         # While the default model's key is missing, agents answer from this scripted model\n  \
+         # (canned answers; `serve` says so at start). Remove the line to fail instead.\n  \
+         without_key: scripted/assistant\n\n\
          auth:\n  # Turn on before exposing the server: `agents-gateway keys create <name>` prints an\n  # api_keys entry to paste here (and remove `enabled: false`).\n  enabled: false\n\n\
          persistence:\n  backend: sqlite\n  url: sqlite:///{name}.db\n"
     )
@@ -151,7 +157,7 @@ mod tests {
             pick_model(&env("GOOGLE_API_KEY")).0,
             "gemini/gemini-2.0-flash"
         );
-        assert_eq!(pick_model(&BTreeMap::new()).0, "ollama/llama3.2");
+        assert_eq!(pick_model(&BTreeMap::new()).0, "gemini/gemini-2.5-flash");
     }
 
     #[test]
@@ -164,7 +170,11 @@ mod tests {
         let all = ws.all_diagnostics(&Default::default());
         assert!(all.is_empty(), "{all:?}");
         assert!(ws.agents.contains_key("assistant"));
-        assert_eq!(ws.config.model.default, "ollama/llama3.2");
+        assert_eq!(ws.config.model.default, "gemini/gemini-2.5-flash");
+        assert_eq!(
+            ws.config.model.without_key.as_deref(),
+            Some("scripted/assistant")
+        );
         assert!(
             scaffold(&root, &BTreeMap::new()).is_err(),
             "existing folder must be refused"

@@ -361,6 +361,9 @@ async fn serve(
         health.tool_count,
         health.status
     );
+    if let Some(notice) = gateway.generation().stand_in_notice() {
+        eprintln!("\n!! {notice}\n");
+    }
     agent_gateway::serve(gateway, listener, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

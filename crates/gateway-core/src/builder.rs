@@ -17,7 +17,7 @@ use crate::approvals::Approvals;
 use crate::auth::Authenticator;
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, WeakGateway};
-use crate::generation::{Generation, Parts};
+use crate::generation::{Generation, ModelOverrides, Parts};
 use crate::hooks::{HookEvent, Hooks, UnknownEvent};
 use crate::mcp::McpServerConfig;
 use crate::operations::mcp_servers::start_manager;
@@ -44,6 +44,7 @@ pub struct GatewayBuilder {
     overrides: Vec<ConfigOverride>,
     store: Option<SharedStore>,
     mcp_servers: Vec<McpServerConfig>,
+    models: ModelOverrides,
 }
 
 impl Gateway {
@@ -60,6 +61,7 @@ impl Gateway {
             overrides: Vec::new(),
             store: None,
             mcp_servers: Vec::new(),
+            models: ModelOverrides::default(),
         }
     }
 }
@@ -116,6 +118,20 @@ impl GatewayBuilder {
     /// Changes configuration in code; applied over `gateway.yaml` and the environment.
     pub fn configure(mut self, change: impl FnOnce(&mut GatewayConfig) + Send + 'static) -> Self {
         self.overrides.push(Box::new(change));
+        self
+    }
+
+    /// Every agent answers with this model (`provider/model`), whatever the workspace says:
+    /// for running a workspace's tests against another model. Kept across reloads.
+    pub fn model(mut self, name: impl Into<String>) -> Self {
+        self.models.model = Some(name.into());
+        self
+    }
+
+    /// The script `scripted/<name>` answers from, over a `replies/<name>.yaml` of the
+    /// workspace. Kept across reloads (each generation plays it from the start).
+    pub fn model_script(mut self, name: impl Into<String>, script: model_script::Script) -> Self {
+        self.models.scripts.insert(name.into(), script);
         self
     }
 
@@ -181,6 +197,7 @@ impl GatewayBuilder {
                 workspace,
                 Parts {
                     code_tools: &code_tools,
+                    models: &self.models,
                     site_tools,
                     site_diagnostics,
                     env: &env,
@@ -197,6 +214,7 @@ impl GatewayBuilder {
                 workspace_path: self.workspace,
                 env: env.clone(),
                 code_tools: code_tools.clone(),
+                models: self.models.clone(),
                 hooks: self.hooks,
                 reload_enabled: self.reload_enabled,
                 generation: RwLock::new(generation),

@@ -12,6 +12,7 @@ use gateway_workspace::{
     AgentDefinition, Diagnostics, ExternalNames, GatewayConfig, SkillDefinition, Workspace,
 };
 use jsonschema::Validator;
+use model_script::Script;
 use serde_json::Value;
 
 use crate::auth::Authenticator;
@@ -21,9 +22,66 @@ use crate::runner::Runner;
 use crate::tools::workflow::WorkflowHost;
 use crate::tools::{FileTool, SharedTool, ToolInfo, ToolRegistry};
 
+/// Models chosen in code rather than in the workspace files (tests, host programs); every
+/// generation applies them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ModelOverrides {
+    /// Every agent uses this model (its own, the default and fallbacks set aside).
+    pub model: Option<String>,
+    /// Scripts of `scripted/<name>` models, over the workspace's `replies/` files.
+    pub scripts: BTreeMap<String, Script>,
+}
+
+/// Which model an agent gets besides its own settings.
+#[derive(Debug, Clone)]
+struct ModelChoice {
+    /// The model of agents that name none: `model.default`, or `model.without_key` while the
+    /// default's provider has no key.
+    default: String,
+    /// A model every agent uses ([`ModelOverrides::model`]).
+    forced: Option<String>,
+    /// Says that `model.without_key` stands in, and how to switch to the real model.
+    stand_in: Option<String>,
+}
+
+impl ModelChoice {
+    /// The choice for `workspace`, and the warning that announces `model.without_key` when
+    /// it is in effect.
+    fn new(workspace: &Workspace, llm: &LlmClient, forced: Option<String>) -> (Self, Diagnostics) {
+        let model = &workspace.config.model;
+        let mut diagnostics = Diagnostics::new();
+        let mut choice = Self {
+            default: model.default.clone(),
+            forced,
+            stand_in: None,
+        };
+        if let Some(stand_in) = &model.without_key
+            && let Err(gateway_llm::LlmError::MissingCredential { env_var, .. }) =
+                llm.check_model(&model.default)
+        {
+            let canned = if stand_in.starts_with("scripted/") {
+                ", a scripted model: canned answers, not a real model's"
+            } else {
+                ""
+            };
+            let notice = format!(
+                "no key for {default}: agents on the default model answer from {stand_in}{canned} \
+                 (model.without_key). To use {default}, set {env_var} and restart, or change \
+                 model.default in gateway.yaml.",
+                default = model.default,
+            );
+            diagnostics.warning(&workspace.root.join("gateway.yaml"), None, notice.clone());
+            choice.default = stand_in.clone();
+            choice.stand_in = Some(notice);
+        }
+        (choice, diagnostics)
+    }
+}
+
 /// What a generation is built from besides the workspace.
 pub(crate) struct Parts<'a> {
     pub code_tools: &'a [SharedTool],
+    pub models: &'a ModelOverrides,
     /// Tools of the agentgate sites agents listed, and the problems met discovering them.
     pub site_tools: Vec<SharedTool>,
     pub site_diagnostics: Diagnostics,
@@ -47,6 +105,7 @@ pub struct Generation {
     pub(crate) input_validators: HashMap<String, Arc<Validator>>,
     pub(crate) output_validators: HashMap<String, (Value, Arc<Validator>)>,
     pub(crate) llm: LlmClient,
+    models: ModelChoice,
     /// Loading problems plus reference checks (what `check` prints).
     pub(crate) diagnostics: Diagnostics,
     /// MCP servers (shared by every generation): their tools change as servers reconnect.
@@ -64,9 +123,10 @@ impl Generation {
         })
     }
 
-    fn assemble(workspace: Workspace, parts: Parts<'_>, host: Weak<dyn WorkflowHost>) -> Self {
+    fn assemble(mut workspace: Workspace, parts: Parts<'_>, host: Weak<dyn WorkflowHost>) -> Self {
         let Parts {
             code_tools,
+            models,
             site_tools: extra_tools,
             site_diagnostics,
             env,
@@ -75,6 +135,7 @@ impl Generation {
             auth,
             number,
         } = parts;
+        workspace.model_scripts.extend(models.scripts.clone());
         let config = &workspace.config;
         let file_tools: Vec<SharedTool> = workspace
             .tools
@@ -143,13 +204,15 @@ impl Generation {
             }
         }
 
-        let llm = LlmClient::new(llm_settings::from_config(config, env));
+        let llm = LlmClient::new(llm_settings::from_workspace(&workspace, env));
+        let (choice, choice_notes) = ModelChoice::new(&workspace, &llm, models.model.clone());
         let external = ExternalNames {
             tools: tools.all().map(|t| t.name().to_string()).collect(),
             mcp_servers: mcp.names().into_iter().collect(),
         };
         let mut diagnostics = workspace.all_diagnostics(&external);
-        diagnostics.extend(model_diagnostics(&workspace, &llm));
+        diagnostics.extend(choice_notes);
+        diagnostics.extend(model_diagnostics(&workspace, &llm, &choice));
         diagnostics.extend(site_diagnostics);
         Self {
             workspace,
@@ -158,6 +221,7 @@ impl Generation {
             input_validators,
             output_validators,
             llm,
+            models: choice,
             diagnostics,
             mcp,
             auth,
@@ -243,7 +307,18 @@ impl Generation {
     }
 
     pub(crate) fn model_target(&self, agent: &AgentDefinition) -> ModelTarget {
-        model_target(&self.workspace.config, agent)
+        model_target(&self.workspace.config, agent, &self.models)
+    }
+
+    /// The model of agents that name none (`model.without_key`'s while it stands in).
+    pub fn default_model(&self) -> &str {
+        &self.models.default
+    }
+
+    /// When `model.without_key` stands in for the default model: what answers instead and
+    /// how to switch (a server prints it at start).
+    pub fn stand_in_notice(&self) -> Option<&str> {
+        self.models.stand_in.as_deref()
     }
 }
 
@@ -277,14 +352,16 @@ impl WorkflowHost for Generation {
 /// Warnings for agents whose model (or fallback) cannot be called as configured: a missing
 /// key is reported when the workspace is checked, not only when a call fails.
 pub fn check_models(workspace: &Workspace, env: &BTreeMap<String, String>) -> Diagnostics {
-    let llm = LlmClient::new(llm_settings::from_config(&workspace.config, env));
-    model_diagnostics(workspace, &llm)
+    let llm = LlmClient::new(llm_settings::from_workspace(workspace, env));
+    let (choice, mut diagnostics) = ModelChoice::new(workspace, &llm, None);
+    diagnostics.extend(model_diagnostics(workspace, &llm, &choice));
+    diagnostics
 }
 
-fn model_diagnostics(workspace: &Workspace, llm: &LlmClient) -> Diagnostics {
+fn model_diagnostics(workspace: &Workspace, llm: &LlmClient, choice: &ModelChoice) -> Diagnostics {
     let mut diagnostics = Diagnostics::new();
     for agent in workspace.agents.values() {
-        let target = model_target(&workspace.config, agent);
+        let target = model_target(&workspace.config, agent, choice);
         let names = std::iter::once(target.name.clone()).chain(target.fallback.clone());
         for name in names {
             if let Err(err) = llm.check_model(&name) {
@@ -295,15 +372,24 @@ fn model_diagnostics(workspace: &Workspace, llm: &LlmClient) -> Diagnostics {
     diagnostics
 }
 
-/// The model an agent uses: its own settings over `gateway.yaml`'s `model` section.
-pub(crate) fn model_target(config: &GatewayConfig, agent: &AgentDefinition) -> ModelTarget {
+/// The model an agent uses: its own settings over `gateway.yaml`'s `model` section, unless
+/// code forces one model on every agent.
+fn model_target(
+    config: &GatewayConfig,
+    agent: &AgentDefinition,
+    choice: &ModelChoice,
+) -> ModelTarget {
     let own = &agent.model;
+    if let Some(forced) = &choice.forced {
+        return ModelTarget {
+            temperature: Some(own.temperature.unwrap_or(config.model.temperature)),
+            max_tokens: Some(own.max_tokens.unwrap_or(config.model.max_tokens)),
+            ..ModelTarget::new(forced.clone())
+        };
+    }
     let uses_default = own.name.is_none();
     ModelTarget {
-        name: own
-            .name
-            .clone()
-            .unwrap_or_else(|| config.model.default.clone()),
+        name: own.name.clone().unwrap_or_else(|| choice.default.clone()),
         temperature: Some(own.temperature.unwrap_or(config.model.temperature)),
         max_tokens: Some(own.max_tokens.unwrap_or(config.model.max_tokens)),
         api_base: own.api_base.clone().or_else(|| {

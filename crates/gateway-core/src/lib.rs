@@ -49,6 +49,7 @@ pub use gateway::Gateway;
 pub use gateway_store as store;
 pub use gateway_workspace as workspace;
 pub use generation::{Generation, check_models};
+pub use model_script;
 pub use operations::admin::Health;
 pub use operations::executions::ApprovalDecision;
 pub use operations::mcp_servers::{McpServerCreate, McpServerInfo, McpServerUpdate};

@@ -1,15 +1,17 @@
-//! Maps `gateway.yaml` (`providers`, `model`) and the environment onto the model client's
-//! settings.
+//! Maps `gateway.yaml` (`providers`, `model`), the workspace's model scripts and the
+//! environment onto the model client's settings.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use gateway_llm::{LlmSettings, ProviderKind, ProviderSettings};
-use gateway_workspace::GatewayConfig;
+use gateway_workspace::Workspace;
 use gateway_workspace::config::ProviderKind as ConfigKind;
 
-pub(crate) fn from_config(config: &GatewayConfig, env: &BTreeMap<String, String>) -> LlmSettings {
+pub(crate) fn from_workspace(workspace: &Workspace, env: &BTreeMap<String, String>) -> LlmSettings {
+    let config = &workspace.config;
     let mut settings = LlmSettings::from_env_map(env.clone());
+    settings.scripts = workspace.model_scripts.clone();
     for (name, provider) in &config.providers {
         let mut entry = settings
             .providers

@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::approvals::Approvals;
 use crate::cancels::CancelHandles;
-use crate::generation::Generation;
+use crate::generation::{Generation, ModelOverrides};
 use crate::hooks::Hooks;
 use crate::mcp::McpManager;
 use crate::queue::SharedQueue;
@@ -28,6 +28,8 @@ pub(crate) struct GatewayState {
     pub workspace_path: PathBuf,
     pub env: BTreeMap<String, String>,
     pub code_tools: Vec<SharedTool>,
+    /// Models chosen in code, applied to every generation.
+    pub models: ModelOverrides,
     pub hooks: Hooks,
     pub reload_enabled: bool,
     /// The generation in effect: read it with [`GatewayState::generation`], swap it with

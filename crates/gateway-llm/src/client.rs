@@ -6,12 +6,14 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use model_script::{Player, Script};
 use rand::Rng;
 
 use crate::anthropic::Anthropic;
 use crate::gemini::Gemini;
 use crate::http::Endpoint;
 use crate::openai::OpenAi;
+use crate::scripted::{self, Scripted};
 use crate::{Completion, CompletionRequest, CompletionStream, LlmError, ModelProvider};
 
 /// Longest wait honoured from a `Retry-After` header.
@@ -23,6 +25,8 @@ pub enum ProviderKind {
     OpenAi,
     Anthropic,
     Gemini,
+    /// Answered in-process by a script ([`crate::scripted`]): no endpoint, no key.
+    Scripted,
 }
 
 /// How to reach one provider.
@@ -91,11 +95,14 @@ pub struct LlmSettings {
     pub timeout: Duration,
     pub max_retries: u32,
     pub retry_base_delay: Duration,
+    /// Scripts of the `scripted/<name>` models by name; a name without one answers with the
+    /// echo.
+    pub scripts: BTreeMap<String, Script>,
 }
 
 impl LlmSettings {
-    /// Built-in providers (`openai`, `anthropic`, `gemini`, `ollama`) over the process
-    /// environment.
+    /// Built-in providers (`openai`, `anthropic`, `gemini`, `ollama`, `scripted`) over the
+    /// process environment.
     pub fn from_env() -> Self {
         Self::from_env_map(std::env::vars().collect())
     }
@@ -139,12 +146,17 @@ impl LlmSettings {
                 ..ProviderSettings::new(ProviderKind::OpenAi)
             },
         );
+        providers.insert(
+            scripted::PROVIDER.to_string(),
+            ProviderSettings::new(ProviderKind::Scripted),
+        );
         Self {
             providers,
             env,
             timeout: Duration::from_secs(120),
             max_retries: 2,
             retry_base_delay: Duration::from_millis(500),
+            scripts: BTreeMap::new(),
         }
     }
 }
@@ -203,6 +215,9 @@ struct Inner {
     /// Resolutions by model name (and `\0` + base when the target overrides the base):
     /// the settings never change, so a name resolves to the same adapter every time.
     resolved: RwLock<HashMap<String, Arc<Resolved>>>,
+    /// The players of scripted models by name, kept apart from `resolved` (which may be
+    /// emptied) so a script is played once through, whatever else is resolved.
+    players: RwLock<HashMap<String, Arc<Player>>>,
 }
 
 /// Splits `provider/model`, inferring the provider of a bare name.
@@ -242,6 +257,7 @@ impl LlmClient {
                 settings,
                 http,
                 resolved: RwLock::new(HashMap::new()),
+                players: RwLock::new(HashMap::new()),
             }),
         }
     }
@@ -283,6 +299,30 @@ impl LlmClient {
         Ok(resolved)
     }
 
+    /// The player of the scripted model `model`, started on first use.
+    fn player(&self, model: &str) -> Arc<Player> {
+        if let Some(player) = self
+            .inner
+            .players
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(model)
+        {
+            return Arc::clone(player);
+        }
+        let mut players = self
+            .inner
+            .players
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let script = self.inner.settings.scripts.get(model).cloned();
+        Arc::clone(
+            players
+                .entry(model.to_string())
+                .or_insert_with(|| Arc::new(Player::new(script.unwrap_or_default()))),
+        )
+    }
+
     fn resolve(&self, name: &str, api_base: Option<&str>) -> Result<Resolved, LlmError> {
         let settings = &self.inner.settings;
         let (provider_name, model) = split_name(name)?;
@@ -296,6 +336,26 @@ impl LlmClient {
                 ),
             }
         })?;
+        if provider.kind == ProviderKind::Scripted {
+            return Ok(Resolved {
+                full_name: format!("{provider_name}/{model}"),
+                #[cfg(test)]
+                endpoint: Endpoint {
+                    provider: provider_name.clone(),
+                    http: self.inner.http.clone(),
+                    base: String::new(),
+                    api_key: None,
+                    headers: BTreeMap::new(),
+                    timeout: settings.timeout,
+                },
+                adapter: Box::new(Scripted::new(self.player(&model))),
+                model,
+                max_retries: provider.max_retries.unwrap_or(settings.max_retries),
+                retry_base_delay: provider
+                    .retry_base_delay
+                    .unwrap_or(settings.retry_base_delay),
+            });
+        }
         let env_base = provider
             .api_base_env
             .iter()
@@ -360,6 +420,7 @@ impl LlmClient {
             ProviderKind::OpenAi => Box::new(OpenAi::new(endpoint)),
             ProviderKind::Anthropic => Box::new(Anthropic::new(endpoint)),
             ProviderKind::Gemini => Box::new(Gemini::new(endpoint)),
+            ProviderKind::Scripted => Box::new(Scripted::new(self.player(&model))),
         };
         Ok(Resolved {
             full_name: format!("{provider_name}/{model}"),
@@ -571,7 +632,7 @@ mod tests {
         let err = client(&[]).check_model("nope/model").unwrap_err();
         assert!(
             err.to_string()
-                .contains("known: anthropic, gemini, ollama, openai"),
+                .contains("known: anthropic, gemini, ollama, openai, scripted"),
             "{err}"
         );
 

@@ -1,7 +1,7 @@
 //! LLM providers behind one trait.
 //!
 //! [`LlmClient`] routes a `provider/model` name to an adapter ([`openai`], [`anthropic`],
-//! [`gemini`]), applies timeouts, retries with backoff on 429/5xx, and falls back to a second
+//! [`gemini`], and the in-process [`scripted`] models), applies timeouts, retries with backoff on 429/5xx, and falls back to a second
 //! model when the first fails. The adapters speak each provider's real wire format, streaming
 //! included; tests drive them against `mock-llm` over HTTP.
 
@@ -12,6 +12,7 @@ pub mod gemini;
 mod http;
 pub mod openai;
 pub mod pricing;
+pub mod scripted;
 pub mod sse;
 mod types;
 

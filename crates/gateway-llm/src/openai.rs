@@ -477,6 +477,7 @@ mod tests {
             }],
             temperature: Some(0.5),
             max_tokens: None,
+            output_schema: None,
         };
         let body = serde_json::to_value(request_body("m", &request, true)).unwrap();
         assert_eq!(

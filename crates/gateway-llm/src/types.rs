@@ -113,6 +113,10 @@ pub struct CompletionRequest {
     pub temperature: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// The JSON Schema the final answer must satisfy. The system prompt states it for the
+    /// hosted providers; the scripted models answer an instance of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<serde_json::Value>,
 }
 
 /// Token counts of one call (or a sum of calls).

@@ -168,6 +168,10 @@ pub struct ModelConfig {
     pub fallback: Option<String>,
     /// Base URL for the default model (ours).
     pub api_base: Option<String>,
+    /// Model for agents on the default model while the default's provider has no key, e.g.
+    /// `scripted/example` so a first run answers before a key exists (ours). Opt-in and
+    /// announced at start and in every answer's model; nothing else falls back silently.
+    pub without_key: Option<String>,
 }
 
 impl Default for ModelConfig {
@@ -178,6 +182,7 @@ impl Default for ModelConfig {
             max_tokens: 4096,
             fallback: None,
             api_base: None,
+            without_key: None,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod diagnostics;
 mod document;
 pub mod lenient;
 pub mod rate;
+pub mod replies;
 pub mod schedule;
 pub mod schema;
 pub mod skill;

@@ -3,9 +3,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use model_script::Script;
+
 use crate::agent::{self, AgentDefinition};
 use crate::config::GatewayConfig;
 use crate::diagnostics::{Diagnostic, Diagnostics, Severity};
+use crate::replies;
 use crate::skill::{self, SkillDefinition};
 use crate::tool::{self, ToolDefinition};
 use crate::yaml;
@@ -37,6 +40,8 @@ pub struct Workspace {
     pub skills: BTreeMap<String, SkillDefinition>,
     /// File tools by name.
     pub tools: BTreeMap<String, ToolDefinition>,
+    /// Scripts of the `scripted/<name>` models (`replies/<name>.yaml`) by name.
+    pub model_scripts: BTreeMap<String, Script>,
     /// Problems found while loading (not yet the cross-reference checks).
     pub diagnostics: Diagnostics,
 }
@@ -68,6 +73,7 @@ impl Workspace {
             agents: BTreeMap::new(),
             skills: BTreeMap::new(),
             tools: BTreeMap::new(),
+            model_scripts: BTreeMap::new(),
             diagnostics: Diagnostics::new(),
         };
         if !root.is_dir() {
@@ -108,6 +114,7 @@ impl Workspace {
                 workspace.tools.insert(tool.name.clone(), tool);
             }
         }
+        workspace.model_scripts = replies::load(root, &mut diagnostics);
         if workspace.agents.is_empty() && !diagnostics.has_errors() {
             diagnostics.warning(
                 &agents_dir,

@@ -1,9 +1,10 @@
 //! A scripted fake LLM server speaking the OpenAI chat completions, Anthropic messages and
 //! Gemini generateContent wire formats, streaming and not, with tool calls.
 //!
-//! Tests queue [`Reply`]s (text, tool calls, delays, HTTP errors, malformed bodies); each
-//! request takes the first queued reply that matches it, or the default reply (which echoes
-//! the last user message). Every request is recorded for assertions.
+//! Tests queue [`Reply`]s (text, structured output, tool calls, delays, HTTP errors,
+//! malformed bodies); each request takes the first queued reply that matches it, or the
+//! default reply, or the echo: the rules of [`model_script`], which the gateway's in-process
+//! `scripted/<name>` models play too. Every request is recorded for assertions.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -15,7 +16,6 @@
 //! # Ok(()) }
 //! ```
 
-mod script;
 mod wire;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -36,8 +36,10 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-pub use script::{Match, Replies, Reply, ScriptedCall, ScriptedUsage};
+pub use model_script::{Match, Reply, Script, ScriptedCall, ScriptedUsage};
 pub use wire::Format;
+
+use model_script::Player;
 
 use wire::Answer;
 
@@ -58,8 +60,7 @@ pub struct RecordedRequest {
 }
 
 struct State_ {
-    replies: Mutex<VecDeque<Reply>>,
-    default: Mutex<Reply>,
+    script: Player,
     requests: Mutex<VecDeque<RecordedRequest>>,
 }
 
@@ -94,8 +95,7 @@ impl MockLlm {
     pub async fn serve(listener: TcpListener) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let state: Shared = Arc::new(State_ {
-            replies: Mutex::new(VecDeque::new()),
-            default: Mutex::new(Reply::default()),
+            script: Player::default(),
             requests: Mutex::new(VecDeque::new()),
         });
         let (tx, rx) = oneshot::channel::<()>();
@@ -150,22 +150,30 @@ impl MockLlm {
 
     /// Queues a reply.
     pub fn push(&self, reply: Reply) {
-        lock(&self.state.replies).push_back(reply);
+        self.state.script.push(reply);
+    }
+
+    /// Queues a script's replies and sets its default (when it has one).
+    pub fn load(&self, script: Script) {
+        script.replies.into_iter().for_each(|r| self.push(r));
+        if let Some(default) = script.default {
+            self.set_default(default);
+        }
     }
 
     /// Drops every queued reply.
     pub fn clear(&self) {
-        lock(&self.state.replies).clear();
+        self.state.script.clear();
     }
 
     /// Replies still queued.
     pub fn pending(&self) -> usize {
-        lock(&self.state.replies).len()
+        self.state.script.pending()
     }
 
     /// Sets the reply used when nothing queued matches.
     pub fn set_default(&self, reply: Reply) {
-        *lock(&self.state.default) = reply;
+        self.state.script.set_default(Some(reply));
     }
 
     /// Requests received so far, oldest first.
@@ -201,16 +209,28 @@ fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// Queues a script's replies (a list, `{replies, default}` or one reply).
 async fn push_replies(
     State(state): State<Shared>,
-    axum::Json(replies): axum::Json<Replies>,
-) -> StatusCode {
-    lock(&state.replies).extend(replies.into_vec());
-    StatusCode::NO_CONTENT
+    axum::Json(script): axum::Json<Value>,
+) -> Response {
+    match Script::from_json(script) {
+        Ok(script) => {
+            script
+                .replies
+                .into_iter()
+                .for_each(|r| state.script.push(r));
+            if let Some(default) = script.default {
+                state.script.set_default(Some(default));
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(err) => bad_request(&format!("not a script: {err}")),
+    }
 }
 
 async fn clear_replies(State(state): State<Shared>) -> StatusCode {
-    lock(&state.replies).clear();
+    state.script.clear();
     StatusCode::NO_CONTENT
 }
 
@@ -218,7 +238,7 @@ async fn set_default(
     State(state): State<Shared>,
     axum::Json(reply): axum::Json<Reply>,
 ) -> StatusCode {
-    *lock(&state.default) = reply;
+    state.script.set_default(Some(reply));
     StatusCode::NO_CONTENT
 }
 
@@ -249,36 +269,12 @@ fn recorded_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
 }
 
 /// Records the request and takes the reply that answers it.
-fn take_reply(state: &State_, request: RecordedRequest, last_user: &str) -> Reply {
-    let reply = {
-        let mut queue = lock(&state.replies);
-        match queue
-            .iter()
-            .position(|r| r.matches(&request.model, last_user))
-        {
-            Some(index) => {
-                let remaining = queue[index].times.unwrap_or(1);
-                if remaining > 1 {
-                    queue[index].times = Some(remaining - 1);
-                    queue[index].clone()
-                } else {
-                    queue.remove(index).unwrap_or_default()
-                }
-            }
-            None => {
-                let default = lock(&state.default).clone();
-                if default.text.is_none()
-                    && default.tool_calls.is_empty()
-                    && default.status.is_none()
-                    && default.raw_body.is_none()
-                {
-                    default.with_text(format!("mock reply: {last_user}"))
-                } else {
-                    default
-                }
-            }
-        }
-    };
+fn take_reply(state: &State_, request: RecordedRequest) -> Reply {
+    let reply = state.script.answer(&wire::script_request(
+        request.format,
+        &request.model,
+        &request.body,
+    ));
     let mut requests = lock(&state.requests);
     if requests.len() >= MAX_RECORDED {
         requests.pop_front();
@@ -362,8 +358,7 @@ async fn respond(
     headers: &HeaderMap,
     body: Value,
 ) -> Response {
-    let last_user = wire::last_user_text(format, &body);
-    let input_tokens = wire::estimate_tokens(&body.to_string());
+    let input_tokens = model_script::estimate_tokens(&body.to_string());
     let include_usage = body["stream_options"]["include_usage"]
         .as_bool()
         .unwrap_or(false);
@@ -375,7 +370,7 @@ async fn respond(
         headers: recorded_headers(headers),
         body,
     };
-    let reply = take_reply(state, request, &last_user);
+    let reply = take_reply(state, request);
     if reply.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(reply.delay_ms)).await;
     }
@@ -396,7 +391,7 @@ async fn respond(
             .into_response();
     }
     let text = reply.text.clone().unwrap_or_default();
-    let output_tokens = wire::estimate_tokens(&text) + reply.tool_calls.len() as u64 * 8;
+    let output_tokens = model_script::estimate_tokens(&text) + reply.tool_calls.len() as u64 * 8;
     let (input_tokens, output_tokens) = reply
         .usage
         .map(|u| (u.input_tokens, u.output_tokens))

@@ -3,14 +3,15 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use mock_llm::{MockLlm, Replies, Reply};
+use mock_llm::{MockLlm, Reply, Script};
 
 const USAGE: &str =
-    "usage: mock-llm [--host 127.0.0.1] [--port 9100] [--script replies.json] [--default-text TEXT]
+    "usage: mock-llm [--host 127.0.0.1] [--port 9100] [--script replies.yaml] [--default-text TEXT]
 
 Speaks the OpenAI (/v1/chat/completions), Anthropic (/v1/messages) and Gemini
-(/v1beta/models/<model>:generateContent) APIs. Queued replies (from --script or
-POST /_mock/replies) answer first; otherwise the default reply echoes the last user message.";
+(/v1beta/models/<model>:generateContent) APIs. Queued replies (from --script, a YAML or
+JSON script file as the gateway's scripted models read, or POST /_mock/replies) answer
+first; otherwise the default reply, and without one the echo.";
 
 struct Args {
     host: String,
@@ -76,11 +77,8 @@ async fn main() -> ExitCode {
         }
     };
     if let Some(path) = &args.script {
-        let replies = std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| serde_json::from_str::<Replies>(&text).map_err(|e| e.to_string()));
-        match replies {
-            Ok(replies) => replies.into_vec().into_iter().for_each(|r| mock.push(r)),
+        match read_script(path) {
+            Ok(script) => mock.load(script),
             Err(err) => {
                 eprintln!("Error: cannot read script {path}: {err}");
                 return ExitCode::FAILURE;
@@ -93,4 +91,11 @@ async fn main() -> ExitCode {
     println!("mock-llm listening on {}", mock.url());
     let _ = tokio::signal::ctrl_c().await;
     ExitCode::SUCCESS
+}
+
+/// A script file: YAML (JSON is YAML too).
+fn read_script(path: &str) -> Result<Script, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let value: serde_json::Value = serde_saphyr::from_str(&text).map_err(|e| e.to_string())?;
+    Script::from_json(value).map_err(|e| e.to_string())
 }

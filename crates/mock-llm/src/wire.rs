@@ -1,10 +1,9 @@
 //! The three providers' wire formats: reading what a request asks, and writing answers
 //! (whole or as server-sent events).
 
+use model_script::{LastMessage, OfferedTool, Request, ScriptedCall, pieces};
 use serde::Serialize;
 use serde_json::{Value, json};
-
-use crate::script::ScriptedCall;
 
 /// Which API a request used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,40 +62,159 @@ pub fn short_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
 }
 
-/// Text of the last user message of a request, in any format.
-pub fn last_user_text(format: Format, body: &Value) -> String {
-    let text_of = |content: &Value| -> String {
-        match content {
-            Value::String(s) => s.clone(),
-            Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(""),
-            _ => String::new(),
+/// What the script sees of a request in any format: the last user message, the last message,
+/// the tools offered.
+pub fn script_request(format: Format, model: &str, body: &Value) -> Request {
+    Request {
+        model: model.to_string(),
+        last_user: last_user_text(format, body),
+        last: last_message(format, body),
+        tools: offered_tools(format, body),
+        output_schema: None,
+    }
+}
+
+/// The text of a message's content (a string, or text parts).
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+/// The name of the tool an earlier assistant message called with id `call_id`.
+fn called_tool(messages: &[Value], call_id: &str, format: Format) -> String {
+    messages
+        .iter()
+        .rev()
+        .find_map(|m| match format {
+            Format::Openai => m["tool_calls"].as_array()?.iter().find_map(|call| {
+                (call["id"] == call_id).then(|| call["function"]["name"].as_str())?
+            }),
+            _ => m["content"].as_array()?.iter().find_map(|block| {
+                (block["type"] == "tool_use" && block["id"] == call_id)
+                    .then(|| block["name"].as_str())?
+            }),
+        })
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn last_message(format: Format, body: &Value) -> LastMessage {
+    match format {
+        Format::Openai | Format::Anthropic => {
+            let messages = body["messages"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let Some(last) = messages.last() else {
+                return LastMessage::Other;
+            };
+            if format == Format::Openai && last["role"] == "tool" {
+                let id = last["tool_call_id"].as_str().unwrap_or_default();
+                return LastMessage::ToolResult {
+                    tool: called_tool(messages, id, format),
+                    content: text_of(&last["content"]),
+                };
+            }
+            let result = last["content"]
+                .as_array()
+                .and_then(|blocks| blocks.iter().find(|b| b["type"] == "tool_result"));
+            match (last["role"].as_str(), result) {
+                (Some("user"), Some(block)) => LastMessage::ToolResult {
+                    tool: called_tool(
+                        messages,
+                        block["tool_use_id"].as_str().unwrap_or_default(),
+                        format,
+                    ),
+                    content: text_of(&block["content"]),
+                },
+                (Some("user"), None) => LastMessage::User(text_of(&last["content"])),
+                _ => LastMessage::Other,
+            }
         }
+        Format::Gemini => {
+            let Some(last) = body["contents"].as_array().and_then(|c| c.last()) else {
+                return LastMessage::Other;
+            };
+            let response = last["parts"]
+                .as_array()
+                .and_then(|parts| parts.iter().find_map(|p| p.get("functionResponse")));
+            match (last.get("role").and_then(Value::as_str), response) {
+                (_, Some(response)) => LastMessage::ToolResult {
+                    tool: response["name"].as_str().unwrap_or_default().to_string(),
+                    content: match &response["response"]["result"] {
+                        Value::String(text) => text.clone(),
+                        Value::Null => response["response"].to_string(),
+                        other => other.to_string(),
+                    },
+                },
+                (None | Some("user"), None) => LastMessage::User(text_of(&last["parts"])),
+                _ => LastMessage::Other,
+            }
+        }
+    }
+}
+
+fn offered_tools(format: Format, body: &Value) -> Vec<OfferedTool> {
+    let tools = body["tools"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let tool = |name: &Value, parameters: &Value| {
+        Some(OfferedTool {
+            name: name.as_str()?.to_string(),
+            parameters: parameters.clone(),
+        })
     };
     match format {
+        Format::Openai => tools
+            .iter()
+            .filter_map(|t| tool(&t["function"]["name"], &t["function"]["parameters"]))
+            .collect(),
+        Format::Anthropic => tools
+            .iter()
+            .filter_map(|t| tool(&t["name"], &t["input_schema"]))
+            .collect(),
+        Format::Gemini => tools
+            .iter()
+            .filter_map(|t| t["functionDeclarations"].as_array())
+            .flatten()
+            .filter_map(|f| tool(&f["name"], &f["parameters"]))
+            .collect(),
+    }
+}
+
+/// Text of the last user message of a request, in any format.
+fn last_user_text(format: Format, body: &Value) -> String {
+    match format {
+        // Tool results travel as user messages in Anthropic and Gemini: skip those (no text).
         Format::Openai | Format::Anthropic => body["messages"]
             .as_array()
-            .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
-            .map(|m| text_of(&m["content"]))
+            .and_then(|m| {
+                m.iter()
+                    .rev()
+                    .filter(|m| m["role"] == "user")
+                    .map(|m| text_of(&m["content"]))
+                    .find(|text| !text.is_empty())
+            })
             .unwrap_or_default(),
         Format::Gemini => body["contents"]
             .as_array()
             .and_then(|c| {
                 c.iter()
                     .rev()
-                    .find(|c| c["role"] == "user" || c.get("role").is_none())
+                    .filter(|c| c["role"] == "user" || c.get("role").is_none())
+                    .map(|c| text_of(&c["parts"]))
+                    .find(|text| !text.is_empty())
             })
-            .map(|c| text_of(&c["parts"]))
             .unwrap_or_default(),
     }
-}
-
-/// A rough token count (4 characters per token) for replies without scripted usage.
-pub fn estimate_tokens(text: &str) -> u64 {
-    (text.chars().count() as u64).div_ceil(4).max(1)
 }
 
 /// The provider's usual error body.
@@ -113,11 +231,6 @@ pub fn error_body(format: Format, status: u16) -> Value {
             json!({"error": {"code": status, "message": message, "status": "UNAVAILABLE"}})
         }
     }
-}
-
-/// Splits text into word-sized pieces, keeping the spaces.
-pub fn pieces(text: &str) -> Vec<String> {
-    text.split_inclusive(' ').map(String::from).collect()
 }
 
 /// Splits a JSON text into two or three fragments (as providers stream arguments).
@@ -340,6 +453,42 @@ mod tests {
         let gemini =
             json!({"contents": [{"role": "user", "parts": [{"text": "x"}, {"text": "y"}]}]});
         assert_eq!(last_user_text(Format::Gemini, &gemini), "xy");
+    }
+
+    #[test]
+    fn the_script_sees_tools_and_tool_results_in_every_format() {
+        let openai = json!({"messages": [
+            {"role": "user", "content": "time?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "clock", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "noon"}],
+            "tools": [{"type": "function", "function": {"name": "clock", "parameters": {"type": "object"}}}]});
+        let anthropic = json!({"messages": [
+            {"role": "user", "content": "time?"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "clock", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "noon"}]}],
+            "tools": [{"name": "clock", "input_schema": {"type": "object"}}]});
+        let gemini = json!({"contents": [
+            {"role": "user", "parts": [{"text": "time?"}]},
+            {"role": "model", "parts": [{"functionCall": {"name": "clock", "args": {}}}]},
+            {"role": "user", "parts": [{"functionResponse": {"name": "clock", "response": {"result": "noon"}}}]}],
+            "tools": [{"functionDeclarations": [{"name": "clock", "parameters": {"type": "object"}}]}]});
+        for (format, body) in [
+            (Format::Openai, openai),
+            (Format::Anthropic, anthropic),
+            (Format::Gemini, gemini),
+        ] {
+            let request = script_request(format, "m", &body);
+            assert_eq!(request.last_user, "time?", "{format:?}");
+            assert_eq!(
+                request.last,
+                LastMessage::ToolResult {
+                    tool: "clock".into(),
+                    content: "noon".into()
+                },
+                "{format:?}"
+            );
+            assert_eq!(request.tools[0].name, "clock", "{format:?}");
+        }
     }
 
     #[test]

@@ -396,6 +396,7 @@ async fn a_killed_server_leaves_no_running_execution_behind() {
     assert!(text(&output).1.contains("unknown version 7"));
 }
 
+mod first_run;
 #[path = "../../../agentgate/examples/shared/foodpanda.rs"]
 #[allow(dead_code)]
 mod foodpanda;

@@ -282,6 +282,11 @@ impl Run {
             tools,
             temperature: None,
             max_tokens: None,
+            output_schema: self
+                .spec
+                .output_schema
+                .as_ref()
+                .map(|(schema, _)| schema.clone()),
         }
     }
 

@@ -56,6 +56,7 @@ fn request() -> CompletionRequest {
         tools: vec![weather_tool()],
         temperature: Some(0.2),
         max_tokens: Some(100),
+        output_schema: None,
     }
 }
 

@@ -31,10 +31,7 @@ async fn replies_match_repeat_and_fall_back_to_the_echo() {
     assert_eq!(content(&openai(&mock, "a", "dogs").await.1), "twice");
     assert_eq!(content(&openai(&mock, "a", "a cat").await.1), "about cats");
     assert_eq!(content(&openai(&mock, "a", "dogs").await.1), "twice");
-    assert_eq!(
-        content(&openai(&mock, "a", "hello").await.1),
-        "mock reply: hello"
-    );
+    assert_eq!(content(&openai(&mock, "a", "hello").await.1), "echo: hello");
     assert_eq!(content(&openai(&mock, "b", "x").await.1), "for b");
     assert_eq!(mock.pending(), 0);
     assert_eq!(mock.requests().len(), 5);
@@ -118,7 +115,7 @@ async fn gemini_path_carries_the_model_and_action() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(
         body["candidates"][0]["content"]["parts"][0]["text"],
-        "mock reply: hi"
+        "echo: hi"
     );
     assert_eq!(mock.requests()[0].model, "gemini-2.0-flash");
     let response = reqwest::Client::new()

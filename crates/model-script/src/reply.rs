@@ -1,15 +1,16 @@
-//! What the mock answers: scripted replies, consumed in order, with an always-available default.
+//! One scripted reply: what it answers (text, structured output, tool calls, a failure, a
+//! delay) and which requests it answers.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Restricts which requests a reply answers.
+/// Restricts which requests a reply answers. Every condition given must hold.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Match {
     /// Exact model name of the request (without provider prefix).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// Substring of the last user message.
+    /// Text the last user message contains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contains: Option<String>,
 }
@@ -32,14 +33,18 @@ pub struct ScriptedUsage {
     pub output_tokens: u64,
 }
 
-/// One scripted answer. Also the JSON format of the control API and of script files.
+/// One scripted answer: the format of script files, of `mock-llm`'s control API and of the
+/// gateway's `scripted/<name>` models.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
     #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
     pub matcher: Option<Match>,
-    /// Assistant text; for the default reply, `None` means "echo the last user message".
+    /// Assistant text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// Structured output: answered as its JSON text (when `text` is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ScriptedCall>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,13 +55,13 @@ pub struct Reply {
     /// Wait this long between stream chunks.
     #[serde(default)]
     pub chunk_delay_ms: u64,
-    /// Answer with this HTTP status (an error) instead of a completion.
+    /// Fail with this HTTP status instead of answering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
-    /// Body of the error answer; a provider-shaped error JSON when absent.
+    /// Body of the failure; a provider-shaped error JSON when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
-    /// Answer 200 with exactly this (malformed) body.
+    /// Answer 200 with exactly this (malformed) body; in-process, a malformed answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_body: Option<String>,
     /// How many requests this reply answers before it is used up (default 1).
@@ -151,6 +156,32 @@ impl Reply {
         self
     }
 
+    /// A structured answer (sent as its JSON text).
+    pub fn output(value: Value) -> Self {
+        Self {
+            output: Some(value),
+            ..Self::default()
+        }
+    }
+
+    /// Whether the reply says what to answer (a default reply that does not is the echo).
+    pub fn answers_something(&self) -> bool {
+        self.text.is_some()
+            || self.output.is_some()
+            || !self.tool_calls.is_empty()
+            || self.status.is_some()
+            || self.raw_body.is_some()
+    }
+
+    /// The answer's text: `text`, else the JSON text of `output`, else empty.
+    pub fn answer_text(&self) -> String {
+        match (&self.text, &self.output) {
+            (Some(text), _) => text.clone(),
+            (None, Some(output)) => output.to_string(),
+            (None, None) => String::new(),
+        }
+    }
+
     pub(crate) fn matches(&self, model: &str, last_user: &str) -> bool {
         let Some(matcher) = &self.matcher else {
             return true;
@@ -160,22 +191,5 @@ impl Reply {
                 .contains
                 .as_deref()
                 .is_none_or(|c| last_user.contains(c))
-    }
-}
-
-/// One or many replies (the control API and script files accept both).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Replies {
-    Many(Vec<Reply>),
-    One(Box<Reply>),
-}
-
-impl Replies {
-    pub fn into_vec(self) -> Vec<Reply> {
-        match self {
-            Self::Many(replies) => replies,
-            Self::One(reply) => vec![*reply],
-        }
     }
 }
