@@ -20,6 +20,10 @@ use std::sync::Arc;
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use records::{
+    AgentMemoryStore, MemoryFilter, MemoryRecord, MemoryScope, MemorySource, MemoryType,
+    new_memory_id,
+};
+pub use records::{
     ApprovalDecision, ApprovalRecord, ApprovalStatus, ApprovalStore, CancelResult,
     ConversationFilter, ConversationRecord, ConversationStore, ConversationTurn, ExecutionFilter,
     ExecutionOutcome, ExecutionRecord, ExecutionStatus, ExecutionStore, InstanceRecord,

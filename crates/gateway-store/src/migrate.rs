@@ -38,6 +38,12 @@ const SQLITE: &[Script] = &[
         include_str!("../migrations/sqlite/0004_partial_indexes.up.sql"),
         include_str!("../migrations/sqlite/0004_partial_indexes.down.sql"),
     ),
+    (
+        5,
+        "memory pins and embeddings",
+        include_str!("../migrations/sqlite/0005_memory_pins_and_embeddings.up.sql"),
+        include_str!("../migrations/sqlite/0005_memory_pins_and_embeddings.down.sql"),
+    ),
 ];
 
 const POSTGRES: &[Script] = &[
@@ -64,6 +70,12 @@ const POSTGRES: &[Script] = &[
         "partial indexes on optional execution columns",
         include_str!("../migrations/postgres/0004_partial_indexes.up.sql"),
         include_str!("../migrations/postgres/0004_partial_indexes.down.sql"),
+    ),
+    (
+        5,
+        "memory pins and embeddings",
+        include_str!("../migrations/postgres/0005_memory_pins_and_embeddings.up.sql"),
+        include_str!("../migrations/postgres/0005_memory_pins_and_embeddings.down.sql"),
     ),
 ];
 

@@ -7,6 +7,7 @@ mod conversations;
 mod executions;
 mod instances;
 mod mcp_servers;
+mod memories;
 mod notifications;
 mod schedules;
 mod user_configs;
@@ -19,8 +20,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::records::{
-    ApprovalRecord, ConversationRecord, ExecutionRecord, McpServerRecord, MessageRecord,
-    NotificationRecord, ScheduleRecord, StepRecord, Store, UserConfigRecord,
+    ApprovalRecord, ConversationRecord, ExecutionRecord, McpServerRecord, MemoryRecord,
+    MessageRecord, NotificationRecord, ScheduleRecord, StepRecord, Store, UserConfigRecord,
 };
 
 /// Most executions kept; the oldest finished ones are dropped first.
@@ -168,6 +169,8 @@ struct State {
     approvals: HashMap<String, Vec<ApprovalRecord>>,
     mcp_servers: BTreeMap<String, McpServerRecord>,
     user_configs: BTreeMap<(String, String), UserConfigRecord>,
+    /// Agents' memories by id (bounded by the core's per-scope limits).
+    memories: HashMap<String, MemoryRecord>,
     schedules: BTreeMap<String, ScheduleRecord>,
     notifications: Vec<NotificationRecord>,
     conversations: HashMap<String, ConversationRecord>,
@@ -187,6 +190,7 @@ impl Default for State {
             approvals: HashMap::new(),
             mcp_servers: BTreeMap::new(),
             user_configs: BTreeMap::new(),
+            memories: HashMap::new(),
             schedules: BTreeMap::new(),
             notifications: Vec::new(),
             conversations: HashMap::new(),

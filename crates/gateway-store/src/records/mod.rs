@@ -6,6 +6,7 @@ mod conversations;
 mod executions;
 mod instances;
 mod mcp_servers;
+mod memories;
 mod notifications;
 mod schedules;
 mod user_configs;
@@ -21,6 +22,10 @@ pub use executions::{
 };
 pub use instances::{InstanceRecord, InstanceStore};
 pub use mcp_servers::{McpServerRecord, McpServerStore};
+pub use memories::{
+    AgentMemoryStore, MemoryFilter, MemoryRecord, MemoryScope, MemorySource, MemoryType,
+    new_memory_id,
+};
 pub use notifications::{NotificationFilter, NotificationRecord, NotificationStore};
 pub use schedules::{ScheduleRecord, ScheduleStore};
 pub use user_configs::{UserConfigRecord, UserConfigStore};
@@ -37,6 +42,7 @@ pub trait Store:
     + McpServerStore
     + NotificationStore
     + UserConfigStore
+    + AgentMemoryStore
     + Send
     + Sync
 {

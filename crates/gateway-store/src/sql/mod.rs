@@ -68,6 +68,7 @@ mod conversations;
 mod executions;
 mod instances;
 mod mcp_servers;
+mod memories;
 mod notifications;
 mod schedules;
 mod user_configs;

@@ -16,6 +16,8 @@ use gateway_store::{
 };
 use serde_json::json;
 
+mod memories;
+
 /// A store under test and what cleans it up.
 struct Subject {
     name: &'static str,
@@ -1247,9 +1249,9 @@ async fn migrations_go_up_and_down_by_step_and_to_a_version() {
         stores.push(("postgres", store, Some((url, schema))));
     }
     for (name, store, cleanup) in stores {
-        assert_eq!(migrate::current(&store).await.unwrap(), 4, "{name}");
+        assert_eq!(migrate::current(&store).await.unwrap(), 5, "{name}");
         let history = migrate::history(&store).await.unwrap();
-        assert_eq!(history.len(), 4);
+        assert_eq!(history.len(), 5);
         assert!(history.iter().all(|m| m.applied));
         // One step down drops version 2 only: executions stay, approvals go.
         store.insert_execution(execution("x")).await.unwrap();
@@ -1272,14 +1274,14 @@ async fn migrations_go_up_and_down_by_step_and_to_a_version() {
             "{name}: table dropped"
         );
         assert!(
-            migrate::downgrade(&store, Some(5)).await.is_err(),
+            migrate::downgrade(&store, Some(6)).await.is_err(),
             "unknown version"
         );
         assert_eq!(migrate::upgrade(&store, Some(1)).await.unwrap(), 1);
-        assert_eq!(migrate::upgrade(&store, None).await.unwrap(), 4);
+        assert_eq!(migrate::upgrade(&store, None).await.unwrap(), 5);
         assert_eq!(
             migrate::upgrade(&store, None).await.unwrap(),
-            4,
+            5,
             "idempotent"
         );
         assert!(
