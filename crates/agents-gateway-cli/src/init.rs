@@ -55,6 +55,10 @@ pub fn scaffold(root: &Path, env: &BTreeMap<String, String>) -> anyhow::Result<(
             "workspace/tools/current-time/handler.py".into(),
             HANDLER.into(),
         ),
+        (
+            "workspace/tests/assistant.yaml".into(),
+            include_str!("init_tests.yaml").into(),
+        ),
         (".env.example".into(), ENV_EXAMPLE.into()),
         (
             ".gitignore".into(),

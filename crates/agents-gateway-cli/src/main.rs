@@ -3,6 +3,7 @@
 mod init;
 mod output;
 mod site;
+mod testing;
 
 // The gateway allocates many short-lived values per request; mimalloc serves them faster
 // than the system allocator (measured in BENCHMARKS.md).
@@ -110,6 +111,24 @@ enum Command {
         ws: WorkspaceArg,
         #[arg(short = 'f', long = "format", default_value = "table")]
         format: String,
+    },
+    /// Run the workspace's test cases (tests/*.yaml): exit 0 when all pass, 1 when one
+    /// fails, 2 when the test files have errors.
+    Test {
+        #[command(flatten)]
+        ws: WorkspaceArg,
+        /// Run only the cases whose `<file>::<case>` contains PATTERN (ignoring case).
+        #[arg(short = 'k', value_name = "PATTERN")]
+        filter: Option<String>,
+        /// Run every case against this model (over the cases' and files' own).
+        #[arg(long, value_name = "MODEL")]
+        model: Option<String>,
+        /// Cases run at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: u16,
+        /// Also write the results as JUnit XML to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Validate the workspace and report every problem with its file and line.
     Check {
@@ -236,6 +255,20 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { ws } => Ok(check(&ws.workspace)),
+        Command::Test {
+            ws,
+            filter,
+            model,
+            jobs,
+            junit,
+        } => Ok(testing::test(testing::TestArgs {
+            workspace: ws.workspace,
+            filter,
+            model,
+            jobs: usize::from(jobs),
+            junit,
+        })
+        .await),
         Command::Serve {
             ws,
             host,
@@ -818,6 +851,8 @@ fn check(path: &std::path::Path) -> ExitCode {
         // Missing model keys: a warning now rather than a failed call later.
         diagnostics.extend(agent_gateway::check_models(&workspace, &env));
     }
+    let (test_files, test_problems) = workspace_tests::load(&workspace);
+    diagnostics.extend(test_problems);
     println!();
     println!("Agents:");
     if workspace.agents.is_empty() {
@@ -862,6 +897,13 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
     for (agent, schedule) in schedules {
         println!("  [ok] {}:{} ({})", agent.id, schedule.name, schedule.cron);
+    }
+    println!("Tests:");
+    if test_files.is_empty() {
+        println!("  (none)");
+    }
+    for file in &test_files {
+        println!("  [ok] {} ({} cases)", file.name, file.cases.len());
     }
     let sorted = agent_gateway::workspace::workspace::sorted(&diagnostics);
     let warnings: Vec<_> = sorted

@@ -15,6 +15,7 @@ pub mod replies;
 pub mod schedule;
 pub mod schema;
 pub mod skill;
+pub mod test_cases;
 pub mod tool;
 pub mod workspace;
 pub mod yaml;

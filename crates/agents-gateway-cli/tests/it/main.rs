@@ -380,13 +380,13 @@ async fn a_killed_server_leaves_no_running_execution_behind() {
         assert!(output.status.success(), "{args:?}: {:?}", text(&output));
         text(&output).0.trim().to_string()
     };
-    assert_eq!(run(&["db", "current"]), "4");
+    assert_eq!(run(&["db", "current"]), "5");
     assert!(run(&["db", "history"]).contains("applied"));
-    assert_eq!(run(&["db", "downgrade"]), "Downgraded to 3");
+    assert_eq!(run(&["db", "downgrade"]), "Downgraded to 4");
     assert_eq!(run(&["db", "downgrade", "0"]), "Downgraded to 0");
     assert_eq!(run(&["db", "current"]), "0");
     assert_eq!(run(&["db", "upgrade", "1"]), "Upgraded to 1");
-    assert_eq!(run(&["db", "upgrade"]), "Upgraded to 4");
+    assert_eq!(run(&["db", "upgrade"]), "Upgraded to 5");
     let output = bin()
         .args(["db", "upgrade", "7", "-w"])
         .arg(ws)
@@ -397,6 +397,8 @@ async fn a_killed_server_leaves_no_running_execution_behind() {
 }
 
 mod first_run;
+mod workspace_tests;
+
 #[path = "../../../agentgate/examples/shared/foodpanda.rs"]
 #[allow(dead_code)]
 mod foodpanda;
