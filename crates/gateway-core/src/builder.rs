@@ -41,6 +41,7 @@ pub struct GatewayBuilder {
     hook_errors: Vec<UnknownEvent>,
     reload_enabled: bool,
     background: bool,
+    notifications: bool,
     overrides: Vec<ConfigOverride>,
     store: Option<SharedStore>,
     mcp_servers: Vec<McpServerConfig>,
@@ -58,6 +59,7 @@ impl Gateway {
             hook_errors: Vec::new(),
             reload_enabled: false,
             background: true,
+            notifications: true,
             overrides: Vec::new(),
             store: None,
             mcp_servers: Vec::new(),
@@ -112,6 +114,13 @@ impl GatewayBuilder {
     /// while its runs last.
     pub fn background(mut self, enabled: bool) -> Self {
         self.background = enabled;
+        self
+    }
+
+    /// Whether ended runs send the notifications their agents ask for (default: yes). Off for
+    /// a workspace's test cases, which must not message anyone.
+    pub fn notifications(mut self, enabled: bool) -> Self {
+        self.notifications = enabled;
         self
     }
 
@@ -190,6 +199,7 @@ impl GatewayBuilder {
             config.sessions.max_sessions,
             config.sessions.max_messages,
         );
+        let memories = memory_store(&config, &self.workspace, &store);
         let code_tools = self.code_tools;
         let state = Arc::new_cyclic(|weak: &Weak<GatewayState>| {
             let runner: Arc<dyn Runner> = Arc::new(WeakGateway(weak.clone()));
@@ -197,6 +207,7 @@ impl GatewayBuilder {
                 workspace,
                 Parts {
                     code_tools: &code_tools,
+                    memories: Arc::clone(&memories),
                     models: &self.models,
                     site_tools,
                     site_diagnostics,
@@ -215,8 +226,13 @@ impl GatewayBuilder {
                 env: env.clone(),
                 code_tools: code_tools.clone(),
                 models: self.models.clone(),
+                memories,
+                extractions: Arc::new(crate::memory::extract::ExtractionGate::new(
+                    config.memory.max_concurrent_extractions,
+                )),
                 hooks: self.hooks,
                 reload_enabled: self.reload_enabled,
+                notifications_enabled: self.notifications,
                 generation: RwLock::new(generation),
                 generations: AtomicU64::new(1),
                 sessions,
@@ -238,6 +254,28 @@ impl GatewayBuilder {
         });
         crate::background::start(&state).await?;
         Ok(Gateway { state })
+    }
+}
+
+/// Where agents' memories are kept: `memory.backend`, or — `auto` — the store when
+/// persistence is on and 0.2.13's files when it is off.
+fn memory_store(
+    config: &GatewayConfig,
+    workspace: &Path,
+    store: &SharedStore,
+) -> Arc<dyn gateway_store::AgentMemoryStore> {
+    use gateway_workspace::config::MemoryBackend;
+    let files = match config.memory.backend {
+        MemoryBackend::Files => true,
+        MemoryBackend::Store => false,
+        MemoryBackend::Auto => !config.persistence.enabled,
+    };
+    if files {
+        Arc::new(gateway_store::files::MemoryFiles::new(
+            workspace.to_path_buf(),
+        ))
+    } else {
+        Arc::clone(store) as Arc<dyn gateway_store::AgentMemoryStore>
     }
 }
 

@@ -26,6 +26,7 @@ pub enum Record {
     Notification,
     /// A user's setup of a personal agent (its id is the agent's).
     Config,
+    Memory,
 }
 
 impl Record {
@@ -43,6 +44,7 @@ impl Record {
             Self::McpServer => "mcp_server",
             Self::Notification => "notification",
             Self::Config => "config",
+            Self::Memory => "memory",
         }
     }
 
@@ -60,6 +62,7 @@ impl Record {
             Self::McpServer => "MCP server",
             Self::Notification => "Notification",
             Self::Config => "Configuration",
+            Self::Memory => "Memory",
         }
     }
 }
@@ -185,8 +188,28 @@ pub enum GatewayError {
     /// The gateway is shutting down (a tool called back into it as it stopped).
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    /// The agent has no memory (`memory.enabled` is off for it).
+    #[error("Memory is not enabled for agent '{0}'")]
+    MemoryUnavailable(String),
+    /// The scope holds as many memories as it may.
+    #[error("The memory of this scope is full ({0} memories): forget some or compact it")]
+    MemoryFull(usize),
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<crate::memory::MemoryError> for GatewayError {
+    fn from(err: crate::memory::MemoryError) -> Self {
+        use crate::memory::MemoryError as M;
+        match err {
+            M::Disabled(agent) => Self::MemoryUnavailable(agent),
+            M::Invalid(message) => Self::InvalidRequest(message),
+            M::NoUser(_) => Self::AuthRequired,
+            M::NotFound(id) => Self::not_found(Record::Memory, id),
+            M::Full(limit) => Self::MemoryFull(limit),
+            M::Store(err) => Self::Storage(err),
+        }
+    }
 }
 
 impl GatewayError {

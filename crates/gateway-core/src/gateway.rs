@@ -20,6 +20,7 @@ use crate::operations::admin::{self, Health};
 use crate::operations::conversations::Conversations;
 use crate::operations::executions::Executions;
 use crate::operations::mcp_servers::McpServers;
+use crate::operations::memories::Memories;
 use crate::operations::notifications::Notifications;
 use crate::operations::schedules::Schedules;
 use crate::operations::sessions::Sessions;
@@ -126,6 +127,10 @@ impl Gateway {
 
     pub fn user_configs(&self) -> UserConfigs<'_> {
         UserConfigs::new(&self.state)
+    }
+
+    pub fn memories(&self) -> Memories<'_> {
+        Memories::new(&self.state)
     }
 
     pub fn mcp_servers(&self) -> McpServers<'_> {

@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::auth::Authenticator;
 use crate::llm_settings;
 use crate::mcp::McpManager;
+use crate::memory::MemoryBank;
 use crate::runner::Runner;
 use crate::tools::workflow::WorkflowHost;
 use crate::tools::{FileTool, SharedTool, ToolInfo, ToolRegistry};
@@ -81,6 +82,8 @@ impl ModelChoice {
 /// What a generation is built from besides the workspace.
 pub(crate) struct Parts<'a> {
     pub code_tools: &'a [SharedTool],
+    /// Where agents' memories are kept (shared by every generation).
+    pub memories: Arc<dyn gateway_store::AgentMemoryStore>,
     pub models: &'a ModelOverrides,
     /// Tools of the agentgate sites agents listed, and the problems met discovering them.
     pub site_tools: Vec<SharedTool>,
@@ -106,6 +109,8 @@ pub struct Generation {
     pub(crate) output_validators: HashMap<String, (Value, Arc<Validator>)>,
     pub(crate) llm: LlmClient,
     models: ModelChoice,
+    /// Agents' memories and each agent's memory settings.
+    pub(crate) memory: MemoryBank,
     /// Loading problems plus reference checks (what `check` prints).
     pub(crate) diagnostics: Diagnostics,
     /// MCP servers (shared by every generation): their tools change as servers reconnect.
@@ -126,6 +131,7 @@ impl Generation {
     fn assemble(mut workspace: Workspace, parts: Parts<'_>, host: Weak<dyn WorkflowHost>) -> Self {
         let Parts {
             code_tools,
+            memories,
             models,
             site_tools: extra_tools,
             site_diagnostics,
@@ -144,7 +150,9 @@ impl Generation {
                 Arc::new(FileTool::new(definition.clone(), config.tools.clone())) as SharedTool
             })
             .collect();
+        let memory = MemoryBank::new(memories, &workspace);
         let mut extra_tools = extra_tools;
+        extra_tools.extend(crate::memory::tools::all(&memory));
         if let Some(delegate) =
             crate::tools::delegate::DelegateTool::for_workspace(&workspace, runner)
         {
@@ -222,6 +230,7 @@ impl Generation {
             output_validators,
             llm,
             models: choice,
+            memory,
             diagnostics,
             mcp,
             auth,
@@ -308,6 +317,31 @@ impl Generation {
 
     pub(crate) fn model_target(&self, agent: &AgentDefinition) -> ModelTarget {
         model_target(&self.workspace.config, agent, &self.models)
+    }
+
+    /// The memory settings of `agent_id` (`None`: no such agent).
+    pub fn memory_settings(&self, agent_id: &str) -> Option<&crate::memory::MemorySettings> {
+        self.memory.settings(agent_id)
+    }
+
+    /// The model of an agent's memory work (extraction, compaction): `extraction_model`, else
+    /// the agent's own.
+    pub(crate) fn memory_model(&self, agent: &AgentDefinition) -> ModelTarget {
+        match self
+            .memory
+            .settings(&agent.id)
+            .and_then(|s| s.extraction_model.clone())
+            .filter(|_| self.models.forced.is_none())
+        {
+            Some(name) => ModelTarget {
+                temperature: Some(0.1),
+                ..ModelTarget::new(name)
+            },
+            None => ModelTarget {
+                temperature: Some(0.1),
+                ..self.model_target(agent)
+            },
+        }
     }
 
     /// The model of agents that name none (`model.without_key`'s while it stands in).

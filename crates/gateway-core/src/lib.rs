@@ -28,6 +28,7 @@ mod generation;
 pub mod hooks;
 mod llm_settings;
 pub mod mcp;
+mod memory;
 pub mod notifications;
 pub mod operations;
 mod personal;
@@ -49,10 +50,14 @@ pub use gateway::Gateway;
 pub use gateway_store as store;
 pub use gateway_workspace as workspace;
 pub use generation::{Generation, check_models};
+pub use memory::{MemoryError, MemorySettings, NewMemory};
 pub use model_script;
 pub use operations::admin::Health;
 pub use operations::executions::ApprovalDecision;
 pub use operations::mcp_servers::{McpServerCreate, McpServerInfo, McpServerUpdate};
+pub use operations::memories::{
+    CompactReport, MemoryCreate, MemoryEdit, MemoryInfo, MemoryOwner, MemoryQuery,
+};
 pub use operations::schedules::{ScheduleCreate, ScheduleEdit};
 pub use operations::user_configs::UserConfigInfo;
 pub use run::{RunStream, RunTicket, Started};

@@ -30,8 +30,14 @@ pub(crate) struct GatewayState {
     pub code_tools: Vec<SharedTool>,
     /// Models chosen in code, applied to every generation.
     pub models: ModelOverrides,
+    /// Where agents' memories are kept (`memory.backend`, chosen at start).
+    pub memories: Arc<dyn gateway_store::AgentMemoryStore>,
+    /// Debounces and bounds memory extractions.
+    pub extractions: Arc<crate::memory::extract::ExtractionGate>,
     pub hooks: Hooks,
     pub reload_enabled: bool,
+    /// Whether ended runs send their agents' notifications.
+    pub notifications_enabled: bool,
     /// The generation in effect: read it with [`GatewayState::generation`], swap it with
     /// [`GatewayState::replace_generation`].
     pub generation: RwLock<Arc<Generation>>,

@@ -9,6 +9,7 @@
 //! (`sql/<kind>.rs`, `memory/<kind>.rs`).
 
 mod error;
+pub mod files;
 mod memory;
 pub mod migrate;
 mod records;

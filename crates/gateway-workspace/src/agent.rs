@@ -35,24 +35,18 @@ pub struct AgentModel {
     pub api_base: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An agent's `memory:` block: each key given overrides `gateway.yaml`'s `memory.<key>`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AgentMemory {
-    pub enabled: bool,
-    pub auto_extract: bool,
-    pub max_injected_chars: usize,
-    pub max_memory_md_lines: u32,
-}
-
-impl Default for AgentMemory {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            auto_extract: false,
-            max_injected_chars: 4000,
-            max_memory_md_lines: 200,
-        }
-    }
+    pub enabled: Option<bool>,
+    pub auto_extract: Option<bool>,
+    pub extract_on_invoke: Option<bool>,
+    pub max_injected_chars: Option<usize>,
+    pub max_memory_md_lines: Option<u32>,
+    pub max_content_chars: Option<usize>,
+    pub shared_writes: Option<bool>,
+    pub extraction_model: Option<String>,
 }
 
 /// Per-agent limits that override `gateway.yaml`'s `guardrails` (ours).

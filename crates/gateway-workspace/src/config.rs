@@ -588,14 +588,51 @@ impl Default for CompactionConfig {
     }
 }
 
+/// Where agents' memories are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemoryBackend {
+    /// The store when persistence is on, else the files (0.2.13's rule).
+    #[default]
+    Auto,
+    /// The gateway's store (SQLite, PostgreSQL, or memory with persistence off).
+    Store,
+    /// 0.2.13's files: `agents/<id>/MEMORY.md` and `agents/<id>/memory/<user>.md`.
+    Files,
+}
+
+/// `memory:`: every key is the default of each agent's own `memory:` block, which overrides
+/// it key by key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MemoryConfig {
     pub enabled: bool,
+    /// Characters of memories put in the system prompt (60 % the user's, 40 % shared).
     pub max_injected_chars: usize,
+    /// Model of extraction and compaction; the agent's model when absent.
     pub extraction_model: Option<String>,
+    /// Extract facts after chat turns.
     pub auto_extract: bool,
+    /// Extract facts after invocations too (ours).
+    pub extract_on_invoke: bool,
+    /// Most memories one scope holds; a save beyond it is refused until compaction makes room
+    /// (0.2.13 parsed it and did nothing).
     pub max_memory_md_lines: u32,
+    /// Longest content of one memory, in characters (ours).
+    pub max_content_chars: usize,
+    /// Whether the memory tools of a run with no known user act on the agent's shared
+    /// knowledge (ours; 0.2.13 always did, so API-key traffic wrote memories every user sees).
+    pub shared_writes: bool,
+    /// Model of the provider's embedding endpoint; recall ranks by similarity when set (ours).
+    pub embedding_model: Option<String>,
+    pub backend: MemoryBackend,
+    /// Seconds between two extractions for one user and agent (ours; 0.2.13: 30, fixed).
+    pub extract_debounce_seconds: u64,
+    /// Extractions running at once, across the gateway (ours).
+    pub max_concurrent_extractions: usize,
+    /// Extracted facts less important than this are dropped (0.2.13 asked for 0.3 and kept
+    /// everything).
+    pub min_extracted_importance: f64,
     pub compaction: CompactionConfig,
 }
 
@@ -606,7 +643,15 @@ impl Default for MemoryConfig {
             max_injected_chars: 4000,
             extraction_model: None,
             auto_extract: false,
+            extract_on_invoke: false,
             max_memory_md_lines: 200,
+            max_content_chars: 2000,
+            shared_writes: false,
+            embedding_model: None,
+            backend: MemoryBackend::Auto,
+            extract_debounce_seconds: 30,
+            max_concurrent_extractions: 2,
+            min_extracted_importance: 0.3,
             compaction: CompactionConfig::default(),
         }
     }
@@ -1060,6 +1105,59 @@ fn validate(config: &GatewayConfig, path: &Path, text: &str, diagnostics: &mut D
                     "'security.{key}' is sent as an HTTP header: printable ASCII on one line only"
                 ),
             );
+        }
+    }
+    let memory = &config.memory;
+    let fractions = [
+        (
+            "memory.min_extracted_importance",
+            memory.min_extracted_importance,
+            true,
+        ),
+        (
+            "memory.compaction.compact_ratio",
+            memory.compaction.compact_ratio,
+            false,
+        ),
+        (
+            "memory.compaction.importance_threshold",
+            memory.compaction.importance_threshold,
+            true,
+        ),
+        (
+            "memory.compaction.decay_factor",
+            memory.compaction.decay_factor,
+            false,
+        ),
+    ];
+    for (key, value, zero_allowed) in fractions {
+        let low_ok = if zero_allowed {
+            value >= 0.0
+        } else {
+            value > 0.0
+        };
+        if !(low_ok && value <= 1.0) {
+            let range = if zero_allowed {
+                "0 to 1"
+            } else {
+                "above 0, at most 1"
+            };
+            diagnostics.error(path, line(key), format!("'{key}' must be {range}"));
+        }
+    }
+    for (key, value) in [
+        (
+            "memory.max_memory_md_lines",
+            u64::from(memory.max_memory_md_lines),
+        ),
+        ("memory.max_content_chars", memory.max_content_chars as u64),
+        (
+            "memory.max_concurrent_extractions",
+            memory.max_concurrent_extractions as u64,
+        ),
+    ] {
+        if value == 0 {
+            diagnostics.error(path, line(key), format!("'{key}' must be at least 1"));
         }
     }
     if !(0.0..=2.0).contains(&config.model.temperature) {

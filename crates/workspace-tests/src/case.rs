@@ -45,6 +45,7 @@ impl Job {
         let mut builder = Gateway::builder(&self.workspace)
             .env(self.env.clone())
             .background(false)
+            .notifications(false)
             .store(Arc::new(MemoryStore::new()))
             .configure(isolate);
         if let Some(model) = model {
@@ -65,6 +66,8 @@ fn isolate(config: &mut gateway_core::workspace::GatewayConfig) {
     config.scheduler.enabled = false;
     config.scheduler.distributed_lock.enabled = false;
     config.rate_limit.enabled = false;
+    // Memories stay in the case's own store, never in the workspace's files.
+    config.memory.backend = gateway_core::workspace::config::MemoryBackend::Store;
 }
 
 /// Runs the case and checks it. Never fails: a case that cannot run is a failed case.

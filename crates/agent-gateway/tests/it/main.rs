@@ -12,6 +12,7 @@ mod invoke;
 mod library;
 mod mcp;
 mod mcp_server;
+mod memory;
 mod notifications;
 mod persistence;
 mod queues;

@@ -70,6 +70,7 @@ pub(crate) async fn reload(state: &GatewayState) -> Result<usize, GatewayError> 
         workspace,
         Parts {
             code_tools: &state.code_tools,
+            memories: Arc::clone(&state.memories),
             models: &state.models,
             site_tools,
             site_diagnostics,

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod conversations;
 pub mod executions;
 pub mod mcp_servers;
+pub mod memories;
 pub mod notifications;
 pub mod schedules;
 pub mod sessions;

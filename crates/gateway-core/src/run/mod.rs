@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::Stream;
-use gateway_llm::Message;
+use gateway_llm::{Message, Role};
 use gateway_store::{ExecutionOutcome, ExecutionRecord, ExecutionStatus, StepRecord};
 use gateway_workspace::{AgentDefinition, ExecutionMode};
 use serde_json::{Map, Value, json};
@@ -423,10 +423,15 @@ async fn execute(
         Origin::Schedule(schedule) => schedule.instructions.as_deref(),
         _ => None,
     };
+    let memory = generation
+        .memory
+        .prompt_block(&agent.id, actor.user_id(), &message)
+        .await;
     let extras = engine::prompt::PromptExtras {
         schedule_instructions,
         user_instructions: PersonalContext::prompt_of(&personal),
         chat_data_collection: conversation.is_some() && agent.input_schema.is_some(),
+        memory: memory.as_deref(),
         ..Default::default()
     };
     let mut system =
@@ -476,6 +481,36 @@ async fn execute(
         ..ToolContext::default()
     };
     PersonalContext::into_tool_context(personal, &mut context);
+    // What an extraction after the run would read: the last messages before the answer.
+    let recent: Option<Vec<(String, String)>> = generation
+        .memory
+        .settings(&agent.id)
+        .filter(|s| {
+            s.enabled
+                && if conversation.is_some() {
+                    s.auto_extract
+                } else {
+                    s.extract_on_invoke
+                }
+        })
+        .map(|_| {
+            let said: Vec<(String, String)> = messages
+                .iter()
+                .filter(|m| matches!(m.role, Role::User | Role::Assistant) && !m.content.is_empty())
+                .map(|m| {
+                    let role = if m.role == Role::User {
+                        "user"
+                    } else {
+                        "assistant"
+                    };
+                    (role.to_string(), m.content.clone())
+                })
+                .collect();
+            let skip = said
+                .len()
+                .saturating_sub(crate::memory::extract::MAX_MESSAGES - 1);
+            said.into_iter().skip(skip).collect()
+        });
     let spec = run_spec(
         state,
         &generation,
@@ -530,7 +565,7 @@ async fn execute(
     state.running.finish(&execution_id);
     result.status = record_end(state, &execution_id, stored, outcome.steps).await;
     end.disarm();
-    if !agent.notifications.is_empty() {
+    if state.notifications_enabled && !agent.notifications.is_empty() {
         let event = crate::notifications::ExecutionEvent {
             execution_id: execution_id.clone(),
             agent_id: agent.id.clone(),
@@ -550,6 +585,12 @@ async fn execute(
             event,
         ));
     }
+    if let Some(mut recent) = recent
+        && result.stop_reason == engine::StopReason::Completed
+    {
+        recent.push(("assistant".to_string(), result.answer.raw_text.clone()));
+        extract_later(state, &generation, &agent, &actor, recent);
+    }
     if hooks.listens("agent.invoke.after") {
         hooks
             .fire(HookEvent::AgentInvokeAfter {
@@ -561,6 +602,49 @@ async fn execute(
             .await;
     }
     result
+}
+
+/// Starts a background extraction of what the run's conversation taught about its user, when
+/// the scope may be written and no other extraction of it ran within the debounce interval.
+fn extract_later(
+    state: &GatewayState,
+    generation: &Arc<Generation>,
+    agent: &AgentDefinition,
+    actor: &Actor,
+    conversation: Vec<(String, String)>,
+) {
+    let Ok(scope) = generation.memory.writable_scope(&agent.id, actor.user_id()) else {
+        return;
+    };
+    let config = &generation.workspace.config.memory;
+    let debounce = std::time::Duration::from_secs(config.extract_debounce_seconds);
+    if !state.extractions.admit(&agent.id, &scope, debounce) {
+        return;
+    }
+    let permits = state.extractions.permits();
+    let generation = Arc::clone(generation);
+    let model = generation.memory_model(agent);
+    let agent_id = agent.id.clone();
+    let min_importance = config.min_extracted_importance;
+    state.tasks.spawn(async move {
+        let Ok(_permit) = permits.acquire_owned().await else {
+            return;
+        };
+        let outcome = crate::memory::extract::extract(
+            &generation.memory,
+            &generation.llm,
+            &model,
+            &agent_id,
+            &scope,
+            &conversation,
+            min_importance,
+        )
+        .await;
+        match outcome {
+            Ok(saved) => tracing::debug!(agent = %agent_id, saved, "memories extracted"),
+            Err(err) => tracing::warn!(agent = %agent_id, error = %err, "memory extraction failed"),
+        }
+    });
 }
 
 /// The result as hooks get it (the API's shape of a result).

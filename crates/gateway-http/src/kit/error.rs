@@ -187,6 +187,10 @@ impl ApiError {
                 }
                 GatewayError::Secrets(_) => fixed(S::INTERNAL_SERVER_ERROR, "secret_key_missing"),
                 GatewayError::ShuttingDown => fixed(S::SERVICE_UNAVAILABLE, "shutting_down"),
+                GatewayError::MemoryUnavailable(_) => {
+                    fixed(S::SERVICE_UNAVAILABLE, "memory_unavailable")
+                }
+                GatewayError::MemoryFull(_) => fixed(S::CONFLICT, "memory_full"),
                 GatewayError::InvalidConfig(_)
                 | GatewayError::AuthConfig(_)
                 | GatewayError::RateLimitConfig(_)

@@ -7,7 +7,7 @@ use gateway_core::workspace::agent::NotificationTarget;
 use gateway_core::workspace::{
     AgentDefinition, AgentScope, ExecutionMode, SkillDefinition, StepAction,
 };
-use gateway_core::{Gateway, GatewayError, Health, Record};
+use gateway_core::{Gateway, GatewayError, Generation, Health, Record};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -63,7 +63,8 @@ pub struct AgentInfo {
     pub delegates_to: Vec<String>,
 }
 
-fn agent_info(agent: &AgentDefinition, tools: Vec<String>) -> AgentInfo {
+fn agent_info(agent: &AgentDefinition, generation: &Generation) -> AgentInfo {
+    let tools = generation.agent_tool_names(agent);
     let targets = |list: &[NotificationTarget]| {
         list.iter()
             .map(|t| TargetInfo {
@@ -97,7 +98,9 @@ fn agent_info(agent: &AgentDefinition, tools: Vec<String>) -> AgentInfo {
         output_schema: agent.output_schema.clone(),
         retrievers: agent.retrievers.clone(),
         context_file_count: agent.context_files.len(),
-        memory_enabled: agent.memory.enabled,
+        memory_enabled: generation
+            .memory_settings(&agent.id)
+            .is_some_and(|s| s.enabled),
         enabled: agent.enabled,
         scope: match agent.scope {
             AgentScope::Global => "global",
@@ -115,7 +118,7 @@ pub async fn list_agents(State(gateway): State<Gateway>) -> Json<Vec<AgentInfo>>
     Json(
         generation
             .agents()
-            .map(|a| agent_info(a, generation.agent_tool_names(a)))
+            .map(|a| agent_info(a, &generation))
             .collect(),
     )
 }
@@ -132,7 +135,7 @@ pub async fn get_agent(
     let agent = generation
         .agent(&agent_id)
         .ok_or_else(|| GatewayError::not_found(Record::Agent, &agent_id))?;
-    Ok(Json(agent_info(agent, generation.agent_tool_names(agent))))
+    Ok(Json(agent_info(agent, &generation)))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

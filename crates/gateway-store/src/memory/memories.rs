@@ -100,10 +100,10 @@ impl AgentMemoryStore for MemoryStore {
         let mut state = self.lock();
         // Every check first, under the one lock: then the change cannot half happen.
         if let Some(gone) = remove.iter().find(|id| {
-            !state
+            state
                 .memories
                 .get(id.as_str())
-                .is_some_and(|m| m.agent_id == agent_id)
+                .is_none_or(|m| m.agent_id != agent_id)
         }) {
             return Err(StoreError::Conflict(format!(
                 "memory '{gone}' is gone; nothing was replaced"

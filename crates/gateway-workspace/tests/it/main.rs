@@ -249,7 +249,10 @@ fn a_0_2_13_workspace_loads_with_every_key() {
     );
     let contexts: Vec<&str> = a.context_files.iter().map(|f| f.content.trim()).collect();
     assert_eq!(contexts, vec!["Fact A.", "Fact B.", "Handbook."]);
-    assert!(a.memory.enabled && a.memory.auto_extract);
+    assert_eq!(
+        (a.memory.enabled, a.memory.auto_extract),
+        (Some(true), Some(true))
+    );
     assert_eq!(a.delegates_to, vec!["researcher"]);
     assert!(a.may_delegate_to("researcher") && !a.may_delegate_to("other"));
 

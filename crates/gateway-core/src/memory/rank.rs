@@ -1,0 +1,154 @@
+//! Ranking memories against a text: the share of the text's words a memory contains, and
+//! packing the best into a character budget.
+
+use std::collections::HashSet;
+
+use gateway_store::MemoryRecord;
+
+use super::prompt_line;
+
+/// A memory with its relevance to a query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    pub memory: MemoryRecord,
+    /// 0 when no word of the query is in it; the user's own memories weigh 1.2 times more.
+    pub score: f64,
+    /// Whether it is the user's (else the agent's shared knowledge).
+    pub own: bool,
+}
+
+/// Words too common to tell memories apart.
+const COMMON: &[&str] = &[
+    "the", "and", "for", "are", "was", "you", "your", "with", "that", "this", "what", "which",
+    "have", "has", "had", "not", "but", "can", "from", "about", "into", "how", "who", "when",
+    "where", "why", "does", "did", "will", "would", "should", "could", "there", "their", "them",
+    "they", "our", "its", "any", "all", "some", "a", "an", "is", "it", "of", "to", "in", "on",
+    "at", "by", "or", "be", "me", "my", "i", "do", "so", "if", "as", "we",
+];
+
+/// The distinct lowercase words of `text` that carry meaning.
+fn words(text: &str) -> HashSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 2)
+        .map(str::to_lowercase)
+        .filter(|w| !COMMON.contains(&w.as_str()))
+        .collect()
+}
+
+/// How well `memory` answers the query words (0 to 1).
+fn relevance(query: &HashSet<String>, memory: &MemoryRecord) -> f64 {
+    if query.is_empty() {
+        return 0.0;
+    }
+    let content = words(&memory.content);
+    let found = query.iter().filter(|w| content.contains(*w)).count();
+    found as f64 / query.len() as f64
+}
+
+/// Best first: score, then pinned, importance, newest.
+fn order(a: &Ranked, b: &Ranked) -> std::cmp::Ordering {
+    b.score
+        .total_cmp(&a.score)
+        .then(b.memory.pinned.cmp(&a.memory.pinned))
+        .then(b.memory.importance.total_cmp(&a.memory.importance))
+        .then(b.memory.updated_at.cmp(&a.memory.updated_at))
+        .then(a.memory.id.cmp(&b.memory.id))
+}
+
+/// Ranks `(memory, own)` pairs against `query`, best first.
+pub(crate) fn rank(
+    query: &str,
+    memories: impl Iterator<Item = (MemoryRecord, bool)>,
+) -> Vec<Ranked> {
+    let query = words(query);
+    let mut ranked: Vec<Ranked> = memories
+        .map(|(memory, own)| {
+            let score = relevance(&query, &memory) * if own { 1.2 } else { 1.0 };
+            Ranked { memory, score, own }
+        })
+        .collect();
+    ranked.sort_by(order);
+    ranked
+}
+
+/// The memories to inject from one scope within `budget` characters: pinned ones first, then
+/// the most relevant to `input`, then the newest; a memory too long for what is left is
+/// skipped for shorter ones. Returns them and the characters spent.
+pub(crate) fn pack(
+    input: &str,
+    memories: Vec<MemoryRecord>,
+    budget: usize,
+) -> (Vec<MemoryRecord>, usize) {
+    let mut ranked = rank(input, memories.into_iter().map(|m| (m, false)));
+    ranked.sort_by(|a, b| b.memory.pinned.cmp(&a.memory.pinned).then(order(a, b)));
+    let mut spent = 0;
+    let mut chosen = Vec::new();
+    for Ranked { memory, .. } in ranked {
+        let cost = prompt_line(&memory).chars().count() + 1;
+        if spent + cost <= budget {
+            spent += cost;
+            chosen.push(memory);
+        }
+    }
+    (chosen, spent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, Utc};
+    use gateway_store::{MemorySource, MemoryType};
+
+    fn memory(id: &str, content: &str) -> MemoryRecord {
+        MemoryRecord {
+            id: id.into(),
+            agent_id: "a".into(),
+            user_id: None,
+            content: content.into(),
+            memory_type: MemoryType::Semantic,
+            source: MemorySource::Manual,
+            importance: 0.5,
+            pinned: false,
+            access_count: 0,
+            last_accessed_at: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            embedding: None,
+        }
+    }
+
+    #[test]
+    fn ranks_by_the_share_of_query_words_and_prefers_the_users_own() {
+        let ranked = rank(
+            "Where does the user like to travel in Asia?",
+            vec![
+                (memory("1", "Coffee, black, no sugar."), true),
+                (memory("2", "The user wants to travel to Asia."), false),
+                (memory("3", "The user's travel plans: Asia in May."), true),
+            ]
+            .into_iter(),
+        );
+        let ids: Vec<&str> = ranked.iter().map(|r| r.memory.id.as_str()).collect();
+        assert_eq!(ids, ["3", "2", "1"]);
+        assert!(ranked[0].score > ranked[1].score && ranked[2].score == 0.0);
+    }
+
+    #[test]
+    fn packs_pinned_first_then_relevant_then_newest_within_the_budget() {
+        let mut pinned = memory("p", "Always answer in French.");
+        pinned.pinned = true;
+        let relevant = memory("r", "The user's dog is called Rex.");
+        let mut newest = memory("n", "Something else entirely.");
+        newest.updated_at = Utc::now() + Duration::hours(1);
+        let long = memory("l", &"x".repeat(500));
+        let all = vec![newest.clone(), long, relevant.clone(), pinned.clone()];
+        let (chosen, spent) = pack("what is my dog called", all, 120);
+        let ids: Vec<&str> = chosen.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["p", "r", "n"],
+            "the long one does not fit and is skipped"
+        );
+        assert!(spent <= 120);
+    }
+}
