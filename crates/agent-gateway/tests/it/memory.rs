@@ -224,3 +224,239 @@ async fn without_a_user_the_tools_write_shared_knowledge_only_when_the_agent_all
     );
     assert!(!system_prompt(&mock, 0).contains("memory-data"));
 }
+
+/// Whether a mock request is an extraction call.
+fn is_extraction(request: &mock_llm::RecordedRequest) -> bool {
+    request.body["messages"][0]["content"]
+        .as_str()
+        .is_some_and(|s| s.contains("long-term memory of a user"))
+}
+
+async fn memories_of(gateway: &Gateway, agent: &str, user: &str) -> Vec<agent_gateway::MemoryInfo> {
+    let query = agent_gateway::MemoryQuery {
+        owner: agent_gateway::MemoryOwner::User(user.into()),
+        limit: 100,
+        ..Default::default()
+    };
+    gateway
+        .memories()
+        .list(&Actor::system(), agent, &query)
+        .await
+        .unwrap()
+        .0
+}
+
+#[tokio::test]
+async fn extraction_saves_validated_facts_once_and_is_debounced() {
+    let ws = TestWorkspace::new();
+    ws.agent(
+        "buddy",
+        "description: x\nmemory:\n  enabled: true\n  auto_extract: true\n  max_content_chars: 60",
+        "x",
+    );
+    let mock = MockLlm::start().await.unwrap();
+    let gateway = gateway(&ws, &mock).await;
+    let dana = Actor::user("dana", vec!["agents:invoke".into()]);
+
+    mock.push(Reply::text("Nice to meet you, Dana."));
+    mock.push(Reply::text(
+        json!([
+            {"content": "Dana lives in Lisbon.", "type": "semantic", "importance": 0.8},
+            {"content": "dana lives in lisbon", "type": "semantic", "importance": 0.9},
+            {"content": "Dana said hello.", "type": "episodic", "importance": 0.1},
+            {"content": "x".repeat(61), "type": "semantic", "importance": 0.9},
+            {"content": "Dana prefers trains.", "type": "feeling", "importance": 0.5},
+            {"content": "   ", "importance": 0.9}
+        ])
+        .to_string(),
+    ));
+    let turn = gateway
+        .run(
+            &dana,
+            RunRequest::chat("buddy", "Hi, I'm Dana from Lisbon; I like trains.", None),
+        )
+        .await
+        .unwrap();
+    let session = turn.chat.unwrap().session_id;
+    let mut saved = Vec::new();
+    for _ in 0..100 {
+        saved = memories_of(&gateway, "buddy", "dana").await;
+        if saved.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut contents: Vec<&str> = saved.iter().map(|m| m.content.as_str()).collect();
+    contents.sort();
+    assert_eq!(contents, ["Dana lives in Lisbon.", "Dana prefers trains."]);
+    assert!(
+        saved
+            .iter()
+            .all(|m| m.source == agent_gateway::store::MemorySource::Extracted)
+    );
+    let extraction = mock.requests().into_iter().find(is_extraction).unwrap();
+    let asked = extraction.body["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(asked.contains("user: Hi, I'm Dana"), "{asked}");
+    assert!(
+        asked.contains("assistant: Nice to meet you, Dana."),
+        "{asked}"
+    );
+
+    // A second turn within the debounce interval extracts nothing.
+    mock.push(Reply::text("Trains are great."));
+    gateway
+        .run(&dana, RunRequest::chat("buddy", "Indeed.", Some(session)))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        mock.requests().iter().filter(|r| is_extraction(r)).count(),
+        1
+    );
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn compaction_with_a_failing_model_deletes_nothing_and_with_a_working_one_replaces() {
+    let ws = TestWorkspace::new();
+    ws.agent("buddy", "description: x\nmemory:\n  enabled: true", "x");
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nmemory:\n  compaction:\n    max_memories_per_scope: 3\n    min_age_hours: 0\n    compact_ratio: 0.5"
+    ));
+    let mock = MockLlm::start().await.unwrap();
+    let gateway = gateway(&ws, &mock).await;
+    let erin = Actor::user("erin", vec!["agents:invoke".into(), "agents:manage".into()]);
+    for fact in [
+        "Erin likes tea.",
+        "Erin likes green tea.",
+        "Erin drinks tea daily.",
+        "Erin owns a teapot.",
+    ] {
+        gateway
+            .memories()
+            .create(
+                &erin,
+                "buddy",
+                agent_gateway::MemoryCreate {
+                    owner: agent_gateway::MemoryOwner::Caller,
+                    content: fact.into(),
+                    memory_type: Default::default(),
+                    importance: 0.4,
+                    pinned: false,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    // The model fails (after its retries) or answers nonsense: nothing is deleted.
+    mock.push(Reply::error(500, None).times(3));
+    assert!(gateway.memories().compact(&erin, "buddy").await.is_err());
+    assert_eq!(memories_of(&gateway, "buddy", "erin").await.len(), 4);
+    mock.push(Reply::text("I cannot do that."));
+    let err = gateway
+        .memories()
+        .compact(&erin, "buddy")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nothing was changed"), "{err}");
+    assert_eq!(memories_of(&gateway, "buddy", "erin").await.len(), 4);
+
+    // A working model: the two lowest-scored are replaced by one summary, at once.
+    mock.push(Reply::text(
+        r#"[{"content": "Erin loves tea, green tea too.", "importance": 0.6}]"#,
+    ));
+    let report = gateway.memories().compact(&erin, "buddy").await.unwrap();
+    assert_eq!((report.global_compacted, report.user_compacted), (0, 2));
+    let kept = memories_of(&gateway, "buddy", "erin").await;
+    assert_eq!(kept.len(), 3);
+    let summary = kept
+        .iter()
+        .find(|m| m.source == agent_gateway::store::MemorySource::Compacted)
+        .unwrap();
+    assert_eq!(summary.content, "Erin loves tea, green tea too.");
+    assert_eq!(summary.user_id.as_deref(), Some("erin"));
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_0_2_13_example_memory_files_are_injected_and_left_unchanged() {
+    // `.ci/run` downloads agents-gateway 0.2.13 from PyPI and points here at its example.
+    let Some(example) = test_services::service_url(
+        "AGW_0213_EXAMPLE_WORKSPACE",
+        "the agents-gateway 0.2.13 example workspace",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("workspace");
+    copy_dir(std::path::Path::new(&example), &ws);
+    let memory_file = ws.join("agents/travel-planner/MEMORY.md");
+    let original = std::fs::read(&memory_file).unwrap();
+    let mock = MockLlm::start().await.unwrap();
+    let gateway = Gateway::builder(&ws)
+        .env(mock_env(&mock))
+        .background(false)
+        // Its agents name Gemini models; the mock answers for them all.
+        .model(MODEL)
+        .configure(|config| {
+            config.persistence.enabled = false;
+            config.scheduler.enabled = false;
+            config.scheduler.distributed_lock.enabled = false;
+            config.memory.backend = agent_gateway::workspace::config::MemoryBackend::Files;
+        })
+        .build()
+        .await
+        .unwrap();
+    mock.push(Reply::text("Thailand it is."));
+    let input =
+        json!({"destination": "Bangkok", "origin": "Lisbon", "departure_date": "2027-01-10"});
+    gateway
+        .run(
+            &Actor::system(),
+            RunRequest::invoke("travel-planner", "Plan my beach trip.")
+                .input(input.as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap();
+    let prompt = system_prompt(&mock, 0);
+    assert!(
+        prompt.contains("- [semantic] The user prefers beach destinations in Southeast Asia."),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains("- [episodic] The user is traveling to Thailand tomorrow"),
+        "{prompt}"
+    );
+    // The run counted its accesses (kept beside the file), and the file is as 0.2.13 wrote it.
+    let listed = gateway
+        .memories()
+        .list(
+            &Actor::system(),
+            "travel-planner",
+            &agent_gateway::MemoryQuery {
+                owner: agent_gateway::MemoryOwner::Shared,
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.1, 13);
+    assert!(listed.0.iter().any(|m| m.access_count == 1));
+    assert_eq!(std::fs::read(&memory_file).unwrap(), original);
+}
