@@ -150,7 +150,8 @@ impl Generation {
                 Arc::new(FileTool::new(definition.clone(), config.tools.clone())) as SharedTool
             })
             .collect();
-        let memory = MemoryBank::new(memories, &workspace);
+        let llm = LlmClient::new(llm_settings::from_workspace(&workspace, env));
+        let memory = MemoryBank::new(memories, &workspace, &llm);
         let mut extra_tools = extra_tools;
         extra_tools.extend(crate::memory::tools::all(&memory));
         if let Some(delegate) =
@@ -212,7 +213,6 @@ impl Generation {
             }
         }
 
-        let llm = LlmClient::new(llm_settings::from_workspace(&workspace, env));
         let (choice, choice_notes) = ModelChoice::new(&workspace, &llm, models.model.clone());
         let external = ExternalNames {
             tools: tools.all().map(|t| t.name().to_string()).collect(),
@@ -401,6 +401,18 @@ fn model_diagnostics(workspace: &Workspace, llm: &LlmClient, choice: &ModelChoic
             if let Err(err) = llm.check_model(&name) {
                 diagnostics.warning(&agent.file, None, format!("agent '{}': {err}", agent.id));
             }
+        }
+    }
+    if let Some(model) = &workspace.config.memory.embedding_model {
+        let config_file = workspace.root.join("gateway.yaml");
+        if let Err(err) = llm.check_model(model) {
+            diagnostics.warning(&config_file, None, format!("memory.embedding_model: {err}"));
+        } else if model.starts_with("anthropic/") || model.starts_with("claude-") {
+            diagnostics.warning(
+                &config_file,
+                None,
+                format!("memory.embedding_model '{model}': Anthropic offers no embeddings; recall will rank by keywords only"),
+            );
         }
     }
     diagnostics

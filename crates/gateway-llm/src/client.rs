@@ -525,6 +525,15 @@ impl LlmClient {
         })))
     }
 
+    /// One embedding per text from `model` (`provider/model`), with retries.
+    pub async fn embed(&self, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let resolved = self.resolved(model, None)?;
+        Self::with_retries(&resolved, || resolved.adapter.embed(&resolved.model, texts)).await
+    }
+
     /// One completion: the target model with retries, then its fallback if it still fails.
     pub async fn complete(
         &self,

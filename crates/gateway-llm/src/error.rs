@@ -35,6 +35,9 @@ pub enum LlmError {
     /// The connection failed (refused, reset, DNS...).
     #[error("could not reach {provider}: {message}")]
     Connection { provider: String, message: String },
+    /// The provider's wire format has no such endpoint (Anthropic has no embeddings).
+    #[error("this provider offers no {what}")]
+    Unsupported { what: String },
     /// The provider answered 2xx with a body we cannot read.
     #[error("{provider} sent a malformed response: {message}")]
     InvalidResponse { provider: String, message: String },
@@ -49,6 +52,7 @@ impl LlmError {
             Self::MissingCredential { .. }
             | Self::UnknownProvider { .. }
             | Self::InvalidBase { .. }
+            | Self::Unsupported { .. }
             | Self::InvalidResponse { .. } => false,
         }
     }
@@ -62,6 +66,7 @@ impl LlmError {
             Self::MissingCredential { .. }
                 | Self::UnknownProvider { .. }
                 | Self::InvalidBase { .. }
+                | Self::Unsupported { .. }
         )
     }
 }

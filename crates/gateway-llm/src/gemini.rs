@@ -45,6 +45,47 @@ impl Gemini {
     }
 }
 
+impl Gemini {
+    /// One embedding per text (`batchEmbedContents`).
+    pub(crate) async fn embed_texts(
+        &self,
+        model: &str,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, LlmError> {
+        #[derive(serde::Deserialize)]
+        struct Embedding {
+            values: Vec<f32>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            embeddings: Vec<Embedding>,
+        }
+        let requests: Vec<Value> = texts
+            .iter()
+            .map(|text| json!({"model": format!("models/{model}"), "content": {"parts": [{"text": text}]}}))
+            .collect();
+        let path = format!("/v1beta/models/{model}:batchEmbedContents");
+        let response = self
+            .endpoint
+            .post(
+                self.endpoint.parse_url(&path)?,
+                &self.auth(),
+                &json!({"requests": requests}),
+            )
+            .await?;
+        let bytes = self.endpoint.bytes(response).await?;
+        let answer: Answer = self.endpoint.decode(&bytes)?;
+        if answer.embeddings.len() != texts.len() {
+            return Err(self.endpoint.invalid(format!(
+                "{} embeddings for {} texts",
+                answer.embeddings.len(),
+                texts.len()
+            )));
+        }
+        Ok(answer.embeddings.into_iter().map(|e| e.values).collect())
+    }
+}
+
 fn push_parts(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
     if parts.is_empty() {
         return;
@@ -329,6 +370,10 @@ impl StreamDecoder for Decoder {
 
 #[async_trait]
 impl ModelProvider for Gemini {
+    async fn embed(&self, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
+        self.embed_texts(model, texts).await
+    }
+
     async fn complete(
         &self,
         model: &str,

@@ -40,4 +40,11 @@ pub trait ModelProvider: Send + Sync {
         model: &str,
         request: &CompletionRequest,
     ) -> Result<CompletionStream, LlmError>;
+    /// One embedding per text, through the provider's embedding endpoint.
+    async fn embed(&self, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
+        let _ = (model, texts);
+        Err(LlmError::Unsupported {
+            what: "embeddings".into(),
+        })
+    }
 }

@@ -406,6 +406,38 @@ impl StreamDecoder for Decoder {
 
 #[async_trait]
 impl ModelProvider for OpenAi {
+    async fn embed(&self, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
+        #[derive(serde::Deserialize)]
+        struct Item {
+            index: usize,
+            embedding: Vec<f32>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            data: Vec<Item>,
+        }
+        let auth: &[(&str, &str)] = match &self.authorization {
+            Some(value) => &[("authorization", value)],
+            None => &[],
+        };
+        let body = serde_json::json!({"model": model, "input": texts});
+        let response = self
+            .endpoint
+            .post(self.endpoint.parse_url("/embeddings")?, auth, &body)
+            .await?;
+        let bytes = self.endpoint.bytes(response).await?;
+        let mut answer: Answer = self.endpoint.decode(&bytes)?;
+        answer.data.sort_by_key(|item| item.index);
+        if answer.data.len() != texts.len() {
+            return Err(self.endpoint.invalid(format!(
+                "{} embeddings for {} texts",
+                answer.data.len(),
+                texts.len()
+            )));
+        }
+        Ok(answer.data.into_iter().map(|item| item.embedding).collect())
+    }
+
     async fn complete(
         &self,
         model: &str,

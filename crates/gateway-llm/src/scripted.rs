@@ -127,6 +127,10 @@ fn completion(reply: &Reply, request: &CompletionRequest) -> Completion {
 
 #[async_trait]
 impl ModelProvider for Scripted {
+    async fn embed(&self, _model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
+        Ok(texts.iter().map(|t| model_script::embedding(t)).collect())
+    }
+
     async fn complete(
         &self,
         model: &str,

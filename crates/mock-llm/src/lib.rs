@@ -199,6 +199,8 @@ fn router(state: Shared) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai))
         .route("/chat/completions", post(openai))
+        .route("/v1/embeddings", post(openai_embeddings))
+        .route("/embeddings", post(openai_embeddings))
         .route("/v1/messages", post(anthropic))
         .route("/v1beta/models/{model_action}", post(gemini))
         .route("/v1/models/{model_action}", post(gemini))
@@ -275,12 +277,76 @@ fn take_reply(state: &State_, request: RecordedRequest) -> Reply {
         &request.model,
         &request.body,
     ));
+    keep(state, request);
+    reply
+}
+
+fn keep(state: &State_, request: RecordedRequest) {
     let mut requests = lock(&state.requests);
     if requests.len() >= MAX_RECORDED {
         requests.pop_front();
     }
     requests.push_back(request);
-    reply
+}
+
+/// Records an embedding request (no reply is taken for it).
+fn record(
+    state: &State_,
+    format: Format,
+    path: &str,
+    model: &str,
+    headers: &HeaderMap,
+    body: Value,
+) {
+    keep(
+        state,
+        RecordedRequest {
+            format,
+            path: path.to_string(),
+            model: model.to_string(),
+            stream: false,
+            headers: recorded_headers(headers),
+            body,
+        },
+    );
+}
+
+/// OpenAI's embeddings: [`model_script::embedding`] of each input, the same every time.
+async fn openai_embeddings(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return bad_request("request body is not JSON");
+    };
+    let texts: Vec<String> = match &body["input"] {
+        Value::String(text) => vec![text.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().unwrap_or_default().to_string())
+            .collect(),
+        _ => return bad_request("input must be a string or a list of strings"),
+    };
+    let model = body["model"].as_str().unwrap_or_default().to_string();
+    record(
+        &state,
+        Format::Openai,
+        "/v1/embeddings",
+        &model,
+        &headers,
+        body,
+    );
+    let data: Vec<Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(index, text)| serde_json::json!({"object": "embedding", "index": index, "embedding": model_script::embedding(text)}))
+        .collect();
+    axum::Json(
+        serde_json::json!({"object": "list", "data": data, "model": model,
+        "usage": {"prompt_tokens": 0, "total_tokens": 0}}),
+    )
+    .into_response()
 }
 
 fn bad_request(message: &str) -> Response {
@@ -328,13 +394,38 @@ async fn gemini(
     let Some((model, action)) = model_action.split_once(':') else {
         return bad_request("expected models/<model>:generateContent");
     };
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return bad_request("request body is not JSON");
+    };
     let stream = match action {
         "generateContent" => false,
         "streamGenerateContent" => true,
+        "batchEmbedContents" | "embedContent" => {
+            let texts: Vec<String> = match action {
+                "embedContent" => vec![wire::text_of(&body["content"]["parts"])],
+                _ => body["requests"]
+                    .as_array()
+                    .map(|requests| {
+                        requests
+                            .iter()
+                            .map(|r| wire::text_of(&r["content"]["parts"]))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            };
+            let path = format!("/v1beta/models/{model_action}");
+            record(&state, Format::Gemini, &path, model, &headers, body);
+            let embeddings: Vec<Value> = texts
+                .iter()
+                .map(|t| serde_json::json!({"values": model_script::embedding(t)}))
+                .collect();
+            let answer = match action {
+                "embedContent" => serde_json::json!({"embedding": embeddings.first()}),
+                _ => serde_json::json!({"embeddings": embeddings}),
+            };
+            return axum::Json(answer).into_response();
+        }
         _ => return bad_request("unknown action"),
-    };
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("request body is not JSON");
     };
     let path = format!("/v1beta/models/{model_action}");
     respond(

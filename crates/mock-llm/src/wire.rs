@@ -75,7 +75,7 @@ pub fn script_request(format: Format, model: &str, body: &Value) -> Request {
 }
 
 /// The text of a message's content (a string, or text parts).
-fn text_of(content: &Value) -> String {
+pub fn text_of(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts

@@ -60,3 +60,31 @@ pub fn estimate_tokens(text: &str) -> u64 {
 pub fn pieces(text: &str) -> Vec<String> {
     text.split_inclusive(' ').map(String::from).collect()
 }
+
+/// Dimensions of [`embedding`].
+pub const EMBEDDING_DIMENSIONS: usize = 64;
+
+/// A deterministic embedding of `text` (what scripted models and `mock-llm` answer): its
+/// lowercase words hashed into [`EMBEDDING_DIMENSIONS`] buckets and normalised, so texts that
+/// share words point the same way (cosine similarity works on it) with no model at all.
+pub fn embedding(text: &str) -> Vec<f32> {
+    let mut vector = vec![0f32; EMBEDDING_DIMENSIONS];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 2)
+    {
+        // FNV-1a: stable across builds and platforms (std's hasher is not).
+        let hash = word
+            .to_lowercase()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        vector[(hash % EMBEDDING_DIMENSIONS as u64) as usize] += 1.0;
+    }
+    let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        vector.iter_mut().for_each(|v| *v /= norm);
+    }
+    vector
+}

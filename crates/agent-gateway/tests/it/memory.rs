@@ -460,3 +460,65 @@ async fn the_0_2_13_example_memory_files_are_injected_and_left_unchanged() {
     assert!(listed.0.iter().any(|m| m.access_count == 1));
     assert_eq!(std::fs::read(&memory_file).unwrap(), original);
 }
+
+#[tokio::test]
+async fn with_an_embedding_model_recall_finds_memories_by_similarity() {
+    let ws = TestWorkspace::new();
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nmemory:\n  embedding_model: openai/text-embedding-3-small"
+    ));
+    ws.agent("buddy", "description: x\nmemory:\n  enabled: true", "x");
+    let mock = MockLlm::start().await.unwrap();
+    let gateway = gateway(&ws, &mock).await;
+    let fay = Actor::user("fay", vec!["agents:invoke".into()]);
+    for fact in [
+        "Fay's cat sleeps all day.",
+        "Fay works night shifts at the hospital.",
+    ] {
+        gateway
+            .memories()
+            .create(
+                &fay,
+                "buddy",
+                agent_gateway::MemoryCreate {
+                    owner: agent_gateway::MemoryOwner::Caller,
+                    content: fact.into(),
+                    memory_type: Default::default(),
+                    importance: 0.5,
+                    pinned: false,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    // Each memory was embedded through the provider's endpoint when saved.
+    let embedded = mock
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/embeddings")
+        .count();
+    assert_eq!(embedded, 2);
+    mock.clear_requests();
+    mock.push(Reply::tool_call(
+        "memory_recall",
+        json!({"query": "hospital shifts"}),
+    ));
+    mock.push(Reply::text("ok"));
+    gateway
+        .run(&fay, RunRequest::invoke("buddy", "When do I work?"))
+        .await
+        .unwrap();
+    let recalled = last_tool_result(&mock);
+    assert_eq!(
+        recalled[0]["content"], "Fay works night shifts at the hospital.",
+        "{recalled}"
+    );
+    // The query and the run's input were embedded too.
+    assert!(
+        mock.requests()
+            .iter()
+            .filter(|r| r.path == "/v1/embeddings")
+            .count()
+            >= 2
+    );
+}

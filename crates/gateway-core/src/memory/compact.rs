@@ -137,6 +137,7 @@ pub(crate) async fn compact(
             })?;
         let replaced: Vec<String> = group.iter().map(|m| m.id.clone()).collect();
         for (content, importance) in merged {
+            let embedding = bank.embedding_of(&content).await;
             summaries.push((
                 replaced.clone(),
                 MemoryRecord {
@@ -152,7 +153,7 @@ pub(crate) async fn compact(
                     last_accessed_at: None,
                     created_at: now,
                     updated_at: now,
-                    embedding: None,
+                    embedding,
                 },
             ));
         }

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::Utc;
+use gateway_llm::LlmClient;
 use gateway_store::{
     AgentMemoryStore, MemoryFilter, MemoryRecord, MemoryScope, MemorySource, MemoryType,
     StoreError, new_memory_id,
@@ -93,15 +94,17 @@ pub struct NewMemory {
     pub source: MemorySource,
 }
 
-/// The memories of a generation's agents: the shared store and each agent's settings.
+/// The memories of a generation's agents: the shared store, each agent's settings, and the
+/// embedding model recall ranks with (when one is configured).
 #[derive(Clone)]
 pub(crate) struct MemoryBank {
     store: Arc<dyn AgentMemoryStore>,
     settings: Arc<HashMap<String, MemorySettings>>,
+    embedder: Option<(LlmClient, String)>,
 }
 
 impl MemoryBank {
-    pub fn new(store: Arc<dyn AgentMemoryStore>, workspace: &Workspace) -> Self {
+    pub fn new(store: Arc<dyn AgentMemoryStore>, workspace: &Workspace, llm: &LlmClient) -> Self {
         let settings = workspace
             .agents
             .values()
@@ -112,9 +115,29 @@ impl MemoryBank {
                 )
             })
             .collect();
+        let embedder = workspace
+            .config
+            .memory
+            .embedding_model
+            .clone()
+            .map(|model| (llm.clone(), model));
         Self {
             store,
             settings: Arc::new(settings),
+            embedder,
+        }
+    }
+
+    /// The embedding of `text`, when an embedding model is configured and answers (a failure
+    /// only costs the ranking by similarity: it is logged).
+    pub async fn embedding_of(&self, text: &str) -> Option<Vec<f32>> {
+        let (llm, model) = self.embedder.as_ref()?;
+        match llm.embed(model, &[text.to_string()]).await {
+            Ok(mut vectors) => vectors.pop(),
+            Err(err) => {
+                tracing::warn!(%model, error = %err, "no embedding: memories rank by keywords only");
+                None
+            }
         }
     }
 
@@ -209,6 +232,9 @@ impl MemoryBank {
             .find(|m| m.content.trim().eq_ignore_ascii_case(&content))
         {
             let mut record = same.clone();
+            if record.embedding.is_none() {
+                record.embedding = self.embedding_of(&record.content).await;
+            }
             record.importance = record.importance.max(importance);
             record.pinned |= memory.pinned;
             record.updated_at = now;
@@ -218,6 +244,7 @@ impl MemoryBank {
         if existing.len() >= settings.max_per_scope {
             return Err(MemoryError::Full(settings.max_per_scope));
         }
+        let embedding = self.embedding_of(&content).await;
         let record = MemoryRecord {
             id: new_memory_id(),
             agent_id: agent_id.to_string(),
@@ -231,7 +258,7 @@ impl MemoryBank {
             last_accessed_at: None,
             created_at: now,
             updated_at: now,
-            embedding: None,
+            embedding,
         };
         self.store.save_memory(&record).await?;
         Ok(record)
@@ -278,8 +305,10 @@ impl MemoryBank {
         self.enabled_settings(agent_id)?;
         let (own, shared) = self.visible(agent_id, user).await?;
         let keep = |m: &MemoryRecord| memory_type.is_none_or(|t| t == m.memory_type);
+        let query_vector = self.embedding_of(query).await;
         let mut ranked = rank::rank(
             query,
+            query_vector.as_deref(),
             own.into_iter()
                 .filter(keep)
                 .map(|m| (m, true))
@@ -327,18 +356,24 @@ impl MemoryBank {
             }
         };
         let budget = settings.max_injected_chars;
+        let input_vector = if own.is_empty() && shared.is_empty() {
+            None
+        } else {
+            self.embedding_of(input).await
+        };
+        let input_vector = input_vector.as_deref();
         let mut used = Vec::new();
         let mut sections = Vec::new();
         let mut left = budget;
         if user.is_some() {
-            let (lines, spent) = rank::pack(input, own, budget * 6 / 10);
+            let (lines, spent) = rank::pack(input, input_vector, own, budget * 6 / 10);
             left = budget.saturating_sub(spent);
             if !lines.is_empty() {
                 sections.push(format!("### User Context\n{}", render(&lines)));
                 used.extend(lines);
             }
         }
-        let (lines, _) = rank::pack(input, shared, left);
+        let (lines, _) = rank::pack(input, input_vector, shared, left);
         if !lines.is_empty() {
             let body = render(&lines);
             sections.push(if user.is_some() {

@@ -1,5 +1,6 @@
-//! Ranking memories against a text: the share of the text's words a memory contains, and
-//! packing the best into a character budget.
+//! Ranking memories against a text: the share of the text's words a memory contains, blended
+//! with the cosine similarity of their embeddings when both have one; and packing the best
+//! into a character budget.
 
 use std::collections::HashSet;
 
@@ -55,15 +56,40 @@ fn order(a: &Ranked, b: &Ranked) -> std::cmp::Ordering {
         .then(a.memory.id.cmp(&b.memory.id))
 }
 
+/// The cosine similarity of two vectors (0 when their sizes differ or one is zero).
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() {
+        return 0.0;
+    }
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let norms = norm(a) * norm(b);
+    if norms == 0.0 {
+        0.0
+    } else {
+        (dot / norms).max(0.0)
+    }
+}
+
 /// Ranks `(memory, own)` pairs against `query`, best first.
 pub(crate) fn rank(
     query: &str,
+    query_vector: Option<&[f32]>,
     memories: impl Iterator<Item = (MemoryRecord, bool)>,
 ) -> Vec<Ranked> {
     let query = words(query);
     let mut ranked: Vec<Ranked> = memories
         .map(|(memory, own)| {
-            let score = relevance(&query, &memory) * if own { 1.2 } else { 1.0 };
+            let keywords = relevance(&query, &memory);
+            let relevance = match (query_vector, memory.embedding.as_deref()) {
+                (Some(q), Some(m)) => 0.6 * cosine(q, m) + 0.4 * keywords,
+                _ => keywords,
+            };
+            let score = relevance * if own { 1.2 } else { 1.0 };
             Ranked { memory, score, own }
         })
         .collect();
@@ -76,10 +102,15 @@ pub(crate) fn rank(
 /// skipped for shorter ones. Returns them and the characters spent.
 pub(crate) fn pack(
     input: &str,
+    input_vector: Option<&[f32]>,
     memories: Vec<MemoryRecord>,
     budget: usize,
 ) -> (Vec<MemoryRecord>, usize) {
-    let mut ranked = rank(input, memories.into_iter().map(|m| (m, false)));
+    let mut ranked = rank(
+        input,
+        input_vector,
+        memories.into_iter().map(|m| (m, false)),
+    );
     ranked.sort_by(|a, b| b.memory.pinned.cmp(&a.memory.pinned).then(order(a, b)));
     let mut spent = 0;
     let mut chosen = Vec::new();
@@ -121,6 +152,7 @@ mod tests {
     fn ranks_by_the_share_of_query_words_and_prefers_the_users_own() {
         let ranked = rank(
             "Where does the user like to travel in Asia?",
+            None,
             vec![
                 (memory("1", "Coffee, black, no sugar."), true),
                 (memory("2", "The user wants to travel to Asia."), false),
@@ -142,7 +174,7 @@ mod tests {
         newest.updated_at = Utc::now() + Duration::hours(1);
         let long = memory("l", &"x".repeat(500));
         let all = vec![newest.clone(), long, relevant.clone(), pinned.clone()];
-        let (chosen, spent) = pack("what is my dog called", all, 120);
+        let (chosen, spent) = pack("what is my dog called", None, all, 120);
         let ids: Vec<&str> = chosen.iter().map(|m| m.id.as_str()).collect();
         assert_eq!(
             ids,
@@ -150,5 +182,20 @@ mod tests {
             "the long one does not fit and is skipped"
         );
         assert!(spent <= 120);
+    }
+
+    #[test]
+    fn embeddings_find_what_keywords_miss() {
+        let mut pet = memory("pet", "Rex is a golden retriever.");
+        pet.embedding = Some(vec![1.0, 0.0]);
+        let mut food = memory("food", "Prefers dinner at eight.");
+        food.embedding = Some(vec![0.0, 1.0]);
+        let ranked = rank(
+            "tell me about the dog",
+            Some(&[0.9, 0.1]),
+            vec![(food, false), (pet, false)].into_iter(),
+        );
+        assert_eq!(ranked[0].memory.id, "pet");
+        assert!(ranked[0].score > 0.5 && ranked[1].score < 0.1);
     }
 }

@@ -239,7 +239,7 @@ impl<'a> Memories<'a> {
         if let Some(content) = edit.content {
             memory.content = bank.checked_content(agent_id, &content)?;
             // The old content's embedding no longer describes it.
-            memory.embedding = None;
+            memory.embedding = bank.embedding_of(&memory.content).await;
         }
         if let Some(memory_type) = edit.memory_type {
             memory.memory_type = memory_type;

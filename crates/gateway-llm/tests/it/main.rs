@@ -466,3 +466,40 @@ async fn target_defaults_fill_the_request() {
     assert_eq!(body["temperature"], 0.7);
     assert_eq!(body["max_tokens"], 321);
 }
+
+#[tokio::test]
+async fn embeddings_over_the_openai_and_gemini_wire_formats_and_in_process() {
+    let mock = MockLlm::start().await.unwrap();
+    let llm = client(&mock, &[]);
+    let texts = vec![
+        "The user likes tea.".to_string(),
+        "Tea, the user likes.".to_string(),
+    ];
+    for model in [
+        "openai/text-embedding-3-small",
+        "gemini/text-embedding-004",
+        "scripted/any",
+    ] {
+        let vectors = llm.embed(model, &texts).await.unwrap();
+        assert_eq!(vectors.len(), 2, "{model}");
+        assert_eq!(
+            vectors[0].len(),
+            model_script::EMBEDDING_DIMENSIONS,
+            "{model}"
+        );
+        // The same words in another order: the same direction.
+        let cosine: f32 = vectors[0].iter().zip(&vectors[1]).map(|(a, b)| a * b).sum();
+        assert!((cosine - 1.0).abs() < 1e-5, "{model}: {cosine}");
+    }
+    let paths: Vec<String> = mock.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/v1/embeddings",
+            "/v1beta/models/text-embedding-004:batchEmbedContents"
+        ]
+    );
+    assert_eq!(mock.requests()[0].body["input"], json!(texts));
+    let err = llm.embed("anthropic/claude-x", &texts).await.unwrap_err();
+    assert!(err.to_string().contains("no embeddings"), "{err}");
+}
