@@ -151,7 +151,10 @@ impl Generation {
             })
             .collect();
         let llm = LlmClient::new(llm_settings::from_workspace(&workspace, env));
-        let memory = MemoryBank::new(memories, &workspace, &llm);
+        let (choice, choice_notes) = ModelChoice::new(&workspace, &llm, models.model.clone());
+        let memory = MemoryBank::new(memories, &workspace, &llm, |agent| {
+            memory_model(&workspace.config, agent, &choice)
+        });
         let mut extra_tools = extra_tools;
         extra_tools.extend(crate::memory::tools::all(&memory));
         if let Some(delegate) =
@@ -213,7 +216,6 @@ impl Generation {
             }
         }
 
-        let (choice, choice_notes) = ModelChoice::new(&workspace, &llm, models.model.clone());
         let external = ExternalNames {
             tools: tools.all().map(|t| t.name().to_string()).collect(),
             mcp_servers: mcp.names().into_iter().collect(),
@@ -324,26 +326,6 @@ impl Generation {
         self.memory.settings(agent_id)
     }
 
-    /// The model of an agent's memory work (extraction, compaction): `extraction_model`, else
-    /// the agent's own.
-    pub(crate) fn memory_model(&self, agent: &AgentDefinition) -> ModelTarget {
-        match self
-            .memory
-            .settings(&agent.id)
-            .and_then(|s| s.extraction_model.clone())
-            .filter(|_| self.models.forced.is_none())
-        {
-            Some(name) => ModelTarget {
-                temperature: Some(0.1),
-                ..ModelTarget::new(name)
-            },
-            None => ModelTarget {
-                temperature: Some(0.1),
-                ..self.model_target(agent)
-            },
-        }
-    }
-
     /// The model of agents that name none (`model.without_key`'s while it stands in).
     pub fn default_model(&self) -> &str {
         &self.models.default
@@ -416,6 +398,29 @@ fn model_diagnostics(workspace: &Workspace, llm: &LlmClient, choice: &ModelChoic
         }
     }
     diagnostics
+}
+
+/// The model of an agent's memory work (extraction, compaction): `extraction_model` (the
+/// agent's, else `gateway.yaml`'s), else the agent's own model; a model forced by code wins.
+fn memory_model(
+    config: &GatewayConfig,
+    agent: &AgentDefinition,
+    choice: &ModelChoice,
+) -> ModelTarget {
+    let named = agent
+        .memory
+        .extraction_model
+        .clone()
+        .or_else(|| config.memory.extraction_model.clone())
+        .filter(|_| choice.forced.is_none());
+    let target = match named {
+        Some(name) => ModelTarget::new(name),
+        None => model_target(config, agent, choice),
+    };
+    ModelTarget {
+        temperature: Some(0.1),
+        ..target
+    }
 }
 
 /// The model an agent uses: its own settings over `gateway.yaml`'s `model` section, unless

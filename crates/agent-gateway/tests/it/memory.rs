@@ -522,3 +522,55 @@ async fn with_an_embedding_model_recall_finds_memories_by_similarity() {
             >= 2
     );
 }
+
+#[tokio::test]
+async fn a_save_past_the_compaction_limit_compacts_the_scope() {
+    let ws = TestWorkspace::new();
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nmemory:\n  compaction:\n    max_memories_per_scope: 2\n    min_age_hours: 0\n    compact_ratio: 1.0"
+    ));
+    ws.agent("buddy", "description: x\nmemory:\n  enabled: true", "x");
+    let mock = MockLlm::start().await.unwrap();
+    let gateway = gateway(&ws, &mock).await;
+    let gus = Actor::user("gus", vec!["agents:invoke".into()]);
+    for fact in ["Gus likes jazz.", "Gus plays the piano."] {
+        gateway
+            .memories()
+            .create(
+                &gus,
+                "buddy",
+                agent_gateway::MemoryCreate {
+                    owner: agent_gateway::MemoryOwner::Caller,
+                    content: fact.into(),
+                    memory_type: Default::default(),
+                    importance: 0.3,
+                    pinned: false,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    assert!(mock.requests().is_empty(), "at the limit: no compaction");
+    mock.push(Reply::tool_call(
+        "memory_save",
+        json!({"content": "Gus plays jazz piano on Fridays.", "importance": 0.3}),
+    ));
+    mock.push(Reply::text(
+        r#"[{"content": "Gus loves jazz and plays jazz piano on Fridays.", "importance": 0.5}]"#,
+    ));
+    mock.push(Reply::text("Saved."));
+    let result = gateway
+        .run(
+            &gus,
+            RunRequest::invoke("buddy", "I play jazz piano on Fridays."),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.answer.raw_text, "Saved.");
+    let kept = memories_of(&gateway, "buddy", "gus").await;
+    let contents: Vec<&str> = kept.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(
+        contents,
+        ["Gus loves jazz and plays jazz piano on Fridays."]
+    );
+}

@@ -96,8 +96,6 @@ async fn summarise(
 /// memories the summaries replaced (0 when under the limit, or compaction is off).
 pub(crate) async fn compact(
     bank: &MemoryBank,
-    llm: &LlmClient,
-    model: &ModelTarget,
     agent_id: &str,
     scope: &MemoryScope,
 ) -> Result<usize, MemoryError> {
@@ -128,13 +126,18 @@ pub(crate) async fn compact(
         if group.len() < 2 {
             continue;
         }
-        let merged = summarise(llm, model, &group, settings.max_content_chars)
-            .await
-            .map_err(|why| {
-                MemoryError::Invalid(format!(
-                    "compaction of agent '{agent_id}' stopped, nothing was changed: {why}"
-                ))
-            })?;
+        let merged = summarise(
+            bank.llm(),
+            &settings.model,
+            &group,
+            settings.max_content_chars,
+        )
+        .await
+        .map_err(|why| {
+            MemoryError::Invalid(format!(
+                "compaction of agent '{agent_id}' stopped, nothing was changed: {why}"
+            ))
+        })?;
         let replaced: Vec<String> = group.iter().map(|m| m.id.clone()).collect();
         for (content, importance) in merged {
             let embedding = bank.embedding_of(&content).await;

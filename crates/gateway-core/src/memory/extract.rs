@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gateway_llm::{CompletionRequest, LlmClient, Message, ModelTarget};
+use gateway_llm::{CompletionRequest, Message};
 use gateway_store::{MemoryScope, MemorySource, MemoryType};
 use tokio::sync::Semaphore;
 
@@ -90,8 +90,6 @@ fn normalised(text: &str) -> String {
 /// memories were saved.
 pub(crate) async fn extract(
     bank: &MemoryBank,
-    llm: &LlmClient,
-    model: &ModelTarget,
     agent_id: &str,
     scope: &MemoryScope,
     conversation: &[(String, String)],
@@ -125,8 +123,9 @@ pub(crate) async fn extract(
         ],
         ..CompletionRequest::default()
     };
-    let answer = llm
-        .complete(model, &request)
+    let answer = bank
+        .llm()
+        .complete(&settings.model, &request)
         .await
         .map_err(|err| MemoryError::Invalid(format!("extraction's model call failed: {err}")))?;
     let Some(items) = super::parse_json_array(&answer.text) else {
@@ -165,7 +164,7 @@ pub(crate) async fn extract(
             Ok(_) => saved += 1,
             Err(MemoryError::Full(_)) => {
                 // Make room once, then try again; a scope still full keeps what it has.
-                compact::compact(bank, llm, model, agent_id, scope).await?;
+                compact::compact(bank, agent_id, scope).await?;
                 if bank.save(agent_id, scope, memory).await.is_ok() {
                     saved += 1;
                 } else {
@@ -176,7 +175,7 @@ pub(crate) async fn extract(
         }
     }
     if saved > 0 {
-        compact::compact(bank, llm, model, agent_id, scope).await?;
+        compact::compact(bank, agent_id, scope).await?;
     }
     Ok(saved)
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::Utc;
-use gateway_llm::LlmClient;
+use gateway_llm::{LlmClient, ModelTarget};
 use gateway_store::{
     AgentMemoryStore, MemoryFilter, MemoryRecord, MemoryScope, MemorySource, MemoryType,
     StoreError, new_memory_id,
@@ -40,10 +40,12 @@ pub struct MemorySettings {
     pub shared_writes: bool,
     pub extraction_model: Option<String>,
     pub compaction: CompactionConfig,
+    /// The model of extraction and compaction (`extraction_model`, else the agent's).
+    pub model: ModelTarget,
 }
 
 impl MemorySettings {
-    pub fn of(config: &MemoryConfig, agent: &AgentDefinition) -> Self {
+    pub fn of(config: &MemoryConfig, agent: &AgentDefinition, model: ModelTarget) -> Self {
         let own = &agent.memory;
         Self {
             enabled: own.enabled.unwrap_or(config.enabled),
@@ -60,6 +62,7 @@ impl MemorySettings {
                 .clone()
                 .or_else(|| config.extraction_model.clone()),
             compaction: config.compaction.clone(),
+            model,
         }
     }
 }
@@ -100,39 +103,41 @@ pub struct NewMemory {
 pub(crate) struct MemoryBank {
     store: Arc<dyn AgentMemoryStore>,
     settings: Arc<HashMap<String, MemorySettings>>,
-    embedder: Option<(LlmClient, String)>,
+    llm: LlmClient,
+    embedding_model: Option<String>,
 }
 
 impl MemoryBank {
-    pub fn new(store: Arc<dyn AgentMemoryStore>, workspace: &Workspace, llm: &LlmClient) -> Self {
+    /// The bank of `workspace`'s agents; `model_of` gives each agent's memory model.
+    pub fn new(
+        store: Arc<dyn AgentMemoryStore>,
+        workspace: &Workspace,
+        llm: &LlmClient,
+        model_of: impl Fn(&AgentDefinition) -> ModelTarget,
+    ) -> Self {
         let settings = workspace
             .agents
             .values()
             .map(|agent| {
                 (
                     agent.id.clone(),
-                    MemorySettings::of(&workspace.config.memory, agent),
+                    MemorySettings::of(&workspace.config.memory, agent, model_of(agent)),
                 )
             })
             .collect();
-        let embedder = workspace
-            .config
-            .memory
-            .embedding_model
-            .clone()
-            .map(|model| (llm.clone(), model));
         Self {
             store,
             settings: Arc::new(settings),
-            embedder,
+            llm: llm.clone(),
+            embedding_model: workspace.config.memory.embedding_model.clone(),
         }
     }
 
     /// The embedding of `text`, when an embedding model is configured and answers (a failure
     /// only costs the ranking by similarity: it is logged).
     pub async fn embedding_of(&self, text: &str) -> Option<Vec<f32>> {
-        let (llm, model) = self.embedder.as_ref()?;
-        match llm.embed(model, &[text.to_string()]).await {
+        let model = self.embedding_model.as_ref()?;
+        match self.llm.embed(model, &[text.to_string()]).await {
             Ok(mut vectors) => vectors.pop(),
             Err(err) => {
                 tracing::warn!(%model, error = %err, "no embedding: memories rank by keywords only");
@@ -143,6 +148,10 @@ impl MemoryBank {
 
     pub fn store(&self) -> &Arc<dyn AgentMemoryStore> {
         &self.store
+    }
+
+    pub fn llm(&self) -> &LlmClient {
+        &self.llm
     }
 
     /// The settings of `agent_id` (`None`: no such agent).
@@ -318,6 +327,19 @@ impl MemoryBank {
         ranked.truncate(limit);
         self.touch(agent_id, ranked.iter().map(|r| &r.memory)).await;
         Ok(ranked)
+    }
+
+    /// Compacts `scope` when it passed the agent's compaction limit; how many memories the
+    /// summaries replaced.
+    pub async fn compact(&self, agent_id: &str, scope: &MemoryScope) -> Result<usize, MemoryError> {
+        compact::compact(self, agent_id, scope).await
+    }
+
+    /// [`Self::compact`] after a save, when a failure must not undo the save: it is logged.
+    pub async fn compact_after_save(&self, agent_id: &str, scope: &MemoryScope) {
+        if let Err(err) = self.compact(agent_id, scope).await {
+            tracing::warn!(agent = agent_id, error = %err, "memory compaction after a save failed; nothing was removed");
+        }
     }
 
     /// Deletes a memory of `scope`; another scope's memory is not found.

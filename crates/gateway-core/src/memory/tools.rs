@@ -96,6 +96,9 @@ impl MemoryTool {
             source: MemorySource::Manual,
         };
         let saved = self.bank.save(&context.agent_id, &scope, memory).await?;
+        self.bank
+            .compact_after_save(&context.agent_id, &scope)
+            .await;
         Ok(json!({"id": saved.id, "status": "saved"}))
     }
 

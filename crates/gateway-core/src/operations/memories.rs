@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::actor::Actor;
 use crate::error::{GatewayError, Record};
 use crate::generation::Generation;
-use crate::memory::{MemoryBank, NewMemory, compact};
+use crate::memory::{MemoryBank, NewMemory};
 use crate::state::GatewayState;
 
 /// A memory as the API shows it.
@@ -224,7 +224,9 @@ impl<'a> Memories<'a> {
             pinned: create.pinned,
             source: MemorySource::Api,
         };
-        Ok(bank.save(agent_id, &scope, memory).await?.into())
+        let saved = bank.save(agent_id, &scope, memory).await?;
+        bank.compact_after_save(agent_id, &scope).await;
+        Ok(saved.into())
     }
 
     pub async fn update(
@@ -277,32 +279,18 @@ impl<'a> Memories<'a> {
         agent_id: &str,
     ) -> Result<CompactReport, GatewayError> {
         let generation = self.state.generation();
-        let agent = generation
-            .agent(agent_id)
-            .ok_or_else(|| GatewayError::not_found(Record::Agent, agent_id))?;
+        if generation.agent(agent_id).is_none() {
+            return Err(GatewayError::not_found(Record::Agent, agent_id));
+        }
         if !generation.memory.enabled(agent_id) {
             return Err(GatewayError::MemoryUnavailable(agent_id.to_string()));
         }
-        let model = generation.memory_model(agent);
-        let global_compacted = compact::compact(
-            &generation.memory,
-            &generation.llm,
-            &model,
-            agent_id,
-            &MemoryScope::Shared,
-        )
-        .await?;
+        let bank = &generation.memory;
+        let global_compacted = bank.compact(agent_id, &MemoryScope::Shared).await?;
         let user_compacted = match actor.user_id() {
             Some(user) => {
-                let scope = MemoryScope::User(user.to_string());
-                compact::compact(
-                    &generation.memory,
-                    &generation.llm,
-                    &model,
-                    agent_id,
-                    &scope,
-                )
-                .await?
+                bank.compact(agent_id, &MemoryScope::User(user.to_string()))
+                    .await?
             }
             None => 0,
         };

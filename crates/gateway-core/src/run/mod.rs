@@ -623,7 +623,6 @@ fn extract_later(
     }
     let permits = state.extractions.permits();
     let generation = Arc::clone(generation);
-    let model = generation.memory_model(agent);
     let agent_id = agent.id.clone();
     let min_importance = config.min_extracted_importance;
     state.tasks.spawn(async move {
@@ -632,8 +631,6 @@ fn extract_later(
         };
         let outcome = crate::memory::extract::extract(
             &generation.memory,
-            &generation.llm,
-            &model,
             &agent_id,
             &scope,
             &conversation,
