@@ -1,4 +1,5 @@
-//! The URL of a service a test needs (PostgreSQL, Redis, RabbitMQ), from the environment.
+//! What tests need from outside: the URL of a service (PostgreSQL, Redis, RabbitMQ), from the
+//! environment, and copies of fixture folders.
 //!
 //! On a developer's machine a test whose service is not configured says so and is skipped.
 //! In CI (`CI` set to anything non-empty) every test must run, so a missing URL fails the
@@ -117,4 +118,30 @@ mod tests {
             fail
         );
     }
+}
+
+/// Copies the folder `from` (a workspace a test serves, say) to `to`, so the test can run on
+/// it and change it without touching the original. Files whose extension is in `skip` (e.g.
+/// `db`) are left out.
+pub fn copy_tree(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    skip: &[&str],
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target, skip)?;
+        } else if !entry
+            .path()
+            .extension()
+            .and_then(OsStr::to_str)
+            .is_some_and(|e| skip.contains(&e))
+        {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }

@@ -380,19 +380,6 @@ async fn compaction_with_a_failing_model_deletes_nothing_and_with_a_working_one_
     assert_eq!(summary.user_id.as_deref(), Some("erin"));
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn the_0_2_13_example_memory_files_are_injected_and_left_unchanged() {
     // `.ci/run` downloads agents-gateway 0.2.13 from PyPI and points here at its example.
@@ -404,7 +391,7 @@ async fn the_0_2_13_example_memory_files_are_injected_and_left_unchanged() {
     };
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("workspace");
-    copy_dir(std::path::Path::new(&example), &ws);
+    test_services::copy_tree(std::path::Path::new(&example), &ws, &[]).unwrap();
     let memory_file = ws.join("agents/travel-planner/MEMORY.md");
     let original = std::fs::read(&memory_file).unwrap();
     let mock = MockLlm::start().await.unwrap();

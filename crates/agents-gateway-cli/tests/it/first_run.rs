@@ -5,26 +5,13 @@ use std::path::Path;
 
 use super::{bin, free_port, wait_healthy};
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else if entry.path().extension().is_none_or(|e| e != "db") {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_workspace_answers_with_no_key() {
     // A copy, so the server's SQLite file lands in a temporary folder, not in the repository.
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/workspace");
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("workspace");
-    copy_dir(&example, &ws);
+    test_services::copy_tree(&example, &ws, &["db"]).unwrap();
     let log = dir.path().join("serve.log");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -103,7 +90,7 @@ async fn with_a_key_the_example_uses_the_real_model_and_elsewhere_nothing_falls_
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/workspace");
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("workspace");
-    copy_dir(&example, &ws);
+    test_services::copy_tree(&example, &ws, &["db"]).unwrap();
     // The key is set: the real provider (here the mock, over Gemini's wire format) answers.
     let mock = mock_llm::MockLlm::start().await.unwrap();
     mock.push(mock_llm::Reply::text("from gemini"));
