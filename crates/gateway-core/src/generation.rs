@@ -321,6 +321,13 @@ impl Generation {
         model_target(&self.workspace.config, agent, &self.models)
     }
 
+    /// The model client of this generation (providers, keys, scripts as the workspace
+    /// configures them): for work beside runs that needs a model, such as grading a test
+    /// case's answer. Runs of agents go through the run pipeline, never through this.
+    pub fn llm(&self) -> &LlmClient {
+        &self.llm
+    }
+
     /// The memory settings of `agent_id` (`None`: no such agent).
     pub fn memory_settings(&self, agent_id: &str) -> Option<&crate::memory::MemorySettings> {
         self.memory.settings(agent_id)

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gateway_core::store::{MemoryStore, StepRecord};
-use gateway_core::tools::workflow::WorkflowHost;
 use gateway_core::workspace::config::QueueBackend;
 use gateway_core::workspace::test_cases::{CaseInput, TestCase};
 use gateway_core::{Actor, Gateway, GatewayBuilder, RunRequest, RunResult};
@@ -104,9 +103,19 @@ pub(crate) async fn run(job: Job) -> CaseReport {
             .or_else(|| case.judge_model.clone())
             .or_else(|| model.clone())
             .unwrap_or_else(|| agent_model(&gateway, &case.agent));
-        report
-            .assertions
-            .push(judge_with(&job, &judge_model, judgement, &report.transcript).await);
+        // The case's own gateway: its model client reaches the judge's model as the workspace
+        // configures it (providers, replies/ scripts, the case's inline script).
+        let generation = gateway.generation();
+        report.assertions.push(
+            judge::ask(
+                generation.llm(),
+                &judge_model,
+                judgement,
+                case,
+                &report.transcript,
+            )
+            .await,
+        );
     }
     gateway.shutdown().await;
     report.passed = report.error.is_none() && report.assertions.iter().all(|a| a.passed);
@@ -121,28 +130,6 @@ fn agent_model(gateway: &Gateway, agent: &str) -> String {
         .agent(agent)
         .and_then(|a| a.model.name.clone())
         .unwrap_or_else(|| generation.default_model().to_string())
-}
-
-/// Asks the judge model through a gateway of its own (every agent on the judge model), so
-/// the judge reaches its model as the workspace configures it (providers, `replies/`
-/// scripts played from the start).
-async fn judge_with(
-    job: &Job,
-    model: &str,
-    judgement: &gateway_core::workspace::test_cases::Judge,
-    transcript: &Transcript,
-) -> crate::report::Assertion {
-    let answer = match job.builder(Some(model.to_string())).build().await {
-        Err(err) => Err(format!("the judge's gateway could not start: {err}")),
-        Ok(gateway) => {
-            let generation = gateway.generation();
-            let messages = judge::messages(judgement, &job.case, transcript);
-            let answer = generation.complete(&job.case.agent, messages).await;
-            gateway.shutdown().await;
-            answer
-        }
-    };
-    judge::assess(judgement, model, answer)
 }
 
 /// Sends the case's messages: one invocation, or the turns of one chat session.
