@@ -1,6 +1,7 @@
 //! `agents-gateway`: scaffold, check, serve and talk to a workspace of agents.
 
 mod init;
+mod memory;
 mod output;
 mod site;
 mod testing;
@@ -63,7 +64,8 @@ enum Command {
         /// Port to listen on (default: server.port from gateway.yaml, else 8000).
         #[arg(short, long)]
         port: Option<u16>,
-        /// Allow POST /v1/reload to re-read the workspace.
+        /// Watch the workspace and reload it on every change (a broken change keeps the
+        /// running agents and is reported on /v1/health); also allows POST /v1/reload.
         #[arg(long)]
         reload: bool,
         /// Run queue workers (and the scheduler) without the HTTP API.
@@ -139,6 +141,13 @@ enum Command {
     Site {
         #[command(subcommand)]
         action: SiteAction,
+    },
+    /// List, add and forget an agent's memories (as trusted code, on the workspace's store).
+    Memory {
+        #[command(flatten)]
+        ws: WorkspaceArg,
+        #[command(subcommand)]
+        action: memory::MemoryAction,
     },
     /// Manage the database schema (persistence.url of the workspace).
     Db {
@@ -216,12 +225,7 @@ enum DbAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&cli.command);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -237,6 +241,57 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!("Error: {err:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to standard error as `log:` of the workspace's `gateway.yaml` says (text or one JSON
+/// object per line; the level from `RUST_LOG` when set, else `log.level`). Every line written
+/// while handling a request or running an execution carries its `request_id` /
+/// `execution_id` (their spans).
+fn init_logging(command: &Command) {
+    use agent_gateway::workspace::config::LogFormat;
+    use tracing_subscriber::EnvFilter;
+    let log = command
+        .workspace()
+        .and_then(|path| GatewayConfig::load(path, &GatewayConfig::process_env()).config)
+        .map(|config| config.log)
+        .unwrap_or_default();
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
+}
+
+impl Command {
+    /// The workspace folder a command works on.
+    fn workspace(&self) -> Option<&std::path::Path> {
+        match self {
+            Command::Serve { ws, .. }
+            | Command::Invoke { ws, .. }
+            | Command::Chat { ws, .. }
+            | Command::Agents { ws, .. }
+            | Command::Skills { ws, .. }
+            | Command::Schedules { ws, .. }
+            | Command::Test { ws, .. }
+            | Command::Check { ws }
+            | Command::Memory { ws, .. }
+            | Command::Db { ws, .. } => Some(&ws.workspace),
+            Command::Init { .. }
+            | Command::Site { .. }
+            | Command::Keys { .. }
+            | Command::Version => None,
         }
     }
 }
@@ -299,6 +354,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Chat { ws, agent } => chat(&ws.workspace, &agent).await,
         Command::Db { ws, action } => db(&ws.workspace, action).await,
+        Command::Memory { ws, action } => {
+            let gateway = build_gateway(&ws.workspace, false, Lifetime::Command).await?;
+            memory::memory(gateway, action).await
+        }
         Command::Keys { action } => keys(action),
         Command::Site { action } => {
             match action {
@@ -361,6 +420,7 @@ async fn build_gateway(
     require_workspace(path)?;
     Gateway::builder(path)
         .reload(reload)
+        .watch(reload && lifetime == Lifetime::Server)
         .background(lifetime == Lifetime::Server)
         .build()
         .await

@@ -40,6 +40,7 @@ pub struct GatewayBuilder {
     hooks: Hooks,
     hook_errors: Vec<UnknownEvent>,
     reload_enabled: bool,
+    watch: bool,
     background: bool,
     notifications: bool,
     overrides: Vec<ConfigOverride>,
@@ -58,6 +59,7 @@ impl Gateway {
             hooks: Hooks::default(),
             hook_errors: Vec::new(),
             reload_enabled: false,
+            watch: false,
             background: true,
             notifications: true,
             overrides: Vec::new(),
@@ -104,6 +106,20 @@ impl GatewayBuilder {
     /// Allows [`Gateway::reload`] (CLI `serve --reload`).
     pub fn reload(mut self, enabled: bool) -> Self {
         self.reload_enabled = enabled;
+        self
+    }
+
+    /// Watches the workspace folder and reloads on every change (after ~300 ms without
+    /// another): agent, skill and tool files, handlers, context files, `replies/` and
+    /// `gateway.yaml` (not `tests/`, databases or memory files). A change that breaks the
+    /// workspace keeps the running generation; the problems are logged and shown by
+    /// [`Gateway::health`]. Implies [`GatewayBuilder::reload`]. Stops at
+    /// [`Gateway::shutdown`]. CLI `serve --reload`.
+    pub fn watch(mut self, enabled: bool) -> Self {
+        self.watch = enabled;
+        if enabled {
+            self.reload_enabled = true;
+        }
         self
     }
 
@@ -235,6 +251,8 @@ impl GatewayBuilder {
                 notifications_enabled: self.notifications,
                 generation: RwLock::new(generation),
                 generations: AtomicU64::new(1),
+                reloading: tokio::sync::Mutex::new(()),
+                last_reload: std::sync::Mutex::new(None),
                 sessions,
                 running: Arc::default(),
                 approvals: Arc::new(Approvals::new(Arc::clone(&store))),
@@ -253,6 +271,9 @@ impl GatewayBuilder {
             }
         });
         crate::background::start(&state).await?;
+        if self.watch {
+            crate::background::watch::start(&state)?;
+        }
         Ok(Gateway { state })
     }
 }

@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Default)]
 pub struct CancelHandles {
     tokens: Mutex<HashMap<String, CancellationToken>>,
+    /// Why a run was cancelled, when it was not a caller's cancel (shutdown).
+    reasons: Mutex<HashMap<String, String>>,
 }
 
 impl CancelHandles {
@@ -37,6 +39,23 @@ impl CancelHandles {
             }
             None => false,
         }
+    }
+
+    /// Cancels a run saying why: its recorded error is `reason`.
+    pub fn cancel_because(&self, execution_id: &str, reason: &str) -> bool {
+        self.reasons
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(execution_id.to_string(), reason.to_string());
+        self.cancel(execution_id)
+    }
+
+    /// The reason given to [`CancelHandles::cancel_because`] for a run, once.
+    pub fn take_reason(&self, execution_id: &str) -> Option<String> {
+        self.reasons
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(execution_id)
     }
 
     pub fn ids(&self) -> Vec<String> {

@@ -188,12 +188,18 @@ pub enum GatewayError {
     /// The gateway is shutting down (a tool called back into it as it stopped).
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    /// A dependency of this instance did not answer (readiness): every failed check.
+    #[error("Not ready: {}", .0.failures().map(|(name, error)| format!("{name}: {error}")).collect::<Vec<_>>().join("; "))]
+    NotReady(Box<crate::operations::admin::Readiness>),
     /// The agent has no memory (`memory.enabled` is off for it).
     #[error("Memory is not enabled for agent '{0}'")]
     MemoryUnavailable(String),
     /// The scope holds as many memories as it may.
     #[error("The memory of this scope is full ({0} memories): forget some or compact it")]
     MemoryFull(usize),
+    /// The model of a memory compaction or extraction failed or answered nonsense.
+    #[error("{0}")]
+    MemoryModelFailed(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -207,6 +213,7 @@ impl From<crate::memory::MemoryError> for GatewayError {
             M::NoUser(_) => Self::AuthRequired,
             M::NotFound(id) => Self::not_found(Record::Memory, id),
             M::Full(limit) => Self::MemoryFull(limit),
+            M::ModelFailed(message) => Self::MemoryModelFailed(message),
             M::Store(err) => Self::Storage(err),
         }
     }

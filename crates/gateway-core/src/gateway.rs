@@ -3,6 +3,7 @@
 //! workspace generation. Surfaces (the REST API, agentgate publishing, the CLI, ...) are built
 //! on these public operations only.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use crate::auth::AuthError;
 use crate::error::GatewayError;
 use crate::generation::Generation;
 use crate::hooks::HookEvent;
-use crate::operations::admin::{self, Health};
+use crate::operations::admin::{self, Health, Readiness};
 use crate::operations::conversations::Conversations;
 use crate::operations::executions::Executions;
 use crate::operations::mcp_servers::McpServers;
@@ -161,8 +162,22 @@ impl Gateway {
         self.generation().agent(id).cloned()
     }
 
+    /// Liveness and a summary of the workspace, with what the last reload did. Cheap: asks
+    /// nothing of the store.
     pub fn health(&self) -> Health {
-        Health::of(&self.generation())
+        Health::of(&self.state)
+    }
+
+    /// Whether this instance can serve: the store answers a trivial query, and the queue
+    /// broker and the scheduler's Redis lock (when configured) answer a ping, each within
+    /// about two seconds. Fails with [`GatewayError::NotReady`] listing the failed checks.
+    pub async fn ready(&self) -> Result<Readiness, GatewayError> {
+        let readiness = admin::readiness(&self.state).await;
+        if readiness.is_ready() {
+            Ok(readiness)
+        } else {
+            Err(GatewayError::NotReady(Box::new(readiness)))
+        }
     }
 
     /// Whether [`Gateway::reload`] is allowed (`serve --reload`).
@@ -210,17 +225,52 @@ impl Gateway {
         self.state.hooks.fire(HookEvent::GatewayStartup).await;
     }
 
-    /// Stops the background loops, lets the jobs in hand and the work runs left behind
-    /// (notification deliveries, runs started in the background) finish up to
-    /// `queue.drain_timeout_s`, fires `gateway.shutdown` and says goodbye to the store. Call
-    /// once when serving stops, and before a short-lived program exits.
+    /// Stops the background loops (schedules, queue workers, the file watcher) and lets what
+    /// is in flight finish up to `server.shutdown_timeout_s`: runs (requests, streams, queue
+    /// jobs) and the work they left behind (notification deliveries, runs started in the
+    /// background, end records). Runs still going at the deadline are cancelled and recorded
+    /// `cancelled` with the reason (a job of a durable queue is left to the queue, which
+    /// hands it to another worker); one that does not stop is recorded `failed`. Then fires
+    /// `gateway.shutdown` and says goodbye to the store. Call once when serving stops, and
+    /// before a short-lived program exits.
     pub async fn shutdown(&self) {
         let state = &self.state;
         state.background.cancel();
-        let limit = Duration::from_secs(self.generation().config().queue.drain_timeout_s);
-        crate::background::worker::drain(state, limit).await;
+        let config = self.config();
+        let limit = Duration::from_secs(config.server.shutdown_timeout_s.max(1));
+        let now = tokio::time::Instant::now();
+        let deadline = now + limit;
+        // Jobs of a durable queue are waited for up to `queue.drain_timeout_s` only: the
+        // queue hands what is left to another worker.
+        let jobs_deadline = now + Duration::from_secs(config.queue.drain_timeout_s);
+        loop {
+            let now = tokio::time::Instant::now();
+            if state.running.is_empty() || now >= deadline {
+                break;
+            }
+            if now >= jobs_deadline && state.queue.durable() {
+                let jobs = state.in_flight.ids();
+                if state.running.ids().iter().all(|id| jobs.contains(id)) {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut tasks_deadline = deadline;
+        if !state.running.is_empty() {
+            stop_unfinished_runs(state, limit).await;
+            // Their end records and notifications get a moment of their own.
+            tasks_deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        }
+        let jobs = state.in_flight.count();
+        if jobs > 0 {
+            tracing::warn!(
+                jobs,
+                "shutdown with jobs still running; the queue will hand them to another worker"
+            );
+        }
         state.tasks.close();
-        if tokio::time::timeout(limit, state.tasks.wait())
+        if tokio::time::timeout_at(tasks_deadline, state.tasks.wait())
             .await
             .is_err()
         {
@@ -236,6 +286,52 @@ impl Gateway {
         {
             tracing::warn!(error = %err, "could not unregister this instance");
         }
+    }
+}
+
+/// How long runs cancelled at the shutdown deadline get to record their end, and their
+/// notifications to go out.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// At the shutdown deadline: cancels the runs still going (not the jobs of a durable queue,
+/// which another worker takes over), waits a moment for them to record `cancelled`, and
+/// records `failed` those that did not stop.
+async fn stop_unfinished_runs(state: &GatewayState, limit: Duration) {
+    let reason = format!(
+        "The gateway shut down before the run finished (server.shutdown_timeout_s = {} s)",
+        limit.as_secs()
+    );
+    let left_to_queue: HashSet<String> = if state.queue.durable() {
+        state.in_flight.ids()
+    } else {
+        HashSet::new()
+    };
+    let stopping: Vec<String> = state
+        .running
+        .ids()
+        .into_iter()
+        .filter(|id| !left_to_queue.contains(id))
+        .collect();
+    if stopping.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        runs = stopping.len(),
+        "shutdown deadline reached: cancelling the runs still going"
+    );
+    for id in &stopping {
+        state.running.cancel_because(id, &reason);
+    }
+    let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    let ids = || state.running.ids();
+    while stopping.iter().any(|id| ids().contains(id)) && tokio::time::Instant::now() < grace {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let still = ids();
+    for id in stopping.iter().filter(|id| still.contains(id)) {
+        tracing::error!(execution_id = %id, "a run did not stop at shutdown; recorded failed");
+        state.running.finish(id);
+        crate::run::fail_recorded(state, id, reason.clone()).await;
     }
 }
 

@@ -52,12 +52,10 @@ pub use gateway_workspace as workspace;
 pub use generation::{Generation, check_models};
 pub use memory::{MemoryError, MemorySettings, NewMemory};
 pub use model_script;
-pub use operations::admin::Health;
+pub use operations::admin::{Health, Readiness, ReadinessCheck, ReloadProblem, ReloadReport};
 pub use operations::executions::ApprovalDecision;
 pub use operations::mcp_servers::{McpServerCreate, McpServerInfo, McpServerUpdate};
-pub use operations::memories::{
-    CompactReport, MemoryCreate, MemoryEdit, MemoryInfo, MemoryOwner, MemoryQuery,
-};
+pub use operations::memories::{CompactReport, MemoryCreate, MemoryEdit, MemoryOwner, MemoryQuery};
 pub use operations::schedules::{ScheduleCreate, ScheduleEdit};
 pub use operations::user_configs::UserConfigInfo;
 pub use run::{RunStream, RunTicket, Started};

@@ -67,6 +67,34 @@ pub trait JobQueue: Send + Sync {
     async fn ack(&self, delivery: Delivery) -> Result<(), QueueError>;
     /// Gives a job back without running it (it runs elsewhere for now).
     async fn release(&self, delivery: Delivery) -> Result<(), QueueError>;
+    /// Whether the broker answers now, within [`PING_TIMEOUT`] (an in-process queue always
+    /// does).
+    async fn ping(&self) -> Result<(), QueueError> {
+        Ok(())
+    }
+}
+
+/// How long [`JobQueue::ping`] waits for the broker.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Sends `PING` on a Redis connection, failing after [`PING_TIMEOUT`].
+pub(crate) async fn ping_redis(
+    connection: &redis::aio::ConnectionManager,
+) -> Result<(), QueueError> {
+    let mut connection = connection.clone();
+    let answer = tokio::time::timeout(
+        PING_TIMEOUT,
+        redis::cmd("PING").query_async::<String>(&mut connection),
+    )
+    .await;
+    match answer {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => Err(err.into()),
+        Err(_) => Err(QueueError::Unavailable(format!(
+            "Redis did not answer PING within {} ms",
+            PING_TIMEOUT.as_millis()
+        ))),
+    }
 }
 
 pub type SharedQueue = Arc<dyn JobQueue>;
@@ -137,7 +165,8 @@ impl JobQueue for LocalQueue {
 /// A Redis connection that reconnects by itself, after one plain connection attempt that
 /// fails fast (the connection manager alone would retry for many seconds at startup).
 pub(crate) async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionManager, String> {
-    let client = redis::Client::open(url).map_err(|e| format!("{url}: {e}"))?;
+    let shown = gateway_workspace::config::redact_url(url);
+    let client = redis::Client::open(url).map_err(|e| format!("{shown}: {e}"))?;
     match tokio::time::timeout(
         Duration::from_secs(5),
         client.get_multiplexed_async_connection(),
@@ -145,12 +174,12 @@ pub(crate) async fn connect_redis(url: &str) -> Result<redis::aio::ConnectionMan
     .await
     {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => return Err(format!("cannot reach {url}: {e}")),
-        Err(_) => return Err(format!("cannot reach {url}: no answer within 5 s")),
+        Ok(Err(e)) => return Err(format!("cannot reach {shown}: {e}")),
+        Err(_) => return Err(format!("cannot reach {shown}: no answer within 5 s")),
     }
     redis::aio::ConnectionManager::new(client)
         .await
-        .map_err(|e| format!("cannot reach {url}: {e}"))
+        .map_err(|e| format!("cannot reach {shown}: {e}"))
 }
 
 /// Redis Streams with a consumer group.
@@ -243,6 +272,10 @@ impl JobQueue for RedisQueue {
         "redis"
     }
 
+    async fn ping(&self) -> Result<(), QueueError> {
+        ping_redis(&self.connection).await
+    }
+
     fn durable(&self) -> bool {
         true
     }
@@ -314,7 +347,10 @@ impl RabbitQueue {
         )
         .await
         .map_err(|e| {
-            QueueError::Unavailable(format!("cannot reach {}: {e}", config.rabbitmq_url))
+            QueueError::Unavailable(format!(
+                "cannot reach {}: {e}",
+                gateway_workspace::config::redact_url(&config.rabbitmq_url)
+            ))
         })?;
         let publisher = connection.create_channel().await?;
         let dead = format!("{}.dead", config.queue_name);
@@ -384,6 +420,16 @@ impl RabbitQueue {
 impl JobQueue for RabbitQueue {
     fn backend(&self) -> &'static str {
         "rabbitmq"
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        if self.connection.status().connected() && self.publisher.status().connected() {
+            Ok(())
+        } else {
+            Err(QueueError::Unavailable(
+                "the RabbitMQ connection is closed".into(),
+            ))
+        }
     }
 
     fn durable(&self) -> bool {

@@ -185,6 +185,13 @@ impl RedisLock {
         })
     }
 
+    /// Whether the lock's Redis answers `PING` now.
+    pub async fn ping(&self) -> Result<(), String> {
+        crate::queue::ping_redis(&self.manager)
+            .await
+            .map_err(|err| err.to_string())
+    }
+
     /// Takes the lock of `name`; returns its token when taken.
     async fn acquire(&self, name: &str) -> Option<String> {
         let token = uuid::Uuid::new_v4().to_string();

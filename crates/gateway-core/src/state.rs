@@ -2,10 +2,10 @@
 //! cache, the runs in this process, the queue and the rest. The run pipeline, the record
 //! operations and the background loops all work on it; [`crate::Gateway`] is its public face.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use gateway_store::SharedStore;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +16,7 @@ use crate::cancels::CancelHandles;
 use crate::generation::{Generation, ModelOverrides};
 use crate::hooks::Hooks;
 use crate::mcp::McpManager;
+use crate::operations::admin::ReloadReport;
 use crate::queue::SharedQueue;
 use crate::rate_limit::RateLimiter;
 use crate::runner::Runner;
@@ -43,6 +44,10 @@ pub(crate) struct GatewayState {
     pub generation: RwLock<Arc<Generation>>,
     /// How many generations were built (numbers them: concurrent reloads never share one).
     pub generations: AtomicU64,
+    /// One reload at a time (a file watcher and `POST /v1/reload` may ask at once).
+    pub reloading: tokio::sync::Mutex<()>,
+    /// What the last reload did (`None`: none was asked for).
+    pub last_reload: Mutex<Option<ReloadReport>>,
     pub sessions: SessionCache,
     pub running: Arc<CancelHandles>,
     pub store: SharedStore,
@@ -88,28 +93,43 @@ impl GatewayState {
     }
 }
 
-/// Jobs being run by this process's workers.
+/// Jobs being run by this process's workers: their execution ids.
 #[derive(Default)]
-pub(crate) struct InFlight(AtomicUsize);
+pub(crate) struct InFlight(Mutex<HashSet<String>>);
 
 impl InFlight {
+    fn lock(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
+        self.lock().len()
+    }
+
+    /// The executions of the jobs in hand.
+    pub fn ids(&self) -> HashSet<String> {
+        self.lock().clone()
     }
 
     /// Counts a job until the returned guard is dropped (its run ended, or its worker
     /// stopped mid-way).
-    pub fn enter(&self) -> InFlightJob<'_> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        InFlightJob(self)
+    pub fn enter(&self, execution_id: &str) -> InFlightJob<'_> {
+        self.lock().insert(execution_id.to_string());
+        InFlightJob {
+            jobs: self,
+            execution_id: execution_id.to_string(),
+        }
     }
 }
 
 /// One job being run (see [`InFlight::enter`]).
-pub(crate) struct InFlightJob<'a>(&'a InFlight);
+pub(crate) struct InFlightJob<'a> {
+    jobs: &'a InFlight,
+    execution_id: String,
+}
 
 impl Drop for InFlightJob<'_> {
     fn drop(&mut self) {
-        self.0.0.fetch_sub(1, Ordering::SeqCst);
+        self.jobs.lock().remove(&self.execution_id);
     }
 }

@@ -1,6 +1,8 @@
 //! Serving the gateway on a socket with graceful shutdown.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
@@ -16,8 +18,10 @@ fn no_delay(stream: &mut tokio::net::TcpStream) {
     }
 }
 
-/// Serves `gateway` on an already bound listener until `shutdown` resolves, then lets
-/// requests in flight finish. Fires the startup and shutdown hooks.
+/// Serves `gateway` on an already bound listener until `shutdown` resolves, then stops
+/// accepting and lets requests, runs and notification deliveries in flight finish up to
+/// `server.shutdown_timeout_s` (see [`Gateway::shutdown`]). Fires the startup and shutdown
+/// hooks.
 pub async fn serve(
     gateway: Gateway,
     listener: TcpListener,
@@ -26,7 +30,12 @@ pub async fn serve(
     crate::HttpApp::new(gateway).serve(listener, shutdown).await
 }
 
-/// Serves `router` for `gateway`: hooks around it, small writes sent at once, graceful end.
+/// How long connections get to close after the gateway drained (a response being written, a
+/// client slow to read): then they are dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Serves `router` for `gateway`: hooks around it, small writes sent at once, graceful end
+/// bounded by the gateway's shutdown deadline.
 pub(crate) async fn serve_router(
     gateway: Gateway,
     router: axum::Router,
@@ -35,9 +44,52 @@ pub(crate) async fn serve_router(
 ) -> std::io::Result<()> {
     gateway.startup().await;
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener.tap_io(no_delay), app)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    gateway.shutdown().await;
+    let (stopping, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping.send(());
+    };
+    let server = axum::serve(listener.tap_io(no_delay), app)
+        .with_graceful_shutdown(signal)
+        .into_future();
+    tokio::pin!(server);
+    let mut drained = false;
+    let result = tokio::select! {
+        // Ended without a shutdown signal: the listener failed.
+        result = &mut server => result,
+        Ok(()) = &mut stopped => {
+            drained = true;
+            tracing::info!("shutting down: no new connections; draining runs in flight");
+            // The server stops accepting and finishes its requests while the gateway drains
+            // its runs (cancelling those still going at the deadline, which ends their
+            // requests too).
+            let (result, ()) = tokio::join!(
+                async {
+                    match tokio::time::timeout(shutdown_limit(&gateway), &mut server).await {
+                        Ok(result) => result,
+                        Err(_) => {
+                            tracing::warn!("connections still open at the shutdown deadline: closed");
+                            Ok(())
+                        }
+                    }
+                },
+                gateway.shutdown()
+            );
+            result
+        }
+    };
+    if drained {
+        tracing::info!("shut down");
+    } else {
+        gateway.shutdown().await;
+    }
     result
+}
+
+/// How long the server may take to close its connections: the gateway's deadline, the grace
+/// its cancelled runs get, and a moment to write their answers.
+fn shutdown_limit(gateway: &Gateway) -> Duration {
+    Duration::from_secs(gateway.config().server.shutdown_timeout_s.max(1))
+        + Duration::from_secs(5)
+        + CLOSE_GRACE
 }

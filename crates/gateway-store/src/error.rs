@@ -29,13 +29,32 @@ pub enum StoreError {
     Migration(String),
     #[error("migration error: {0}")]
     Migrator(#[source] Arc<sqlx::migrate::MigrateError>),
-    #[error("invalid database URL '{url}': {reason}")]
+    #[error("invalid database URL '{}': {reason}", without_password(url))]
     InvalidUrl { url: String, reason: String },
     #[error("unreadable row: {0}")]
     Corrupt(String),
+    /// The store did not answer in time (a readiness ping).
+    #[error("{0}")]
+    TimedOut(String),
     /// A unique value (a name) is already taken.
     #[error("{0} already exists")]
     Conflict(String),
+}
+
+/// `url` with the password of its user part masked: an error message must not carry it.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{scheme}://{name}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -56,6 +56,36 @@ pub struct GatewayConfig {
     pub tools: ToolsConfig,
     /// The gateway's own agentgate manifest (ours).
     pub agentgate: AgentgateConfig,
+    /// What the server logs and how (ours).
+    pub log: LogConfig,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `log:` — the format of log lines and the level (`RUST_LOG` wins over `level`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter: `info`, `debug`, `warn,gateway_core=debug`, ...
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
 }
 
 /// Publishing the gateway's agents over the agentgate protocol.
@@ -109,6 +139,7 @@ impl Default for GatewayConfig {
             sites: BTreeMap::new(),
             tools: ToolsConfig::default(),
             agentgate: AgentgateConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -144,6 +175,9 @@ pub struct ServerConfig {
     /// The URL clients reach the gateway at, declared as `base_url` in the agentgate
     /// manifest (ours; empty: relative).
     pub public_url: String,
+    /// How long a stopping server lets runs in flight and notification deliveries finish
+    /// before it records the unfinished runs cancelled (ours).
+    pub shutdown_timeout_s: u64,
 }
 
 impl Default for ServerConfig {
@@ -153,6 +187,7 @@ impl Default for ServerConfig {
             port: 8000,
             workers: 1,
             public_url: String::new(),
+            shutdown_timeout_s: 30,
         }
     }
 }
@@ -988,6 +1023,26 @@ fn parse_config(
     Some(config)
 }
 
+/// `url` with the password of its user part (`scheme://user:password@host`) masked, for
+/// messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = match user.split_once(':') {
+                Some((name, _)) => format!("{name}:***"),
+                None => user.to_string(),
+            };
+            format!("{scheme}://{user}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
 /// Checks the rules types alone cannot express.
 fn validate(config: &GatewayConfig, path: &Path, text: &str, diagnostics: &mut Diagnostics) {
     let line = |p: &str| yaml::locate(text, &yaml::parse_path(p));
@@ -1159,6 +1214,16 @@ fn validate(config: &GatewayConfig, path: &Path, text: &str, diagnostics: &mut D
         if value == 0 {
             diagnostics.error(path, line(key), format!("'{key}' must be at least 1"));
         }
+    }
+    if config.server.shutdown_timeout_s == 0 || config.server.shutdown_timeout_s > 3600 {
+        diagnostics.error(
+            path,
+            line("server.shutdown_timeout_s"),
+            "'server.shutdown_timeout_s' must be between 1 and 3600 seconds",
+        );
+    }
+    if config.log.level.trim().is_empty() {
+        diagnostics.error(path, line("log.level"), "'log.level' cannot be empty");
     }
     if !(0.0..=2.0).contains(&config.model.temperature) {
         diagnostics.error(
@@ -1430,6 +1495,35 @@ mod tests {
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert_eq!(errors[0].line, Some(1));
         assert_eq!(errors[1].line, Some(3));
+    }
+
+    #[test]
+    fn passwords_are_masked_in_urls() {
+        assert_eq!(
+            redact_url("amqp://guest:secret@localhost:5672/"),
+            "amqp://guest:***@localhost:5672/"
+        );
+        assert_eq!(redact_url("redis://:pw@h/0"), "redis://:***@h/0");
+        assert_eq!(redact_url("redis://h:6379/0"), "redis://h:6379/0");
+        assert_eq!(redact_url("sqlite:///x.db"), "sqlite:///x.db");
+    }
+
+    #[test]
+    fn log_and_shutdown_keys() {
+        let loaded = load(
+            "server:\n  shutdown_timeout_s: 5\nlog:\n  format: json\n  level: debug\n",
+            &[],
+        );
+        let config = loaded.config.unwrap();
+        assert_eq!(config.server.shutdown_timeout_s, 5);
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.log.level, "debug");
+        let loaded = load("server:\n  shutdown_timeout_s: 0\n", &[]);
+        let errors: Vec<_> = loaded.diagnostics.errors().collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, Some(2));
+        let loaded = load("log:\n  format: xml\n", &[]);
+        assert_eq!(loaded.diagnostics.errors().next().unwrap().line, Some(2));
     }
 
     #[test]

@@ -62,6 +62,32 @@ fn decide(var: &str, what: &str, url: Option<String>, ci: Option<&OsStr>) -> Dec
     }
 }
 
+/// Copies the folder `from` (a workspace a test serves, say) to `to`, so the test can run on
+/// it and change it without touching the original. Files whose extension is in `skip` (e.g.
+/// `db`) are left out.
+pub fn copy_tree(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    skip: &[&str],
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target, skip)?;
+        } else if !entry
+            .path()
+            .extension()
+            .and_then(OsStr::to_str)
+            .is_some_and(|e| skip.contains(&e))
+        {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::ffi::OsStr;
@@ -118,30 +144,4 @@ mod tests {
             fail
         );
     }
-}
-
-/// Copies the folder `from` (a workspace a test serves, say) to `to`, so the test can run on
-/// it and change it without touching the original. Files whose extension is in `skip` (e.g.
-/// `db`) are left out.
-pub fn copy_tree(
-    from: &std::path::Path,
-    to: &std::path::Path,
-    skip: &[&str],
-) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target, skip)?;
-        } else if !entry
-            .path()
-            .extension()
-            .and_then(OsStr::to_str)
-            .is_some_and(|e| skip.contains(&e))
-        {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
 }

@@ -70,7 +70,7 @@ fn workspace(extra: &str) -> TestWorkspace {
 /// The scope each route needs (`None`: public). A route missing here fails the matrix.
 fn expected_scope(method: &str, path: &str) -> Option<Option<&'static str>> {
     Some(match (method, path) {
-        ("get", "/v1/health") => None,
+        ("get", "/v1/health" | "/v1/ready") => None,
         ("get", "/v1/agents" | "/v1/agents/{agent_id}" | "/v1/agents/{agent_id}/setup-schema")
         | ("get", "/v1/skills" | "/v1/skills/{skill_id}" | "/v1/tools" | "/v1/tools/{tool_name}") => {
             Some("agents:read")
@@ -83,6 +83,15 @@ fn expected_scope(method: &str, path: &str) -> Option<Option<&'static str>> {
             Some("agents:invoke")
         }
         ("get" | "post" | "delete", "/v1/agents/{agent_id}/config") => Some("agents:configure"),
+        (
+            "get",
+            "/v1/agents/{agent_id}/memories" | "/v1/agents/{agent_id}/memories/{memory_id}",
+        ) => Some("agents:read"),
+        ("post", "/v1/agents/{agent_id}/memories")
+        | ("patch" | "delete", "/v1/agents/{agent_id}/memories/{memory_id}") => {
+            Some("agents:invoke")
+        }
+        ("post", "/v1/agents/{agent_id}/memory/compact") => Some("agents:manage"),
         ("get", "/v1/sessions" | "/v1/sessions/{session_id}") => Some("sessions:read"),
         ("delete", "/v1/sessions/{session_id}") => Some("sessions:manage"),
         (
@@ -169,6 +178,7 @@ async fn every_route_is_guarded() {
                 .replace("{skill_id}", "none")
                 .replace("{tool_name}", "whoami")
                 .replace("{server_id}", "none")
+                .replace("{memory_id}", "none")
                 .replace("{schedule_id}", "none")
                 .replace("{notification_id}", "999999");
             let verb = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();

@@ -37,8 +37,37 @@ async fn openapi_describes_every_route_with_tags() {
         "/v1/reload",
         "/v1/executions/{execution_id}/approve",
         "/v1/admin/mcp-servers/{server_id}/refresh",
+        "/v1/agents/{agent_id}/memories",
+        "/v1/agents/{agent_id}/memories/{memory_id}",
+        "/v1/agents/{agent_id}/memory/compact",
     ] {
         assert!(paths.contains_key(path), "missing {path}");
+    }
+    let memories = &spec["paths"]["/v1/agents/{agent_id}/memories"]["get"];
+    assert_eq!(memories["tags"][0], "Memory");
+    let params: Vec<&str> = memories["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        params,
+        [
+            "agent_id", "user", "scope", "type", "source", "q", "limit", "offset"
+        ]
+    );
+    for schema in [
+        "Memory",
+        "MemoryPage",
+        "MemoryCreateBody",
+        "MemoryEditBody",
+        "CompactReport",
+    ] {
+        assert!(
+            spec["components"]["schemas"][schema].is_object(),
+            "{schema}"
+        );
     }
     let invoke = &spec["paths"]["/v1/agents/{agent_id}/invoke"]["post"];
     assert_eq!(invoke["tags"][0], "Agents");
@@ -52,7 +81,8 @@ async fn openapi_describes_every_route_with_tags() {
     assert_eq!(tags.iter().filter(|t| **t == "Agents").count(), 1);
     assert!(tags.contains(&"Reports"));
     assert!(tags.contains(&"MCP"));
-    assert_eq!(tags.len(), 14);
+    assert!(tags.contains(&"Memory"));
+    assert_eq!(tags.len(), 15);
     assert!(spec["components"]["schemas"]["ErrorResponse"].is_object());
 }
 

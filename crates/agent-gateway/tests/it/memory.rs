@@ -232,7 +232,11 @@ fn is_extraction(request: &mock_llm::RecordedRequest) -> bool {
         .is_some_and(|s| s.contains("long-term memory of a user"))
 }
 
-async fn memories_of(gateway: &Gateway, agent: &str, user: &str) -> Vec<agent_gateway::MemoryInfo> {
+async fn memories_of(
+    gateway: &Gateway,
+    agent: &str,
+    user: &str,
+) -> Vec<agent_gateway::store::MemoryRecord> {
     let query = agent_gateway::MemoryQuery {
         owner: agent_gateway::MemoryOwner::User(user.into()),
         limit: 100,

@@ -46,7 +46,13 @@ impl TestWorkspace {
             Some((url, schema)) => format!(
                 "persistence:\n  backend: postgres\n  url: \"{url}\"\n  db_schema: {schema}\n"
             ),
-            None if std::env::var("AGW_TEST_PERSISTENCE").as_deref() == Ok("memory") => {
+            // `memory`: the in-memory store (memories too, see `mock_env`); `files`: the same
+            // with memories in 0.2.13's files.
+            None if matches!(
+                std::env::var("AGW_TEST_PERSISTENCE").as_deref(),
+                Ok("memory" | "files")
+            ) =>
+            {
                 "persistence:\n  enabled: false\n".to_string()
             }
             None => "persistence:\n  url: sqlite:///gateway.db\n".to_string(),
@@ -154,10 +160,19 @@ impl Drop for TestWorkspace {
 
 /// The environment of a gateway whose OpenAI provider is the mock.
 pub fn mock_env(mock: &MockLlm) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let mut env = BTreeMap::from([
         ("OPENAI_API_KEY".to_string(), "test-key".to_string()),
         ("OPENAI_API_BASE".to_string(), mock.openai_base()),
-    ])
+    ]);
+    // With persistence off, memories would go to 0.2.13's files (`memory.backend: auto`): the
+    // `memory` run keeps them in the in-memory store, the `files` run in the files.
+    if std::env::var("AGW_TEST_PERSISTENCE").as_deref() == Ok("memory") {
+        env.insert(
+            "AGENT_GATEWAY_MEMORY__BACKEND".to_string(),
+            "store".to_string(),
+        );
+    }
+    env
 }
 
 /// A running server.

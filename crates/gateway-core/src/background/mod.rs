@@ -7,6 +7,7 @@
 //! elsewhere would not reach them).
 
 mod fires;
+pub(crate) mod watch;
 pub(crate) mod worker;
 
 use std::sync::Arc;

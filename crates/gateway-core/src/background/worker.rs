@@ -1,5 +1,5 @@
-//! Queue workers: loops that take queued executions and run them through the run pipeline,
-//! and draining the jobs in hand on shutdown.
+//! Queue workers: loops that take queued executions and run them through the run pipeline
+//! (on shutdown, [`crate::Gateway::shutdown`] waits for the jobs in hand).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -44,21 +44,6 @@ async fn run_job(state: &Arc<GatewayState>, execution_id: &str) -> Result<JobEnd
     Ok(JobEnd::Done)
 }
 
-/// Waits (up to `queue.drain_timeout_s`) for the jobs this process runs.
-pub(crate) async fn drain(state: &GatewayState, limit: Duration) {
-    let deadline = tokio::time::Instant::now() + limit;
-    while state.in_flight.count() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let left = state.in_flight.count();
-    if left > 0 {
-        tracing::warn!(
-            jobs = left,
-            "shutdown with jobs still running; the queue will hand them to another worker"
-        );
-    }
-}
-
 /// One worker: takes jobs until `stop`, finishing the one in hand first.
 pub(super) async fn run_worker(state: Weak<GatewayState>, name: String, stop: CancellationToken) {
     loop {
@@ -82,8 +67,8 @@ pub(super) async fn run_worker(state: Weak<GatewayState>, name: String, stop: Ca
                 continue;
             }
         };
-        let job = state.in_flight.enter();
         let execution_id = delivery.execution_id.clone();
+        let job = state.in_flight.enter(&execution_id);
         tracing::debug!(worker = %name, %execution_id, deliveries = delivery.deliveries, "job taken");
         let settled = match run_job(&state, &execution_id).await {
             Ok(JobEnd::Done) => queue.ack(delivery).await,

@@ -134,7 +134,7 @@ pub(crate) async fn compact(
         )
         .await
         .map_err(|why| {
-            MemoryError::Invalid(format!(
+            MemoryError::ModelFailed(format!(
                 "compaction of agent '{agent_id}' stopped, nothing was changed: {why}"
             ))
         })?;

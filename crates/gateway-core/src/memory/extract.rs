@@ -127,9 +127,11 @@ pub(crate) async fn extract(
         .llm()
         .complete(&settings.model, &request)
         .await
-        .map_err(|err| MemoryError::Invalid(format!("extraction's model call failed: {err}")))?;
+        .map_err(|err| {
+            MemoryError::ModelFailed(format!("extraction's model call failed: {err}"))
+        })?;
     let Some(items) = super::parse_json_array(&answer.text) else {
-        return Err(MemoryError::Invalid(format!(
+        return Err(MemoryError::ModelFailed(format!(
             "extraction's answer is not a JSON array: {}",
             answer.text
         )));

@@ -83,6 +83,10 @@ pub enum MemoryError {
     NotFound(String),
     #[error("the memory of this scope is full ({0} memories): forget some or compact it")]
     Full(usize),
+    /// The model of an extraction or a compaction failed or answered nonsense; nothing was
+    /// changed.
+    #[error("{0}")]
+    ModelFailed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use gateway_store::{MemoryFilter, MemoryRecord, MemoryScope, MemorySource, MemoryType};
 use serde::Serialize;
 
@@ -13,43 +13,6 @@ use crate::error::{GatewayError, Record};
 use crate::generation::Generation;
 use crate::memory::{MemoryBank, NewMemory};
 use crate::state::GatewayState;
-
-/// A memory as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct MemoryInfo {
-    pub id: String,
-    pub agent_id: String,
-    /// The user whose memory it is; absent for the agent's shared knowledge.
-    pub user_id: Option<String>,
-    pub content: String,
-    pub memory_type: MemoryType,
-    pub source: MemorySource,
-    pub importance: f64,
-    pub pinned: bool,
-    pub access_count: i64,
-    pub last_accessed_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<MemoryRecord> for MemoryInfo {
-    fn from(m: MemoryRecord) -> Self {
-        Self {
-            id: m.id,
-            agent_id: m.agent_id,
-            user_id: m.user_id,
-            content: m.content,
-            memory_type: m.memory_type,
-            source: m.source,
-            importance: m.importance,
-            pinned: m.pinned,
-            access_count: m.access_count,
-            last_accessed_at: m.last_accessed_at,
-            created_at: m.created_at,
-            updated_at: m.updated_at,
-        }
-    }
-}
 
 /// Whose memories an operation is about.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,6 +24,8 @@ pub enum MemoryOwner {
     User(String),
     /// The agent's shared knowledge (readable by all, changed by admins).
     Shared,
+    /// Every scope: the shared knowledge and every user's (admins only, listing only).
+    All,
 }
 
 /// Which memories to list.
@@ -146,6 +111,13 @@ impl<'a> Memories<'a> {
                     Err(refuse(user))
                 }
             }
+            MemoryOwner::All => {
+                if write || !actor.is_admin() {
+                    Err(refuse("all"))
+                } else {
+                    Ok(MemoryScope::All)
+                }
+            }
             MemoryOwner::Shared => {
                 if write && !actor.is_admin() {
                     Err(refuse("shared"))
@@ -184,7 +156,7 @@ impl<'a> Memories<'a> {
         actor: &Actor,
         agent_id: &str,
         query: &MemoryQuery,
-    ) -> Result<(Vec<MemoryInfo>, i64), GatewayError> {
+    ) -> Result<(Vec<MemoryRecord>, i64), GatewayError> {
         let (_, bank) = self.bank(agent_id)?;
         let filter = MemoryFilter {
             agent_id: agent_id.to_string(),
@@ -196,7 +168,7 @@ impl<'a> Memories<'a> {
             offset: query.offset,
         };
         let (records, total) = bank.store().list_memories(&filter).await?;
-        Ok((records.into_iter().map(MemoryInfo::from).collect(), total))
+        Ok((records, total))
     }
 
     pub async fn get(
@@ -204,9 +176,9 @@ impl<'a> Memories<'a> {
         actor: &Actor,
         agent_id: &str,
         id: &str,
-    ) -> Result<MemoryInfo, GatewayError> {
+    ) -> Result<MemoryRecord, GatewayError> {
         let (_, bank) = self.bank(agent_id)?;
-        Ok(self.owned(actor, &bank, agent_id, id, false).await?.into())
+        self.owned(actor, &bank, agent_id, id, false).await
     }
 
     pub async fn create(
@@ -214,7 +186,7 @@ impl<'a> Memories<'a> {
         actor: &Actor,
         agent_id: &str,
         create: MemoryCreate,
-    ) -> Result<MemoryInfo, GatewayError> {
+    ) -> Result<MemoryRecord, GatewayError> {
         let (_, bank) = self.bank(agent_id)?;
         let scope = Self::scope(actor, &create.owner, true)?;
         let memory = NewMemory {
@@ -226,7 +198,7 @@ impl<'a> Memories<'a> {
         };
         let saved = bank.save(agent_id, &scope, memory).await?;
         bank.compact_after_save(agent_id, &scope).await;
-        Ok(saved.into())
+        Ok(saved)
     }
 
     pub async fn update(
@@ -235,7 +207,7 @@ impl<'a> Memories<'a> {
         agent_id: &str,
         id: &str,
         edit: MemoryEdit,
-    ) -> Result<MemoryInfo, GatewayError> {
+    ) -> Result<MemoryRecord, GatewayError> {
         let (_, bank) = self.bank(agent_id)?;
         let mut memory = self.owned(actor, &bank, agent_id, id, true).await?;
         if let Some(content) = edit.content {
@@ -254,7 +226,7 @@ impl<'a> Memories<'a> {
         }
         memory.updated_at = Utc::now();
         bank.store().save_memory(&memory).await?;
-        Ok(memory.into())
+        Ok(memory)
     }
 
     pub async fn delete(

@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::actor::Actor;
 use crate::approvals::ApprovalGate;
@@ -348,7 +349,20 @@ impl RunTicket {
 
     /// Runs to the end and records the result.
     pub async fn run(self) -> RunResult {
-        execute(&self.state, self.prepared, None).await
+        let span = self.span();
+        execute(&self.state, self.prepared, None)
+            .instrument(span)
+            .await
+    }
+
+    /// The span every log line of the run is written in (`execution_id`, `agent_id`).
+    fn span(&self) -> tracing::Span {
+        // At error level: enabled whatever the log level, so every line has its ids.
+        tracing::error_span!(
+            "execution",
+            execution_id = %self.prepared.execution_id,
+            agent_id = %self.prepared.checked.agent.id
+        )
     }
 
     /// Runs in a task of its own, yielding its events as they happen.
@@ -359,23 +373,27 @@ impl RunTicket {
             execution_id: self.execution_id().to_string(),
             session_id: self.session_id().map(String::from),
         };
+        let span = self.span();
         let state = Arc::clone(&self.state);
         let prepared = self.prepared;
-        state.tasks.spawn({
-            let state = Arc::clone(&state);
-            async move {
-                let _ = out_tx.send(started).await;
-                let forward_tx = out_tx.clone();
-                let forward = tokio::spawn(async move {
-                    while let Some(event) = events_rx.recv().await {
-                        let _ = forward_tx.send(RunEvent::Engine(event)).await;
-                    }
-                });
-                let result = execute(&state, prepared, Some(events_tx)).await;
-                let _ = forward.await;
-                let _ = out_tx.send(RunEvent::Finished(Box::new(result))).await;
+        state.tasks.spawn(
+            {
+                let state = Arc::clone(&state);
+                async move {
+                    let _ = out_tx.send(started).await;
+                    let forward_tx = out_tx.clone();
+                    let forward = tokio::spawn(async move {
+                        while let Some(event) = events_rx.recv().await {
+                            let _ = forward_tx.send(RunEvent::Engine(event)).await;
+                        }
+                    });
+                    let result = execute(&state, prepared, Some(events_tx)).await;
+                    let _ = forward.await;
+                    let _ = out_tx.send(RunEvent::Finished(Box::new(result))).await;
+                }
             }
-        });
+            .instrument(span),
+        );
         Box::pin(ReceiverStream::new(out_rx))
     }
 }
@@ -525,7 +543,12 @@ async fn execute(
             events,
         },
     );
-    let outcome = engine::run(spec).await;
+    let mut outcome = engine::run(spec).await;
+    if let Some(reason) = state.running.take_reason(&execution_id)
+        && outcome.stop_reason == engine::StopReason::Cancelled
+    {
+        outcome.error = Some(reason);
+    }
     let mut result = RunResult {
         execution_id: execution_id.clone(),
         agent_id: agent.id.clone(),
@@ -565,6 +588,11 @@ async fn execute(
     state.running.finish(&execution_id);
     result.status = record_end(state, &execution_id, stored, outcome.steps).await;
     end.disarm();
+    tracing::info!(
+        status = result.status.as_str(),
+        duration_ms = result.usage.duration_ms,
+        "execution ended"
+    );
     if state.notifications_enabled && !agent.notifications.is_empty() {
         let event = crate::notifications::ExecutionEvent {
             execution_id: execution_id.clone(),
@@ -578,12 +606,15 @@ async fn execute(
             usage: serde_json::to_value(&result.usage).unwrap_or(Value::Null),
             duration_ms: result.usage.duration_ms,
         };
-        state.tasks.spawn(crate::notifications::notify(
-            Arc::clone(&state.store),
-            generation.workspace.config.notifications.clone(),
-            agent.clone(),
-            event,
-        ));
+        state.tasks.spawn(
+            crate::notifications::notify(
+                Arc::clone(&state.store),
+                generation.workspace.config.notifications.clone(),
+                agent.clone(),
+                event,
+            )
+            .in_current_span(),
+        );
     }
     if let Some(mut recent) = recent
         && result.stop_reason == engine::StopReason::Completed
@@ -625,23 +656,28 @@ fn extract_later(
     let generation = Arc::clone(generation);
     let agent_id = agent.id.clone();
     let min_importance = config.min_extracted_importance;
-    state.tasks.spawn(async move {
-        let Ok(_permit) = permits.acquire_owned().await else {
-            return;
-        };
-        let outcome = crate::memory::extract::extract(
-            &generation.memory,
-            &agent_id,
-            &scope,
-            &conversation,
-            min_importance,
-        )
-        .await;
-        match outcome {
-            Ok(saved) => tracing::debug!(agent = %agent_id, saved, "memories extracted"),
-            Err(err) => tracing::warn!(agent = %agent_id, error = %err, "memory extraction failed"),
+    state.tasks.spawn(
+        async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            let outcome = crate::memory::extract::extract(
+                &generation.memory,
+                &agent_id,
+                &scope,
+                &conversation,
+                min_importance,
+            )
+            .await;
+            match outcome {
+                Ok(saved) => tracing::debug!(agent = %agent_id, saved, "memories extracted"),
+                Err(err) => {
+                    tracing::warn!(agent = %agent_id, error = %err, "memory extraction failed")
+                }
+            }
         }
-    });
+        .in_current_span(),
+    );
 }
 
 /// The result as hooks get it (the API's shape of a result).
@@ -750,7 +786,8 @@ async fn record_end(
     let store = Arc::clone(&state.store);
     let execution_id = execution_id.to_string();
     let reason = format!("The result could not be stored: {err}");
-    state.tasks.spawn(async move {
+    state.tasks.spawn(
+        async move {
         for delay in END_RETRIES {
             tokio::time::sleep(delay).await;
             let outcome = ExecutionOutcome {
@@ -766,7 +803,9 @@ async fn record_end(
             }
         }
         tracing::error!(%execution_id, "gave up recording the end of an execution");
-    });
+    }
+        .in_current_span(),
+    );
     status
 }
 

@@ -187,10 +187,12 @@ impl ApiError {
                 }
                 GatewayError::Secrets(_) => fixed(S::INTERNAL_SERVER_ERROR, "secret_key_missing"),
                 GatewayError::ShuttingDown => fixed(S::SERVICE_UNAVAILABLE, "shutting_down"),
+                GatewayError::NotReady(_) => fixed(S::SERVICE_UNAVAILABLE, "not_ready"),
                 GatewayError::MemoryUnavailable(_) => {
                     fixed(S::SERVICE_UNAVAILABLE, "memory_unavailable")
                 }
                 GatewayError::MemoryFull(_) => fixed(S::CONFLICT, "memory_full"),
+                GatewayError::MemoryModelFailed(_) => fixed(S::BAD_GATEWAY, "memory_model_failed"),
                 GatewayError::InvalidConfig(_)
                 | GatewayError::AuthConfig(_)
                 | GatewayError::RateLimitConfig(_)
@@ -222,6 +224,16 @@ impl ApiError {
                         .collect(),
                 )
             }
+            Self::Gateway(GatewayError::NotReady(readiness)) => Some(
+                readiness
+                    .failures()
+                    .map(|(name, error)| ErrorDetail {
+                        loc: vec![LocItem::from("checks"), LocItem::from(name)],
+                        msg: error.to_string(),
+                        kind: "check_failed".to_string(),
+                    })
+                    .collect(),
+            ),
             _ => None,
         }
     }

@@ -29,7 +29,7 @@ pub fn access(method: &Method, route: &str) -> Option<Access> {
     let post = method == Method::POST;
     let delete = method == Method::DELETE;
     Some(match route {
-        "/v1/health" if get => Public,
+        "/v1/health" | "/v1/ready" if get => Public,
         "/v1/agents"
         | "/v1/agents/{agent_id}"
         | "/v1/agents/{agent_id}/setup-schema"
@@ -43,6 +43,15 @@ pub fn access(method: &Method, route: &str) -> Option<Access> {
         }
         "/v1/agents/{agent_id}/invoke" | "/v1/agents/{agent_id}/chat" if post => InvokeAgent,
         "/v1/agents/{agent_id}/config" if get || post || delete => Scope("agents:configure"),
+        "/v1/agents/{agent_id}/memories" | "/v1/agents/{agent_id}/memories/{memory_id}" if get => {
+            Scope("agents:read")
+        }
+        // Who runs an agent may keep its memories: `agents:invoke:<agent>` is enough.
+        "/v1/agents/{agent_id}/memories" if post => InvokeAgent,
+        "/v1/agents/{agent_id}/memories/{memory_id}" if delete || method == Method::PATCH => {
+            InvokeAgent
+        }
+        "/v1/agents/{agent_id}/memory/compact" if post => Scope("agents:manage"),
         "/v1/sessions" | "/v1/sessions/{session_id}" if get => Scope("sessions:read"),
         "/v1/sessions/{session_id}" if delete => Scope("sessions:manage"),
         "/v1/users/me/conversations" | "/v1/users/me/conversations/{conversation_id}/messages"

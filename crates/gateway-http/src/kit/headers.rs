@@ -1,5 +1,6 @@
 //! Response headers every surface gets: the security headers (built once from `security`),
-//! `X-Request-Duration-Ms` on `/v1` answers, and CORS (preflights answered before the guard).
+//! `X-Request-Id` (and the request's log span), `X-Request-Duration-Ms` on `/v1` answers, and
+//! CORS (preflights answered before the guard).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -67,18 +68,50 @@ impl SecurityHeaders {
     }
 }
 
-/// Adds `X-Request-Duration-Ms` to `/v1` responses and the security headers to all.
+/// The id of a request: the caller's `X-Request-Id` when it is a plain token (at most 64
+/// letters, digits, `-`, `_` or `.`), else a new one.
+fn request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map(String::from)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// Runs the request in a span carrying its `request_id` (every log line written while
+/// handling it has it), answers it in `X-Request-Id`, and adds `X-Request-Duration-Ms` to
+/// `/v1` responses and the security headers to all.
 pub async fn response_headers(
     State(security): State<Arc<SecurityHeaders>>,
     request: Request,
     next: Next,
 ) -> Response {
+    use tracing::Instrument;
     let path = request.uri().path();
     let timed = path.starts_with("/v1/");
     let set = security.for_path(path);
+    let id = request_id(&request);
+    // At error level: enabled whatever the log level, so every line has its id.
+    let span = tracing::error_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %path
+    );
     let started = Instant::now();
-    let mut response = next.run(request).await;
+    let mut response = next.run(request).instrument(span).await;
     let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        headers.insert("x-request-id", value);
+    }
     if timed {
         let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         headers.insert("x-request-duration-ms", HeaderValue::from(millis));

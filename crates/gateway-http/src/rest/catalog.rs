@@ -7,7 +7,7 @@ use gateway_core::workspace::agent::NotificationTarget;
 use gateway_core::workspace::{
     AgentDefinition, AgentScope, ExecutionMode, SkillDefinition, StepAction,
 };
-use gateway_core::{Gateway, GatewayError, Generation, Health, Record};
+use gateway_core::{Gateway, GatewayError, Generation, Health, Readiness, Record};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -19,6 +19,13 @@ use crate::kit::extract::{ApiPath, IdKind, check_id};
     responses((status = 200, body = Health)))]
 pub async fn health(State(gateway): State<Gateway>) -> Json<Health> {
     Json(gateway.health())
+}
+
+#[utoipa::path(get, path = "/v1/ready", tag = "Health", summary = "Readiness check",
+    description = "Whether this instance can serve: the store answers a trivial query, and the queue broker and the scheduler's Redis lock answer a ping when configured (each gives up after about two seconds). 503 `not_ready` lists the failed checks in `details` (`loc`: `[\"checks\", <name>]`).",
+    responses((status = 200, body = Readiness), (status = 503, body = ErrorResponse)))]
+pub async fn ready(State(gateway): State<Gateway>) -> Result<Json<Readiness>, ApiError> {
+    Ok(Json(gateway.ready().await?))
 }
 
 /// A notification target as listed (channel and target only).

@@ -8,6 +8,7 @@ mod conversations;
 mod docs;
 mod executions;
 mod mcp;
+mod memories;
 mod notifications;
 mod run;
 mod schedules;
@@ -44,6 +45,10 @@ const TAGS: &[(&str, &str)] = &[
     ("Tools", "Tools agents can call"),
     ("Skills", "Skills: tool groups and workflows"),
     ("User Config", "Per-user configuration of personal agents"),
+    (
+        "Memory",
+        "What agents remember of their users, and their shared knowledge",
+    ),
     ("Notifications", "Notification delivery records"),
     ("MCP", "MCP servers whose tools agents call"),
     ("Admin", "Administration"),
@@ -64,6 +69,7 @@ struct ApiDoc;
 pub(crate) fn routes(gateway: &Gateway, extra_tags: &[(String, String)]) -> Router {
     let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(catalog::health))
+        .routes(routes!(catalog::ready))
         .routes(routes!(catalog::list_agents))
         .routes(routes!(catalog::get_agent))
         .routes(routes!(run::invoke))
@@ -74,6 +80,13 @@ pub(crate) fn routes(gateway: &Gateway, extra_tags: &[(String, String)]) -> Rout
             user_config::get_config,
             user_config::delete_config
         ))
+        .routes(routes!(memories::list_memories, memories::create_memory))
+        .routes(routes!(
+            memories::get_memory,
+            memories::edit_memory,
+            memories::delete_memory
+        ))
+        .routes(routes!(memories::compact_memory))
         .routes(routes!(catalog::list_skills))
         .routes(routes!(catalog::get_skill))
         .routes(routes!(catalog::list_tools))

@@ -20,4 +20,8 @@ impl InstanceStore for MemoryStore {
     async fn remove_instance(&self, _instance_id: &str) -> Result<(), StoreError> {
         Ok(())
     }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -26,4 +26,11 @@ pub trait InstanceStore: Send + Sync {
 
     /// Forgets an instance that stopped cleanly.
     async fn remove_instance(&self, instance_id: &str) -> Result<(), StoreError>;
+
+    /// Whether the store answers a trivial query now, within [`PING_TIMEOUT`] (a readiness
+    /// probe: it fails fast rather than wait for a pooled connection).
+    async fn ping(&self) -> Result<(), StoreError>;
 }
+
+/// How long [`InstanceStore::ping`] waits for the store.
+pub const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);

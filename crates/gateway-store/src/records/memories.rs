@@ -73,14 +73,15 @@ impl MemorySource {
     }
 }
 
-/// One memory.
-#[derive(Debug, Clone, PartialEq)]
+/// One memory (also what the API answers, without the embedding).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = Memory)]
 pub struct MemoryRecord {
     /// 12 lowercase hex characters for new memories (0.2.13's form); any id read from a file
     /// is kept.
     pub id: String,
     pub agent_id: String,
-    /// The user whose memory this is; `None` for the agent's shared knowledge.
+    /// The user whose memory this is; absent for the agent's shared knowledge.
     pub user_id: Option<String>,
     pub content: String,
     pub memory_type: MemoryType,
@@ -94,6 +95,7 @@ pub struct MemoryRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The content's embedding, when an embedding model is configured.
+    #[serde(skip)]
     pub embedding: Option<Vec<f32>>,
 }
 

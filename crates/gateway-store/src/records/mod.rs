@@ -20,7 +20,7 @@ pub use executions::{
     CancelResult, ExecutionFilter, ExecutionOutcome, ExecutionRecord, ExecutionStatus,
     ExecutionStore, StepRecord, new_execution_id,
 };
-pub use instances::{InstanceRecord, InstanceStore};
+pub use instances::{InstanceRecord, InstanceStore, PING_TIMEOUT};
 pub use mcp_servers::{McpServerRecord, McpServerStore};
 pub use memories::{
     AgentMemoryStore, MemoryFilter, MemoryRecord, MemoryScope, MemorySource, MemoryType,

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::{Backend, SqlStore};
 use crate::error::StoreError;
-use crate::records::{InstanceRecord, InstanceStore};
+use crate::records::{InstanceRecord, InstanceStore, PING_TIMEOUT};
 
 #[async_trait]
 impl InstanceStore for SqlStore {
@@ -45,5 +45,23 @@ impl InstanceStore for SqlStore {
             sqlx::query("DELETE FROM gateway_instances WHERE id = $1").bind(instance_id).execute(pool).await?;
         });
         Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        // The reader pool: SQLite's writer may be busy with a long group commit, which is no
+        // reason to call the store unready.
+        let query = async {
+            on_read!(self, pool => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            });
+            Ok::<(), StoreError>(())
+        };
+        match tokio::time::timeout(PING_TIMEOUT, query).await {
+            Ok(answer) => answer,
+            Err(_) => Err(StoreError::TimedOut(format!(
+                "the database did not answer within {} ms",
+                PING_TIMEOUT.as_millis()
+            ))),
+        }
     }
 }

@@ -1,0 +1,345 @@
+//! Live operations: readiness (the store behind a TCP proxy that the test closes), shutdown
+//! that delivers a pending webhook, and runs unfinished at the shutdown deadline recorded
+//! with the reason.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use agent_gateway::{Actor, Gateway};
+use mock_llm::{MockLlm, Reply};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_checks_the_store_and_health_stays_cheap() {
+    let ws = TestWorkspace::new();
+    ws.agent("helper", "description: helps", "Help.");
+    let (_mock, server) = start(&ws).await;
+    let (status, body) = server.get("/v1/ready").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["store"]["status"], "ok", "{body}");
+    assert!(body["checks"].get("queue").is_none(), "no broker: {body}");
+    let (status, health) = server.get("/v1/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], "ok");
+    assert!(health.get("reload").is_none(), "no reload yet: {health}");
+}
+
+/// A TCP proxy to `target` on a port of its own, that can be closed (listener and every
+/// forwarded connection) and opened again on the same port.
+struct Proxy {
+    port: u16,
+    target: String,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(target: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let proxy = Self {
+            port,
+            target: target.to_string(),
+            tasks: Arc::default(),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let target = self.target.clone();
+        let tasks = Arc::clone(&self.tasks);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let forward = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap().push(forward);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    /// Stops listening and cuts every forwarded connection.
+    fn close(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    async fn reopen(&self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        self.serve(listener);
+    }
+}
+
+/// `(user-part, host:port, rest)` of a PostgreSQL URL.
+fn split_postgres_url(url: &str) -> (String, String, String) {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((user, host)) => (format!("{scheme}://{user}@"), host.to_string()),
+        None => (format!("{scheme}://"), authority.to_string()),
+    };
+    let host = if host.contains(':') {
+        host
+    } else {
+        format!("{host}:5432")
+    };
+    (user, host, path.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_fails_while_postgresql_is_unreachable() {
+    let Some(url) = test_services::service_url("TEST_POSTGRES_URL", "PostgreSQL") else {
+        return;
+    };
+    let (user, target, path) = split_postgres_url(&url);
+    let proxy = Proxy::start(&target).await;
+    let proxied = format!("{user}127.0.0.1:{}{path}", proxy.port);
+    let schema = format!("gw_{}", uuid::Uuid::new_v4().simple());
+    let ws = TestWorkspace::new();
+    ws.file(
+        "gateway.yaml",
+        &format!(
+            "model:\n  default: {MODEL}\npersistence:\n  backend: postgres\n  url: \"{proxied}\"\n  db_schema: {schema}\n"
+        ),
+    );
+    ws.agent("helper", "description: helps", "Help.");
+    let mock = MockLlm::start().await.unwrap();
+    let server = TestServer::start(Gateway::builder(ws.path()).env(mock_env(&mock))).await;
+    let (status, body) = server.get("/v1/ready").await;
+    assert_eq!(status, 200, "{body}");
+
+    proxy.close();
+    let asked = Instant::now();
+    let (status, body) = server.get("/v1/ready").await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(6),
+        "readiness fails fast: {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(error_code(&body), "not_ready");
+    let details = body["error"]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 1, "{body}");
+    assert_eq!(details[0]["loc"], json!(["checks", "store"]), "{body}");
+    assert_eq!(details[0]["type"], "check_failed");
+    assert!(
+        !details[0]["msg"].as_str().unwrap().is_empty(),
+        "the store's error: {body}"
+    );
+    // Liveness does not depend on the database.
+    let (status, _) = server.get("/v1/health").await;
+    assert_eq!(status, 200);
+
+    proxy.reopen().await;
+    let mut ready = false;
+    for _ in 0..50 {
+        if server.get("/v1/ready").await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ready, "ready again once the database is back");
+
+    server.gateway.shutdown().await;
+    if let Ok(mut connection) = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+        )))
+        .execute(&mut connection)
+        .await;
+    }
+}
+
+/// A webhook receiver that takes `delay` to answer; says when it answered.
+async fn slow_receiver(delay: Duration) -> (String, Arc<AtomicBool>, Arc<Mutex<Vec<Value>>>) {
+    let answered = Arc::new(AtomicBool::new(false));
+    let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let (done, seen) = (Arc::clone(&answered), Arc::clone(&bodies));
+    let app = axum::Router::new().fallback(move |body: String| {
+        let (done, seen) = (Arc::clone(&done), Arc::clone(&seen));
+        async move {
+            seen.lock()
+                .unwrap()
+                .push(serde_json::from_str(&body).unwrap_or(Value::Null));
+            tokio::time::sleep(delay).await;
+            done.store(true, Ordering::SeqCst);
+            axum::Json(json!({"ok": true}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), answered, bodies)
+}
+
+/// Serves `gateway` until the returned sender fires; the handle ends when serving ended
+/// (the gateway shut down).
+async fn serve_until(
+    gateway: Gateway,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(async move {
+        agent_gateway::serve(gateway, listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (url, stop, served)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_delivers_a_pending_webhook() {
+    let (base, answered, bodies) = slow_receiver(Duration::from_millis(1500)).await;
+    let ws = TestWorkspace::new();
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nnotifications:\n  allowed_private_hosts: [\"127.0.0.1\"]\n"
+    ));
+    ws.agent(
+        "reporter",
+        &format!(
+            "description: reports\nnotifications:\n  on_complete:\n    - {{channel: webhook, url: \"{base}/done\"}}"
+        ),
+        "Report.",
+    );
+    let mock = MockLlm::start().await.unwrap();
+    mock.push(Reply::text("all done"));
+    let gateway = Gateway::builder(ws.path())
+        .env(mock_env(&mock))
+        .build()
+        .await
+        .unwrap();
+    let (url, stop, served) = serve_until(gateway.clone()).await;
+    let response: Value = reqwest::Client::new()
+        .post(format!("{url}/v1/agents/reporter/invoke"))
+        .json(&json!({"message": "go"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(response["status"], "completed", "{response}");
+    // Shut down right after the run: its webhook is still being delivered.
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), served)
+        .await
+        .expect("shutdown ends")
+        .unwrap();
+    assert!(
+        answered.load(Ordering::SeqCst),
+        "the webhook was delivered before shutdown returned"
+    );
+    let bodies = bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(bodies[0]["execution_id"], response["execution_id"]);
+    let (deliveries, _) = gateway
+        .notifications()
+        .list(
+            &Actor::system(),
+            agent_gateway::store::NotificationFilter {
+                execution_id: response["execution_id"].as_str().map(String::from),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].status, "delivered");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_unfinished_at_the_shutdown_deadline_are_recorded_cancelled() {
+    let ws = TestWorkspace::new();
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nserver:\n  shutdown_timeout_s: 1\n"
+    ));
+    ws.agent("slow", "description: slow", "Take your time.");
+    let mock = MockLlm::start().await.unwrap();
+    mock.push(Reply::text("too late").with_delay(60_000));
+    let gateway = Gateway::builder(ws.path())
+        .env(mock_env(&mock))
+        .build()
+        .await
+        .unwrap();
+    let (url, stop, served) = serve_until(gateway.clone()).await;
+    let invoke = tokio::spawn({
+        let url = url.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{url}/v1/agents/slow/invoke"))
+                .json(&json!({"message": "go"}))
+                .send()
+                .await
+        }
+    });
+    let mut execution_id = None;
+    for _ in 0..100 {
+        let records = gateway
+            .executions()
+            .list(
+                &Actor::system(),
+                agent_gateway::store::ExecutionFilter {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        if let Some(record) = records.first() {
+            execution_id = Some(record.execution_id.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let execution_id = execution_id.expect("the run started");
+    let stopping = Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), served)
+        .await
+        .expect("shutdown ends at its deadline")
+        .unwrap();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        stopping.elapsed()
+    );
+    let record = gateway
+        .executions()
+        .get(&Actor::system(), &execution_id)
+        .await
+        .unwrap();
+    assert_eq!(record.status.as_str(), "cancelled", "{record:?}");
+    assert!(
+        record
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("shut down before the run finished"),
+        "{record:?}"
+    );
+    // The caller got an answer (the cancelled run) or its connection closed; never a hang.
+    let _ = tokio::time::timeout(Duration::from_secs(5), invoke).await;
+}
