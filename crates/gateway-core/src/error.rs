@@ -190,7 +190,7 @@ pub enum GatewayError {
     ShuttingDown,
     /// A dependency of this instance did not answer (readiness): every failed check.
     #[error("Not ready: {}", .0.failures().map(|(name, error)| format!("{name}: {error}")).collect::<Vec<_>>().join("; "))]
-    NotReady(Box<crate::operations::admin::Readiness>),
+    NotReady(Box<crate::health::Readiness>),
     /// The agent has no memory (`memory.enabled` is off for it).
     #[error("Memory is not enabled for agent '{0}'")]
     MemoryUnavailable(String),

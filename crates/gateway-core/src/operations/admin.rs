@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
-use gateway_workspace::{Diagnostic, Diagnostics, Workspace};
+use chrono::Utc;
+use gateway_workspace::{Diagnostics, Workspace};
 use serde::Serialize;
 
 use crate::auth::Authenticator;
 use crate::error::GatewayError;
 use crate::generation::{Generation, Parts};
+use crate::health::{Readiness, ReadinessCheck, ReloadProblem, ReloadReport};
 use crate::operations::mcp_servers::sync_config_servers;
 use crate::scheduler::LockKind;
 use crate::state::GatewayState;
@@ -49,43 +50,6 @@ impl Health {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
-        }
-    }
-}
-
-/// The outcome of the last reload.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ReloadReport {
-    /// `ok` (the new generation is in effect) or `failed` (the running one stays).
-    pub status: String,
-    pub at: DateTime<Utc>,
-    /// The generation in effect after it.
-    pub generation: u64,
-    /// Why it failed: every error, with its file and line.
-    pub problems: Vec<ReloadProblem>,
-}
-
-/// One problem that stopped a reload.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ReloadProblem {
-    /// The file, relative to the workspace when it is inside it.
-    pub file: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl ReloadProblem {
-    fn of(diagnostic: &Diagnostic, root: &Path) -> Self {
-        let file = diagnostic
-            .file
-            .strip_prefix(root)
-            .unwrap_or(&diagnostic.file)
-            .display()
-            .to_string();
-        Self {
-            file,
-            line: diagnostic.line,
-            message: diagnostic.message.clone(),
         }
     }
 }
@@ -219,57 +183,6 @@ fn new_errors(running: &Diagnostics, next: &Diagnostics) -> Diagnostics {
         }
     }
     introduced
-}
-
-/// Whether this instance can serve: each dependency it needs answered (`GET /v1/ready`).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Readiness {
-    /// `ready`, or `not_ready` when a check failed.
-    pub status: String,
-    /// By name: `store`, plus `queue` with a broker and `scheduler_lock` with a Redis lock.
-    pub checks: BTreeMap<String, ReadinessCheck>,
-}
-
-impl Readiness {
-    pub fn is_ready(&self) -> bool {
-        self.checks.values().all(|c| c.status == "ok")
-    }
-
-    /// The failed checks: (name, error).
-    pub fn failures(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.checks
-            .iter()
-            .filter_map(|(name, check)| check.error.as_deref().map(|error| (name.as_str(), error)))
-    }
-}
-
-/// One dependency's answer.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ReadinessCheck {
-    /// `ok` or `failed`.
-    pub status: String,
-    /// How long it took to answer (or to give up).
-    pub duration_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl ReadinessCheck {
-    fn of<E: std::fmt::Display>(started: Instant, answer: Result<(), E>) -> Self {
-        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        match answer {
-            Ok(()) => Self {
-                status: "ok".into(),
-                duration_ms,
-                error: None,
-            },
-            Err(err) => Self {
-                status: "failed".into(),
-                duration_ms,
-                error: Some(err.to_string()),
-            },
-        }
-    }
 }
 
 /// Asks the store, the queue broker (when the queue is Redis or RabbitMQ) and the scheduler's

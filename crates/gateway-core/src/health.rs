@@ -1,0 +1,99 @@
+//! What the gateway reports of its own condition: the outcome of the last reload and
+//! readiness. Plain types (the operations in `operations::admin` fill them), kept below the
+//! state and the errors that carry them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use gateway_workspace::Diagnostic;
+use serde::Serialize;
+
+/// The outcome of the last reload.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReloadReport {
+    /// `ok` (the new generation is in effect) or `failed` (the running one stays).
+    pub status: String,
+    pub at: DateTime<Utc>,
+    /// The generation in effect after it.
+    pub generation: u64,
+    /// Why it failed: every error, with its file and line.
+    pub problems: Vec<ReloadProblem>,
+}
+
+/// One problem that stopped a reload.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReloadProblem {
+    /// The file, relative to the workspace when it is inside it.
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl ReloadProblem {
+    pub(crate) fn of(diagnostic: &Diagnostic, root: &Path) -> Self {
+        let file = diagnostic
+            .file
+            .strip_prefix(root)
+            .unwrap_or(&diagnostic.file)
+            .display()
+            .to_string();
+        Self {
+            file,
+            line: diagnostic.line,
+            message: diagnostic.message.clone(),
+        }
+    }
+}
+
+/// Whether this instance can serve: each dependency it needs answered (`GET /v1/ready`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready`, or `not_ready` when a check failed.
+    pub status: String,
+    /// By name: `store`, plus `queue` with a broker and `scheduler_lock` with a Redis lock.
+    pub checks: BTreeMap<String, ReadinessCheck>,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.checks.values().all(|c| c.status == "ok")
+    }
+
+    /// The failed checks: (name, error).
+    pub fn failures(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.checks
+            .iter()
+            .filter_map(|(name, check)| check.error.as_deref().map(|error| (name.as_str(), error)))
+    }
+}
+
+/// One dependency's answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReadinessCheck {
+    /// `ok` or `failed`.
+    pub status: String,
+    /// How long it took to answer (or to give up).
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ReadinessCheck {
+    pub(crate) fn of<E: std::fmt::Display>(started: Instant, answer: Result<(), E>) -> Self {
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match answer {
+            Ok(()) => Self {
+                status: "ok".into(),
+                duration_ms,
+                error: None,
+            },
+            Err(err) => Self {
+                status: "failed".into(),
+                duration_ms,
+                error: Some(err.to_string()),
+            },
+        }
+    }
+}
