@@ -3,7 +3,7 @@
 //! scheduler's lock answer).
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -246,7 +246,11 @@ mod tests {
         let introduced = new_errors(&running, &next);
         assert_eq!(introduced.len(), 1);
         assert_eq!(
-            ReloadProblem::of(introduced.iter().next().unwrap(), Path::new("/ws")).file,
+            ReloadProblem::of(
+                introduced.iter().next().unwrap(),
+                std::path::Path::new("/ws")
+            )
+            .file,
             "agents/a/AGENT.md"
         );
     }
