@@ -267,6 +267,7 @@ impl GatewayBuilder {
                 scheduler,
                 queue,
                 in_flight: InFlight::default(),
+                metrics: Arc::default(),
                 tasks: TaskTracker::new(),
             }
         });

@@ -214,6 +214,7 @@ impl From<crate::memory::MemoryError> for GatewayError {
             M::NotFound(id) => Self::not_found(Record::Memory, id),
             M::Full(limit) => Self::MemoryFull(limit),
             M::ModelFailed(message) => Self::MemoryModelFailed(message),
+            M::Store(StoreError::Clash(message)) => Self::Conflict(message),
             M::Store(err) => Self::Storage(err),
         }
     }

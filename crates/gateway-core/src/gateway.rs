@@ -181,6 +181,28 @@ impl Gateway {
         }
     }
 
+    /// Where this gateway's metrics are recorded: a surface records its requests here
+    /// ([`Metrics::http_request`](crate::metrics::Metrics::http_request)).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.state.metrics
+    }
+
+    /// Every metric now, with the gauges read at scrape time brought up to date first (the
+    /// queue's depth and oldest job, the chat sessions cached): what `/metrics` renders, and
+    /// what an exporter reads.
+    pub async fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
+        let state = &self.state;
+        let metrics = &state.metrics;
+        let depth = tokio::time::timeout(crate::queue::PING_TIMEOUT, state.queue.depth())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+        metrics.set_queue(state.queue.backend(), depth);
+        metrics.set_active_sessions(state.sessions.active());
+        metrics.snapshot()
+    }
+
     /// Whether [`Gateway::reload`] is allowed (`serve --reload`).
     pub fn reload_enabled(&self) -> bool {
         self.state.reload_enabled
@@ -243,7 +265,9 @@ impl Gateway {
         let deadline = now + limit;
         // Jobs of a durable queue are waited for up to `queue.drain_timeout_s` only: the
         // queue hands what is left to another worker.
-        let jobs_deadline = now + Duration::from_secs(config.queue.drain_timeout_s);
+        let jobs_deadline = now
+            .checked_add(Duration::from_secs(config.queue.drain_timeout_s))
+            .unwrap_or(now + Duration::from_secs(86_400));
         loop {
             let now = tokio::time::Instant::now();
             if state.running.is_empty() || now >= deadline {

@@ -4,6 +4,7 @@
 //! replays the message that was first sent.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -14,6 +15,7 @@ use hmac::{KeyInit, Mac};
 use serde_json::{Map, Value, json};
 
 use crate::engine::ExecutionStatus;
+use crate::metrics::Metrics;
 
 /// What happened to an execution, as notifications describe it.
 #[derive(Debug, Clone)]
@@ -350,6 +352,7 @@ async fn send_once(config: &NotificationsConfig, payload: &Value) -> Result<(), 
 pub(crate) async fn deliver(
     store: &SharedStore,
     config: &NotificationsConfig,
+    metrics: &Metrics,
     mut record: NotificationRecord,
 ) -> NotificationRecord {
     let attempts = config.max_attempts.max(1);
@@ -394,6 +397,7 @@ pub(crate) async fn deliver(
             break;
         }
     }
+    metrics.notification(&record.channel, record.status == "delivered");
     record
 }
 
@@ -402,6 +406,7 @@ pub(crate) async fn deliver(
 pub(crate) async fn notify(
     store: SharedStore,
     config: NotificationsConfig,
+    metrics: Arc<Metrics>,
     agent: AgentDefinition,
     event: ExecutionEvent,
 ) {
@@ -450,7 +455,9 @@ pub(crate) async fn notify(
             }
         }
         if record.status == "pending" {
-            sends.push(deliver(&store, &config, record));
+            sends.push(deliver(&store, &config, &metrics, record));
+        } else {
+            metrics.notification(&record.channel, false);
         }
     }
     futures::future::join_all(sends).await;

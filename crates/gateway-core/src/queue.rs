@@ -15,6 +15,8 @@ use gateway_workspace::config::{QueueBackend, QueueConfig};
 use redis::AsyncCommands;
 use tokio::sync::Mutex;
 
+pub use crate::metrics::QueueDepth;
+
 /// Why the queue refused an operation; the broker's own error stays the source.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum QueueError {
@@ -72,6 +74,11 @@ pub trait JobQueue: Send + Sync {
     async fn ping(&self) -> Result<(), QueueError> {
         Ok(())
     }
+    /// The jobs waiting for a worker now and the age of the oldest (`None`: the broker does
+    /// not tell cheaply). Read when metrics are scraped.
+    async fn depth(&self) -> Result<Option<QueueDepth>, QueueError> {
+        Ok(None)
+    }
 }
 
 /// How long [`JobQueue::ping`] waits for the broker.
@@ -104,6 +111,8 @@ pub struct LocalQueue {
     name: &'static str,
     sender: tokio::sync::mpsc::Sender<String>,
     receiver: Mutex<tokio::sync::mpsc::Receiver<String>>,
+    /// When each waiting job was pushed, oldest first (for [`JobQueue::depth`]).
+    pushed: std::sync::Mutex<std::collections::VecDeque<std::time::Instant>>,
 }
 
 impl LocalQueue {
@@ -113,6 +122,7 @@ impl LocalQueue {
             name,
             sender,
             receiver: Mutex::new(receiver),
+            pushed: std::sync::Mutex::default(),
         }
     }
 }
@@ -128,8 +138,12 @@ impl JobQueue for LocalQueue {
     }
 
     async fn push(&self, execution_id: &str) -> Result<(), QueueError> {
+        self.pushed_times().push_back(std::time::Instant::now());
         self.sender
             .try_send(execution_id.to_string())
+            .inspect_err(|_| {
+                self.pushed_times().pop_back();
+            })
             .map_err(|e| match e {
                 tokio::sync::mpsc::error::TrySendError::Full(_) => {
                     QueueError::Unavailable("the in-process queue is full; retry later".into())
@@ -143,11 +157,14 @@ impl JobQueue for LocalQueue {
     async fn next(&self, _worker: &str) -> Result<Option<Delivery>, QueueError> {
         let mut receiver = self.receiver.lock().await;
         match tokio::time::timeout(Duration::from_secs(1), receiver.recv()).await {
-            Ok(Some(execution_id)) => Ok(Some(Delivery {
-                execution_id,
-                deliveries: 1,
-                tag: Tag::Local,
-            })),
+            Ok(Some(execution_id)) => {
+                self.pushed_times().pop_front();
+                Ok(Some(Delivery {
+                    execution_id,
+                    deliveries: 1,
+                    tag: Tag::Local,
+                }))
+            }
             _ => Ok(None),
         }
     }
@@ -159,6 +176,22 @@ impl JobQueue for LocalQueue {
     async fn release(&self, delivery: Delivery) -> Result<(), QueueError> {
         tokio::time::sleep(Duration::from_millis(200)).await;
         self.push(&delivery.execution_id).await
+    }
+
+    async fn depth(&self) -> Result<Option<QueueDepth>, QueueError> {
+        let pushed = self.pushed_times();
+        Ok(Some(QueueDepth {
+            jobs: pushed.len() as u64,
+            oldest_age: pushed.front().map(std::time::Instant::elapsed),
+        }))
+    }
+}
+
+impl LocalQueue {
+    fn pushed_times(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::VecDeque<std::time::Instant>> {
+        self.pushed.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -325,6 +358,40 @@ impl JobQueue for RedisQueue {
     async fn release(&self, _delivery: Delivery) -> Result<(), QueueError> {
         // Left pending: it is reclaimed after the visibility timeout if still unfinished.
         Ok(())
+    }
+
+    /// Entries not yet delivered to the group (acknowledged ones are deleted, so the stream
+    /// holds the waiting and the pending); the oldest is the first after the group's last
+    /// delivered id, whose id is its time in milliseconds.
+    async fn depth(&self) -> Result<Option<QueueDepth>, QueueError> {
+        let mut connection = self.connection.clone();
+        let length: u64 = connection.xlen(&self.stream).await?;
+        let groups: redis::streams::StreamInfoGroupsReply =
+            connection.xinfo_groups(&self.stream).await?;
+        let Some(group) = groups.groups.iter().find(|g| g.name == self.group) else {
+            return Ok(None);
+        };
+        let jobs = group
+            .lag
+            .map(|lag| lag as u64)
+            .unwrap_or_else(|| length.saturating_sub(group.pending as u64));
+        let next: redis::streams::StreamRangeReply = connection
+            .xrange_count(
+                &self.stream,
+                format!("({}", group.last_delivered_id),
+                "+",
+                1,
+            )
+            .await?;
+        let oldest_age = next
+            .ids
+            .first()
+            .and_then(|entry| entry.id.split('-').next()?.parse::<i64>().ok())
+            .map(|ms| {
+                let age = chrono::Utc::now().timestamp_millis() - ms;
+                Duration::from_millis(u64::try_from(age).unwrap_or(0))
+            });
+        Ok(Some(QueueDepth { jobs, oldest_age }))
     }
 }
 

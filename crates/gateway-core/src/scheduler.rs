@@ -81,6 +81,19 @@ pub fn due_fires(
     due
 }
 
+/// How many fires of `record` fell strictly between `since` and `fire_at` (at most 1000):
+/// fires that never ran (missed past the misfire grace, or coalesced into `fire_at`).
+pub fn missed_between(
+    record: &ScheduleRecord,
+    since: DateTime<Utc>,
+    fire_at: DateTime<Utc>,
+) -> u64 {
+    fires_between(record, since, fire_at, 1000)
+        .into_iter()
+        .filter(|t| *t < fire_at)
+        .count() as u64
+}
+
 /// The record for an AGENT.md schedule: the file's values, with runtime edits over them.
 pub fn workspace_record(
     agent_id: &str,
@@ -388,6 +401,11 @@ mod tests {
         let one = due_fires(&every_second, now, &config(true));
         assert_eq!(one.len(), 1);
         assert_eq!(one[0], *all.last().unwrap_or(&now));
+        // What the coalesced fire stands for: every fire since the last run but itself.
+        let since = now - chrono::Duration::seconds(30);
+        let missed = missed_between(&every_second, since, one[0]);
+        assert!((28..=30).contains(&missed), "{missed}");
+        assert_eq!(missed_between(&every_second, one[0], one[0]), 0);
         // Nothing due right after a run.
         let fresh = record("0 0 1 1 *", Some(now));
         assert!(due_fires(&fresh, now, &config(true)).is_empty());

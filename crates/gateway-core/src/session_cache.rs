@@ -320,6 +320,16 @@ impl SessionCache {
     pub fn remove(&self, id: &str) -> bool {
         self.lock().remove(id).is_some()
     }
+
+    /// How many sessions are cached and live: used within the TTL, or held by a turn.
+    pub fn active(&self) -> usize {
+        let table = self.lock();
+        table
+            .map
+            .values()
+            .filter(|e| !e.idle() || e.key.0.elapsed() < self.ttl)
+            .count()
+    }
 }
 
 #[cfg(test)]
@@ -339,11 +349,14 @@ mod tests {
         let c = id_of(&cache.create("x", None));
         assert!(cache.summary(&b).is_none(), "b was least recently used");
         assert!(cache.summary(&a).is_some() && cache.summary(&c).is_some());
+        assert_eq!(cache.active(), 2);
 
         let short = SessionCache::new(Duration::from_millis(20), 10, 10);
         let id = id_of(&short.create("x", None));
+        assert_eq!(short.active(), 1);
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert!(short.summary(&id).is_none());
+        assert_eq!(short.active(), 0, "expired sessions are not active");
     }
 
     #[tokio::test]

@@ -74,6 +74,8 @@ pub(crate) struct GatewayState {
     pub queue: SharedQueue,
     /// Jobs this process's workers are running (drained on shutdown).
     pub in_flight: InFlight,
+    /// What this gateway counts and measures (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Work a run leaves behind (notification deliveries, runs started in the background):
     /// shutdown waits for it.
     pub tasks: TaskTracker,

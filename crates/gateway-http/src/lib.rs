@@ -58,6 +58,7 @@ impl HttpApp {
     /// router publishes its own agentgate site (its flow sessions are its own).
     pub fn router(self) -> Router {
         let gateway = self.gateway;
+        let gateway_for_metrics = gateway.clone();
         let config = gateway.config();
         let security = Arc::new(SecurityHeaders::new(&config.security));
         rest::routes(&gateway, &self.openapi_tags)
@@ -73,6 +74,10 @@ impl HttpApp {
             .layer(axum::middleware::from_fn_with_state(
                 security,
                 response_headers,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                gateway_for_metrics,
+                kit::metrics::record,
             ))
     }
 }

@@ -42,9 +42,25 @@ pub(crate) async fn serve_router(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let metrics = bind_metrics(&gateway).await?;
     gateway.startup().await;
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
     let (stopping, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    // The metrics listener stops when this function returns (its sender dropped).
+    let (_metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(listener) = metrics {
+        let router = crate::rest::metrics::listener_router(gateway.clone());
+        tokio::spawn(async move {
+            let served = axum::serve(listener.tap_io(no_delay), router)
+                .with_graceful_shutdown(async move {
+                    let _ = metrics_stopped.await;
+                })
+                .await;
+            if let Err(err) = served {
+                tracing::error!(error = %err, "the metrics listener failed");
+            }
+        });
+    }
     let signal = async move {
         shutdown.await;
         let _ = stopping.send(());
@@ -84,6 +100,23 @@ pub(crate) async fn serve_router(
         gateway.shutdown().await;
     }
     result
+}
+
+/// Binds `metrics.listen` when metrics are on and an address is set: `/metrics` there, without
+/// auth. An address that cannot be bound stops the server from starting.
+async fn bind_metrics(gateway: &Gateway) -> std::io::Result<Option<TcpListener>> {
+    let config = gateway.config().metrics;
+    let Some(address) = config.listen.filter(|_| config.enabled) else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(&address).await.map_err(|err| {
+        std::io::Error::new(
+            err.kind(),
+            format!("cannot listen for metrics on {address}: {err}"),
+        )
+    })?;
+    tracing::info!(%address, "serving /metrics (no auth)");
+    Ok(Some(listener))
 }
 
 /// How long the server may take to close its connections: the gateway's deadline, the grace

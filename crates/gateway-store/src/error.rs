@@ -39,6 +39,10 @@ pub enum StoreError {
     /// A unique value (a name) is already taken.
     #[error("{0} already exists")]
     Conflict(String),
+    /// The change clashes with the records as they are now (one was removed meanwhile, an id
+    /// belongs to another owner): nothing was changed.
+    #[error("{0}")]
+    Clash(String),
 }
 
 /// `url` with the password of its user part masked: an error message must not carry it.

@@ -283,6 +283,21 @@ pub(crate) fn load_agent(
             }
         }
     }
+    for (key, value) in [
+        (
+            "max_memory_md_lines",
+            fm.memory.max_memory_md_lines.map(|v| v as usize),
+        ),
+        ("max_content_chars", fm.memory.max_content_chars),
+    ] {
+        if value == Some(0) {
+            diagnostics.error(
+                &file,
+                doc.line_of(&format!("memory.{key}")),
+                format!("'memory.{key}' must be at least 1"),
+            );
+        }
+    }
     if fm.delegates_to.iter().any(|d| d == id) {
         diagnostics.error(
             &file,

@@ -58,6 +58,28 @@ pub struct GatewayConfig {
     pub agentgate: AgentgateConfig,
     /// What the server logs and how (ours).
     pub log: LogConfig,
+    /// The Prometheus endpoint (ours).
+    pub metrics: MetricsConfig,
+}
+
+/// `metrics:` — the Prometheus text endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` (scope `metrics:read` when auth is on).
+    pub enabled: bool,
+    /// Also serve `/metrics` on this address (`127.0.0.1:9464`), without auth: for a
+    /// scraper on a private network.
+    pub listen: Option<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+        }
+    }
 }
 
 /// How log lines are written.
@@ -140,6 +162,7 @@ impl Default for GatewayConfig {
             tools: ToolsConfig::default(),
             agentgate: AgentgateConfig::default(),
             log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -1056,6 +1079,17 @@ fn validate(config: &GatewayConfig, path: &Path, text: &str, diagnostics: &mut D
             ),
         );
     }
+    if let Some(listen) = &config.metrics.listen
+        && listen.parse::<std::net::SocketAddr>().is_err()
+    {
+        diagnostics.error(
+            path,
+            line("metrics.listen"),
+            format!(
+                "'metrics.listen': '{listen}' is not an address with a port (e.g. 127.0.0.1:9464)"
+            ),
+        );
+    }
     if config.cors.allow_credentials && config.cors.allow_origins.iter().any(|o| o == "*") {
         diagnostics.error(
             path,
@@ -1199,6 +1233,32 @@ fn validate(config: &GatewayConfig, path: &Path, text: &str, diagnostics: &mut D
             };
             diagnostics.error(path, line(key), format!("'{key}' must be {range}"));
         }
+    }
+    if memory.compaction.enabled
+        && memory.max_memory_md_lines <= memory.compaction.max_memories_per_scope
+    {
+        diagnostics.error(
+            path,
+            line("memory.max_memory_md_lines"),
+            format!(
+                "'memory.max_memory_md_lines' ({}) must be above 'memory.compaction.max_memories_per_scope' ({}): a scope refuses saves at the first and is compacted only above the second",
+                memory.max_memory_md_lines, memory.compaction.max_memories_per_scope
+            ),
+        );
+    }
+    if memory.compaction.min_age_hours > 100_000 {
+        diagnostics.error(
+            path,
+            line("memory.compaction.min_age_hours"),
+            "'memory.compaction.min_age_hours' must be at most 100000",
+        );
+    }
+    if config.queue.drain_timeout_s > 86_400 {
+        diagnostics.error(
+            path,
+            line("queue.drain_timeout_s"),
+            "'queue.drain_timeout_s' must be at most 86400",
+        );
     }
     for (key, value) in [
         (
@@ -1524,6 +1584,23 @@ mod tests {
         assert_eq!(errors[0].line, Some(2));
         let loaded = load("log:\n  format: xml\n", &[]);
         assert_eq!(loaded.diagnostics.errors().next().unwrap().line, Some(2));
+    }
+
+    #[test]
+    fn metrics_listen_must_be_an_address() {
+        let loaded = load(
+            "metrics:\n  enabled: false\n  listen: \"127.0.0.1:9464\"\n",
+            &[],
+        );
+        assert!(loaded.diagnostics.errors().next().is_none());
+        let config = loaded.config.unwrap();
+        assert!(!config.metrics.enabled);
+        assert_eq!(config.metrics.listen.as_deref(), Some("127.0.0.1:9464"));
+        let loaded = load("metrics:\n  listen: localhost\n", &[]);
+        let errors: Vec<_> = loaded.diagnostics.errors().collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains("metrics.listen"));
+        assert_eq!(errors[0].line, Some(2));
     }
 
     #[test]

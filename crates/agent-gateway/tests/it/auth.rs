@@ -111,6 +111,7 @@ fn expected_scope(method: &str, path: &str) -> Option<Option<&'static str>> {
         ("get", "/v1/notifications") => Some("notifications:read"),
         ("post", "/v1/notifications/{notification_id}/retry") => Some("notifications:manage"),
         ("post", "/v1/reload") => Some("admin"),
+        ("get", "/metrics") => Some("metrics:read"),
         (_, p) if p.starts_with("/v1/admin/mcp-servers") => Some("admin:*"),
         _ => return None,
     })

@@ -15,6 +15,7 @@ mod mcp;
 mod mcp_server;
 mod memory;
 mod memory_api;
+mod metrics;
 mod notifications;
 mod persistence;
 mod queues;

@@ -44,6 +44,8 @@ pub(super) async fn run_loop(state: Weak<GatewayState>, stop: CancellationToken)
             {
                 continue;
             }
+            // The fire before the next one: fires between it and the next never ran.
+            let mut previous = record.last_run_at.unwrap_or(record.created_at);
             for fire_at in scheduler::due_fires(&record, now, &config) {
                 let runs = Arc::clone(&state.scheduler.runs);
                 if !runs.try_start(&record.id, config.max_instances) {
@@ -55,6 +57,10 @@ pub(super) async fn run_loop(state: Weak<GatewayState>, stop: CancellationToken)
                     continue;
                 }
                 tracing::info!(schedule = %record.id, %fire_at, "schedule fired");
+                // Counted by the instance whose claim moved the schedule past them: once.
+                let missed = scheduler::missed_between(&record, previous, fire_at);
+                state.metrics.schedule_fire(&record.id, missed);
+                previous = fire_at;
                 let state = Arc::clone(&state);
                 let record = record.clone();
                 tokio::spawn(async move {

@@ -140,7 +140,10 @@ fn relevant(root: &Path, ignored: &[PathBuf], path: &Path) -> bool {
     let Some(name) = parts.last() else {
         return false;
     };
-    if matches!(parts.first(), Some(&"tests" | &"memory"))
+    // Agents' memory files (`agents/<id>/memory/<user>.md`) change with every saved memory.
+    let agent_memory = parts.len() >= 3 && parts[0] == "agents" && parts[2] == "memory";
+    if agent_memory
+        || matches!(parts.first(), Some(&"tests"))
         || parts
             .iter()
             .any(|p| p.starts_with('.') || *p == "__pycache__" || *p == "node_modules")
@@ -193,7 +196,8 @@ mod tests {
             "/ws/state/gateway.db-wal",
             "/ws/gateway.db-shm",
             "/ws/agents/a/MEMORY.md",
-            "/ws/memory/alice.md",
+            "/ws/agents/a/memory/alice.md",
+            "/ws/agents/a/.memory-meta/MEMORY.json",
             "/ws/agents/a/.AGENT.md.swp",
             "/ws/.git/index",
             "/ws/tools/t/__pycache__/handler.cpython-312.pyc",

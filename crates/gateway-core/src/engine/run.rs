@@ -21,6 +21,7 @@ use gateway_store::{ApprovalStatus, StepRecord};
 use super::{EngineEvent, Failure, StopReason, Usage, output};
 use crate::approvals::{ApprovalGate, WaitError};
 use crate::hooks::{HookEvent, Hooks};
+use crate::metrics::{CallOutcome, Metrics};
 use crate::tools::{SharedTool, ToolContext, ToolError};
 
 /// Guardrails of one run.
@@ -52,6 +53,8 @@ pub(crate) struct RunSpec {
     pub events: Option<mpsc::Sender<EngineEvent>>,
     /// Where calls of tools marked `require_approval` wait for a person.
     pub approval: ApprovalGate,
+    /// Where model and tool calls are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 /// How a run ended.
@@ -338,8 +341,27 @@ impl Run {
                 }
             }
         };
-        let result = guarded(self.spec.deadline, &self.spec.cancel.clone(), call).await?;
-        let duration_ms = started.elapsed().as_millis() as u64;
+        let ended = guarded(self.spec.deadline, &self.spec.cancel.clone(), call).await;
+        let elapsed = started.elapsed();
+        let metrics = &self.spec.metrics;
+        let model = self.spec.target.name.as_str();
+        match &ended {
+            Ok(Ok(completion)) => {
+                let usage = completion.usage;
+                let cost = gateway_llm::pricing::cost_usd(&completion.model, &usage);
+                let counts = (usage.input_tokens, usage.output_tokens, cost);
+                metrics.model_call(&completion.model, CallOutcome::Ok, elapsed, Some(counts));
+            }
+            Ok(Err(_)) => metrics.model_call(model, CallOutcome::Error, elapsed, None),
+            Err(Interrupt::Timeout) => {
+                metrics.model_call(model, CallOutcome::Timeout, elapsed, None)
+            }
+            Err(Interrupt::Cancelled) => {
+                metrics.model_call(model, CallOutcome::Cancelled, elapsed, None)
+            }
+        }
+        let result = ended?;
+        let duration_ms = elapsed.as_millis() as u64;
         if let Ok(completion) = &result {
             self.usage.add_llm_call(&completion.model, completion.usage);
             let (content, _) = clip(&completion.text);
@@ -530,7 +552,15 @@ impl Run {
                     Some(why) => (json!({ "error": why }), false),
                     None => self.execute_call(call).await,
                 };
-                (output, success, started.elapsed().as_millis() as u64)
+                let elapsed = started.elapsed();
+                // Labelled by the agent's own tools only: a name the model made up is not a
+                // series of its own.
+                let tool = match self.spec.tools.iter().find(|t| t.name() == call.name) {
+                    Some(tool) => tool.name(),
+                    None => "_unknown",
+                };
+                self.spec.metrics.tool_call(tool, success, elapsed);
+                (output, success, elapsed.as_millis() as u64)
             })
             .collect();
         futures::stream::iter(pending)

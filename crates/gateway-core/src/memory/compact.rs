@@ -24,7 +24,10 @@ pub(crate) fn select(
     config: &CompactionConfig,
     now: DateTime<Utc>,
 ) -> Vec<MemoryRecord> {
-    let min_age = chrono::Duration::hours(config.min_age_hours as i64);
+    let min_age = i64::try_from(config.min_age_hours)
+        .ok()
+        .and_then(chrono::TimeDelta::try_hours)
+        .unwrap_or(chrono::TimeDelta::MAX);
     let mut candidates: Vec<(f64, &MemoryRecord)> = memories
         .iter()
         .filter(|m| {
@@ -88,6 +91,14 @@ async fn summarise(
     }
     if summaries.is_empty() {
         return Err("the model gave no summary".into());
+    }
+    // A compaction that does not shrink the group would let the scope grow with each one.
+    if summaries.len() >= group.len() {
+        return Err(format!(
+            "the model gave {} summaries for {} memories (fewer are needed)",
+            summaries.len(),
+            group.len()
+        ));
     }
     Ok(summaries)
 }

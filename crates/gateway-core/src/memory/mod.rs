@@ -425,13 +425,10 @@ impl MemoryBank {
     }
 }
 
-/// One memory as a prompt line: `- [type] content`, its own lines indented, and nothing
-/// that could close the data fence around the block.
+/// One memory as a prompt line: `- [type] content`, its own lines indented, every `<`
+/// written `&lt;` so that no content can close (or open) a fence around the block.
 pub(crate) fn prompt_line(memory: &MemoryRecord) -> String {
-    let content = memory
-        .content
-        .replace("</memory-data", "<\\/memory-data")
-        .replace('\n', "\n  ");
+    let content = memory.content.replace('<', "&lt;").replace('\n', "\n  ");
     format!("- [{}] {content}", memory.memory_type.as_str())
 }
 

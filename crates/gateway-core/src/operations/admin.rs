@@ -120,12 +120,6 @@ async fn build_next(state: &GatewayState) -> Result<usize, GatewayError> {
         }
         return Err(GatewayError::ReloadFailed(errors));
     }
-    sync_config_servers(
-        &state.mcp,
-        &workspace.config,
-        &state.workspace_path.join("gateway.yaml"),
-    )
-    .await?;
     let auth = Authenticator::for_generation(&workspace.config.auth).map_err(|err| {
         let mut diagnostics = Diagnostics::new();
         diagnostics.error(
@@ -159,7 +153,14 @@ async fn build_next(state: &GatewayState) -> Result<usize, GatewayError> {
     if !introduced.is_empty() {
         return Err(GatewayError::ReloadFailed(introduced));
     }
-    // Only now: a rejected workspace must not touch the stored schedules.
+    // Only now: a rejected workspace must touch neither the MCP servers nor the stored
+    // schedules of the running generation.
+    sync_config_servers(
+        &state.mcp,
+        &generation.workspace.config,
+        &state.workspace_path.join("gateway.yaml"),
+    )
+    .await?;
     crate::scheduler::sync_workspace(&state.store, &generation.workspace).await?;
     let agents = generation.workspace.agents.len();
     for diagnostic in generation.diagnostics().warnings() {

@@ -145,7 +145,10 @@ impl<'a> Memories<'a> {
             .await?
             .ok_or_else(|| GatewayError::not_found(Record::Memory, id))?;
         let shared_read = memory.user_id.is_none() && !write && actor.user_id().is_some();
-        if !shared_read {
+        if shared_read {
+            // The agent's shared knowledge is for those who may run the agent.
+            actor.check_run(agent_id)?;
+        } else {
             actor.check_access(Record::Memory, id, memory.user_id.as_deref())?;
         }
         Ok(memory)
@@ -158,6 +161,10 @@ impl<'a> Memories<'a> {
         query: &MemoryQuery,
     ) -> Result<(Vec<MemoryRecord>, i64), GatewayError> {
         let (_, bank) = self.bank(agent_id)?;
+        if query.owner == MemoryOwner::Shared {
+            // The agent's shared knowledge is for those who may run the agent.
+            actor.check_run(agent_id)?;
+        }
         let filter = MemoryFilter {
             agent_id: agent_id.to_string(),
             scope: Self::scope(actor, &query.owner, false)?,

@@ -51,6 +51,9 @@ impl<'a> Notifications<'a> {
             )));
         }
         let config = self.state.generation().config().notifications.clone();
-        Ok(crate::notifications::deliver(&self.state.store, &config, record).await)
+        Ok(
+            crate::notifications::deliver(&self.state.store, &config, &self.state.metrics, record)
+                .await,
+        )
     }
 }

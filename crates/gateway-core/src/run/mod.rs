@@ -75,14 +75,19 @@ struct Prepared {
 struct EndGuard {
     state: Arc<GatewayState>,
     execution_id: String,
+    /// The agent and the start, to count the execution if it ends here.
+    agent_id: String,
+    started: Instant,
     armed: bool,
 }
 
 impl EndGuard {
-    fn new(state: &Arc<GatewayState>, execution_id: &str) -> Self {
+    fn new(state: &Arc<GatewayState>, execution_id: &str, agent_id: &str) -> Self {
         Self {
             state: Arc::clone(state),
             execution_id: execution_id.to_string(),
+            agent_id: agent_id.to_string(),
+            started: Instant::now(),
             armed: true,
         }
     }
@@ -99,6 +104,9 @@ impl Drop for EndGuard {
             return;
         }
         self.state.running.finish(&self.execution_id);
+        let cancelled = ExecutionStatus::Cancelled.as_str();
+        let elapsed = self.started.elapsed();
+        (self.state.metrics).execution(&self.agent_id, cancelled, elapsed);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!(execution_id = %self.execution_id, "a run was dropped outside the runtime: its end is not recorded");
             return;
@@ -144,6 +152,11 @@ pub(crate) async fn start(
     actor: &Actor,
     request: RunRequest,
 ) -> Result<Started, GatewayError> {
+    // Once shutdown began, no new run starts; a run in flight may still delegate (its child
+    // is part of what the drain waits for).
+    if state.background.is_cancelled() && !matches!(request.origin, Origin::Delegation(_)) {
+        return Err(GatewayError::ShuttingDown);
+    }
     let checked = check(state, actor, &request).await?;
     let RunRequest {
         agent_id: _,
@@ -219,6 +232,7 @@ pub(crate) async fn start(
         state.running.finish(&execution_id);
         return Err(err.into());
     }
+    let end = EndGuard::new(state, &execution_id, &checked.agent.id);
     Ok(Started::Running(RunTicket {
         state: Arc::clone(state),
         prepared: Box::new(Prepared {
@@ -230,7 +244,7 @@ pub(crate) async fn start(
                 origin,
             },
             actor: actor.clone(),
-            end: EndGuard::new(state, &execution_id),
+            end,
             execution_id,
             conversation,
             cancel,
@@ -426,6 +440,7 @@ async fn execute(
         cancel,
         end,
     } = *prepared;
+    let began = Instant::now();
     let hooks = &state.hooks;
     if hooks.listens("agent.invoke.before") {
         hooks
@@ -588,6 +603,8 @@ async fn execute(
     state.running.finish(&execution_id);
     result.status = record_end(state, &execution_id, stored, outcome.steps).await;
     end.disarm();
+    let elapsed = began.elapsed();
+    (state.metrics).execution(&agent.id, result.status.as_str(), elapsed);
     tracing::info!(
         status = result.status.as_str(),
         duration_ms = result.usage.duration_ms,
@@ -610,6 +627,7 @@ async fn execute(
             crate::notifications::notify(
                 Arc::clone(&state.store),
                 generation.workspace.config.notifications.clone(),
+                Arc::clone(&state.metrics),
                 agent.clone(),
                 event,
             )
@@ -652,15 +670,18 @@ fn extract_later(
     if !state.extractions.admit(&agent.id, &scope, debounce) {
         return;
     }
-    let permits = state.extractions.permits();
+    // A permit is taken before the task exists: when every extraction slot is busy this one
+    // is skipped rather than queued, so a slow model cannot pile up waiting tasks.
+    let Ok(permit) = state.extractions.permits().try_acquire_owned() else {
+        tracing::debug!(agent = %agent.id, "memory extraction skipped: every slot is busy");
+        return;
+    };
     let generation = Arc::clone(generation);
     let agent_id = agent.id.clone();
     let min_importance = config.min_extracted_importance;
     state.tasks.spawn(
         async move {
-            let Ok(_permit) = permits.acquire_owned().await else {
-                return;
-            };
+            let _permit = permit;
             let outcome = crate::memory::extract::extract(
                 &generation.memory,
                 &agent_id,
@@ -751,6 +772,7 @@ fn run_spec(
             approvals: Arc::clone(&state.approvals),
             timeout: Duration::from_millis(guardrails.approval_timeout_ms.max(1)),
         },
+        metrics: Arc::clone(&state.metrics),
     }
 }
 
@@ -872,6 +894,7 @@ pub(crate) async fn resume(
         ..
     } = request;
     let cancel = state.running.start(&record.execution_id);
+    let end = EndGuard::new(state, &record.execution_id, &checked.agent.id);
     Ok(RunTicket {
         state: Arc::clone(state),
         prepared: Box::new(Prepared {
@@ -883,7 +906,7 @@ pub(crate) async fn resume(
                 origin,
             },
             actor,
-            end: EndGuard::new(state, &record.execution_id),
+            end,
             execution_id: record.execution_id,
             conversation: None,
             cancel,

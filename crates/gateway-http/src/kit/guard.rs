@@ -1,6 +1,6 @@
-//! The gate in front of every `/v1` route: authentication, rate limits and the scope each
-//! route needs. A `/v1` route without an entry in [`access`] is refused, so no route can
-//! ship unguarded.
+//! The gate in front of every `/v1` route and `/metrics`: authentication, rate limits and
+//! the scope each route needs. A `/v1` route without an entry in [`access`] is refused, so no
+//! route can ship unguarded.
 
 use std::net::SocketAddr;
 
@@ -12,6 +12,9 @@ use gateway_core::rate_limit::Verdict;
 use gateway_core::{Actor, Gateway, GatewayError};
 
 use super::error::{ApiError, RequestError};
+
+/// The metrics route (guarded here though it is not under `/v1`).
+const METRICS: &str = "/metrics";
 
 /// What a route requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +90,7 @@ pub fn access(method: &Method, route: &str) -> Option<Access> {
         "/v1/notifications" if get => Scope("notifications:read"),
         "/v1/notifications/{notification_id}/retry" if post => Scope("notifications:manage"),
         "/v1/reload" if post => Scope("admin"),
+        "/metrics" if get => Scope("metrics:read"),
         route if route.starts_with("/v1/admin/mcp-servers") => Scope("admin:*"),
         _ => return None,
     })
@@ -154,18 +158,23 @@ fn check_scope(actor: &Actor, rule: Access, path: &str) -> Result<(), ApiError> 
 
 async fn admit(gateway: &Gateway, mut request: Request) -> Result<Request, ApiError> {
     let path = request.uri().path().to_string();
-    // Preflights are answered by the CORS layer; anything else outside /v1 has its own rules
+    // Preflights are answered by the CORS layer; anything else outside /v1 and /metrics has
+    // its own rules
     // (docs are public, agentgate enforces the manifest's auth).
-    if request.method() == Method::OPTIONS || !path.starts_with("/v1/") {
+    if request.method() == Method::OPTIONS || !(path.starts_with("/v1/") || path == METRICS) {
         return Ok(request);
     }
     let generation = gateway.generation();
-    // Nested under a prefix, the matched route carries it: the rules know `/v1/...` only.
+    // Nested under a prefix, the matched route carries it: the rules know `/v1/...` and
+    // `/metrics` only.
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str())
-        .and_then(|m| m.find("/v1/").map(|at| m[at..].to_string()));
+        .and_then(|m| match m.find("/v1/") {
+            Some(at) => Some(m[at..].to_string()),
+            None => m.ends_with(METRICS).then(|| METRICS.to_string()),
+        });
     let rule = match route.as_deref() {
         Some(route) => access(request.method(), route).or_else(|| {
             // A known route with another method is a 405, answered after authentication.

@@ -1,8 +1,9 @@
 //! What every HTTP surface shares: the error envelope and its one status mapping, extractors,
-//! the caller's identity, the `/v1` guard, and the response headers.
+//! the caller's identity, the `/v1` guard, the response headers, and request metrics.
 
 pub mod actor;
 pub mod error;
 pub mod extract;
 pub mod guard;
 pub mod headers;
+pub mod metrics;

@@ -9,6 +9,7 @@ mod docs;
 mod executions;
 mod mcp;
 mod memories;
+pub(crate) mod metrics;
 mod notifications;
 mod run;
 mod schedules;
@@ -104,6 +105,7 @@ pub(crate) fn routes(gateway: &Gateway, extra_tags: &[(String, String)]) -> Rout
         .routes(routes!(conversations::list_conversations))
         .routes(routes!(conversations::conversation_messages))
         .routes(routes!(admin::reload))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(
             schedules::list_schedules,
             schedules::create_schedule

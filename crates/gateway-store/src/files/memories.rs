@@ -213,7 +213,7 @@ where
 }
 
 fn taken(id: &str) -> StoreError {
-    StoreError::Conflict(format!("memory id '{id}' of another agent"))
+    StoreError::Clash(format!("memory id '{id}' of another agent"))
 }
 
 fn unwritable(id: &str) -> StoreError {
@@ -240,7 +240,7 @@ fn upsert(
         ));
     };
     if loaded[t].foreign_to(record.user_id.as_deref()) {
-        return Err(StoreError::Conflict(format!(
+        return Err(StoreError::Clash(format!(
             "memory file {} of another user",
             target.markdown().display()
         )));
@@ -267,7 +267,7 @@ fn upsert(
 }
 
 fn gone(id: &str) -> StoreError {
-    StoreError::Conflict(format!("memory '{id}' is gone; nothing was replaced"))
+    StoreError::Clash(format!("memory '{id}' is gone; nothing was replaced"))
 }
 
 #[async_trait]
@@ -406,7 +406,7 @@ impl AgentMemoryStore for MemoryFiles {
     ) -> Result<(), StoreError> {
         let agent_dir = self.agent_dir(agent_id)?;
         if let Some(record) = add.iter().find(|r| r.agent_id != agent_id) {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::Clash(format!(
                 "memory '{}' is of agent '{}', not '{agent_id}'; nothing was replaced",
                 record.id, record.agent_id
             )));

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::markdown;
 use crate::error::StoreError;
-use crate::records::{MemoryRecord, MemorySource};
+use crate::records::{MemoryRecord, MemorySource, MemoryType};
 
 /// The largest markdown or sidecar file read (a guard: the core bounds memories' counts and
 /// lengths far below it).
@@ -34,19 +34,23 @@ pub(super) fn fs_error(what: impl Into<String>, source: io::Error) -> StoreError
     }
 }
 
-/// The file name stem of `user`'s memory file: the user id itself when it is a safe file
-/// name, else `u-` and the first 32 hex characters of its SHA-256.
+/// The file name stem of `user`'s memory file, as 0.2.13 names it: the user id itself when it
+/// is a safe file name (1 to 100 characters, letters, digits, `-`, `_`, `.` and `@`, starting
+/// with a letter or digit), else `user-` and the first 16 hex characters of its SHA-256 (the
+/// sidecar keeps the real id).
 pub(super) fn user_stem(user: &str) -> String {
-    let safe = !user.is_empty()
-        && user.len() <= 100
-        && !user.starts_with('.')
+    let safe = (1..=100).contains(&user.len())
+        && user.starts_with(|c: char| c.is_ascii_alphanumeric())
         && user
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
     if safe {
         user.to_string()
     } else {
-        format!("u-{}", &hex::encode(Sha256::digest(user.as_bytes()))[..32])
+        format!(
+            "user-{}",
+            &hex::encode(Sha256::digest(user.as_bytes()))[..16]
+        )
     }
 }
 
@@ -180,6 +184,10 @@ pub(super) struct Loaded {
     pub(super) owner: Option<String>,
     pub(super) records: Vec<MemoryRecord>,
     markdown: Option<Vec<u8>>,
+    /// What the markdown said as read: (id, content, type) per memory, in order. While the
+    /// records still say the same, the markdown is left exactly as it is (prose, headings
+    /// and line endings a person wrote there stay).
+    read_as: Vec<(String, String, MemoryType)>,
     sidecar: Option<Vec<u8>>,
 }
 
@@ -275,6 +283,7 @@ pub(super) fn read(
         owner: if file.shared { None } else { sidecar.user_id },
         records: Vec::new(),
         markdown: None,
+        read_as: Vec::new(),
         sidecar: sidecar_bytes,
     };
     let Some(Contents { bytes, modified }) = read_bounded(&file.markdown())? else {
@@ -315,6 +324,7 @@ pub(super) fn read(
             }
         })
         .collect();
+    loaded.read_as = rows_of(&loaded.records);
     loaded.markdown = Some(bytes);
     Ok(loaded)
 }
@@ -355,7 +365,7 @@ pub(super) fn write(loaded: &Loaded) -> Result<(), StoreError> {
         .iter()
         .map(|r| (r.id.as_str(), r.content.as_str(), r.memory_type))
         .collect();
-    let markdown = markdown::render(&rows);
+    let unchanged = loaded.markdown.is_some() && rows_of(&loaded.records) == loaded.read_as;
     let sidecar = Sidecar {
         user_id: loaded.user_id(None),
         memories: loaded
@@ -387,10 +397,21 @@ pub(super) fn write(loaded: &Loaded) -> Result<(), StoreError> {
     if loaded.sidecar.as_deref() != Some(sidecar_bytes.as_slice()) {
         write_atomic(&loaded.file.sidecar(), &sidecar_bytes)?;
     }
-    if loaded.markdown.as_deref() != Some(markdown.as_bytes()) {
-        write_atomic(&loaded.file.markdown(), markdown.as_bytes())?;
+    if !unchanged {
+        let markdown = markdown::render(&rows);
+        if loaded.markdown.as_deref() != Some(markdown.as_bytes()) {
+            write_atomic(&loaded.file.markdown(), markdown.as_bytes())?;
+        }
     }
     Ok(())
+}
+
+/// (id, content, type) of each record, in order: what the markdown holds of them.
+fn rows_of(records: &[MemoryRecord]) -> Vec<(String, String, MemoryType)> {
+    records
+        .iter()
+        .map(|r| (r.id.clone(), r.content.clone(), r.memory_type))
+        .collect()
 }
 
 /// Takes the exclusive lock of `file` between processes (blocking until it is free); held

@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::records::{AgentMemoryStore, MemoryFilter, MemoryRecord};
 
 fn taken(record: &MemoryRecord) -> StoreError {
-    StoreError::Conflict(format!("memory id '{}' of another agent", record.id))
+    StoreError::Clash(format!("memory id '{}' of another agent", record.id))
 }
 
 #[async_trait]
@@ -105,7 +105,7 @@ impl AgentMemoryStore for MemoryStore {
                 .get(id.as_str())
                 .is_none_or(|m| m.agent_id != agent_id)
         }) {
-            return Err(StoreError::Conflict(format!(
+            return Err(StoreError::Clash(format!(
                 "memory '{gone}' is gone; nothing was replaced"
             )));
         }

@@ -89,7 +89,7 @@ macro_rules! bind_memory {
 }
 
 fn taken(record: &MemoryRecord) -> StoreError {
-    StoreError::Conflict(format!("memory id '{}' of another agent", record.id))
+    StoreError::Clash(format!("memory id '{}' of another agent", record.id))
 }
 
 #[async_trait]
@@ -220,7 +220,7 @@ impl AgentMemoryStore for SqlStore {
                     .rows_affected();
                 if changed == 0 {
                     // Dropping `tx` rolls back what was deleted so far.
-                    return Err(StoreError::Conflict(format!(
+                    return Err(StoreError::Clash(format!(
                         "memory '{id}' is gone; nothing was replaced"
                     )));
                 }

@@ -155,10 +155,7 @@ async fn memories_are_kept_per_agent_and_scope_with_every_field() {
         let mut thief = memory("b", None, "x");
         thief.id = alice.id.clone();
         assert!(
-            matches!(
-                store.save_memory(&thief).await,
-                Err(StoreError::Conflict(_))
-            ),
+            matches!(store.save_memory(&thief).await, Err(StoreError::Clash(_))),
             "{name}"
         );
 
@@ -313,16 +310,13 @@ async fn items_among_prose_are_read_with_stable_ids_and_the_files_time() {
         Some(no_id.clone())
     );
 
-    // Once written, each item has its id, and the metadata stays.
+    // Counting an access changes only the sidecar: the hand-written file stays as it is.
+    let before = read(&path);
     store
         .touch_memories("helper", std::slice::from_ref(&no_id.id), Utc::now())
         .await
         .unwrap();
-    let text = read(&path);
-    assert!(
-        text.contains(&format!("- [{}] No id here.\n", no_id.id)),
-        "{text}"
-    );
+    assert_eq!(read(&path), before);
     let touched = store
         .get_memory("helper", &no_id.id)
         .await
@@ -330,6 +324,21 @@ async fn items_among_prose_are_read_with_stable_ids_and_the_files_time() {
         .unwrap();
     assert_eq!(touched.access_count, 1);
     assert_eq!(touched.created_at, modified);
+    // A real change writes the file out: each item gets its id, and the metadata stays.
+    let mut edited = touched.clone();
+    edited.content = "No id here, edited.".into();
+    store.save_memory(&edited).await.unwrap();
+    let text = read(&path);
+    assert!(
+        text.contains(&format!("- [{}] No id here, edited.\n", no_id.id)),
+        "{text}"
+    );
+    let saved = store
+        .get_memory("helper", &no_id.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((saved.access_count, saved.created_at), (1, modified));
 }
 
 #[tokio::test]
@@ -361,8 +370,8 @@ async fn a_user_id_unsafe_as_a_file_name_is_hashed_and_kept_in_the_sidecar() {
     assert_eq!(names[0], "MEMORY.md");
     let hashed = &names[1];
     assert!(
-        hashed.starts_with("u-") && hashed.len() == 2 + 32 + 3,
-        "{hashed}"
+        hashed.starts_with("user-") && hashed.len() == 5 + 16 + 3,
+        "0.2.13's name for an unsafe id: {hashed}"
     );
 
     let (all, total) = store
@@ -387,7 +396,7 @@ async fn a_user_id_unsafe_as_a_file_name_is_hashed_and_kept_in_the_sidecar() {
         store
             .save_memory(&memory("chef", Some(&impostor), "Mine now."))
             .await,
-        Err(StoreError::Conflict(_))
+        Err(StoreError::Clash(_))
     ));
 }
 
@@ -569,4 +578,52 @@ async fn the_example_memory_file_of_0_2_13_round_trips_unchanged() {
         .unwrap()
         .unwrap();
     assert_eq!((read_back.access_count, read_back.importance), (1, 0.8));
+}
+
+#[tokio::test]
+async fn a_0_2_13_file_of_a_hashed_user_id_is_found_by_the_id() {
+    use sha2::Digest;
+    let (store, dir) = files();
+    let user = "auth0|abc+def";
+    let stem = format!(
+        "user-{}",
+        &hex::encode(sha2::Sha256::digest(user.as_bytes()))[..16]
+    );
+    let folder = dir.path().join("agents/chef/memory");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join(format!("{stem}.md")),
+        "## Semantic\n- [0123456789ab] Likes soup.\n",
+    )
+    .unwrap();
+    let of_user = MemoryFilter::scope("chef", MemoryScope::User(user.into()), 10);
+    let (found, _) = store.list_memories(&of_user).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, "0123456789ab");
+    assert_eq!(found[0].user_id.as_deref(), Some(user));
+}
+
+#[tokio::test]
+async fn reading_and_counting_accesses_leave_a_hand_written_file_as_it_is() {
+    let (store, dir) = files();
+    let path = dir.path().join("agents/chef/MEMORY.md");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let written = "# What the chef knows\r\n\r\nNotes kept by hand.\r\n\r\n## Semantic\r\n- Soup on Fridays.\r\n* not an item\r\n";
+    std::fs::write(&path, written).unwrap();
+    let (found, _) = store
+        .list_memories(&MemoryFilter::scope("chef", MemoryScope::Shared, 10))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    store
+        .touch_memories("chef", &[found[0].id.clone()], Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(read(&path), written, "only the sidecar changes");
+    let again = store
+        .get_memory("chef", &found[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.access_count, 1);
 }
