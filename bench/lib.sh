@@ -82,7 +82,7 @@ start_gateway() { # WORKSPACE -> GATEWAY_URL, GATEWAY_PID
   local port; port=$(free_port)
   local threads=()
   [ -n "${GATEWAY_WORKER_THREADS:-}" ] && threads=(TOKIO_WORKER_THREADS="$GATEWAY_WORKER_THREADS")
-  env "${threads[@]}" OPENAI_API_KEY=bench OPENAI_API_BASE="$MOCK_URL/v1" RUST_LOG=warn \
+  env "${threads[@]}" OPENAI_API_KEY=bench OPENAI_API_BASE="$MOCK_URL/v1" RUST_LOG="${BENCH_RUST_LOG:-warn}" \
     "${WRAPPER[@]}" "$BIN/agents-gateway" serve --host 127.0.0.1 --port "$port" -w "$1" \
     >"$WORK/gateway-$port.log" 2>&1 &
   GATEWAY_PID=$!

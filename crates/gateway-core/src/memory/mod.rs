@@ -251,8 +251,10 @@ impl MemoryBank {
             record.importance = record.importance.max(importance);
             record.pinned |= memory.pinned;
             record.updated_at = now;
-            self.store.save_memory(&record).await?;
-            return Ok(record);
+            if self.store.update_memory(&record).await? {
+                return Ok(record);
+            }
+            // Removed meanwhile (compacted): saved anew below.
         }
         if existing.len() >= settings.max_per_scope {
             return Err(MemoryError::Full(settings.max_per_scope));

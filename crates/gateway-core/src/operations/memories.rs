@@ -232,7 +232,10 @@ impl<'a> Memories<'a> {
             memory.pinned = pinned;
         }
         memory.updated_at = Utc::now();
-        bank.store().save_memory(&memory).await?;
+        // Where it still is: a memory compacted away meanwhile is not brought back.
+        if !bank.store().update_memory(&memory).await? {
+            return Err(GatewayError::not_found(Record::Memory, id));
+        }
         Ok(memory)
     }
 

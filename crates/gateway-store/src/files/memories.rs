@@ -305,6 +305,26 @@ impl AgentMemoryStore for MemoryFiles {
         .await
     }
 
+    async fn update_memory(&self, record: &MemoryRecord) -> Result<bool, StoreError> {
+        let Some(file) = self.locate(&record.agent_id).await?.remove(&record.id) else {
+            return Ok(false);
+        };
+        let edit = record.clone();
+        self.change(&record.agent_id.clone(), vec![file], move |loaded| {
+            let kept = loaded
+                .iter_mut()
+                .find_map(|file| file.records.iter_mut().find(|r| r.id == edit.id));
+            Ok(match kept {
+                Some(kept) => {
+                    kept.apply_edit(&edit);
+                    true
+                }
+                None => false,
+            })
+        })
+        .await
+    }
+
     async fn get_memory(
         &self,
         agent_id: &str,

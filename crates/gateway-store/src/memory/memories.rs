@@ -60,6 +60,19 @@ impl AgentMemoryStore for MemoryStore {
         Ok((page, total))
     }
 
+    async fn update_memory(&self, record: &MemoryRecord) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let Some(kept) = state
+            .memories
+            .get_mut(&record.id)
+            .filter(|m| m.agent_id == record.agent_id)
+        else {
+            return Ok(false);
+        };
+        kept.apply_edit(record);
+        Ok(true)
+    }
+
     async fn delete_memory(&self, agent_id: &str, id: &str) -> Result<bool, StoreError> {
         let mut state = self.lock();
         if state

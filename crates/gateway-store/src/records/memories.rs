@@ -99,6 +99,19 @@ pub struct MemoryRecord {
     pub embedding: Option<Vec<f32>>,
 }
 
+impl MemoryRecord {
+    /// Takes what `edit` says (content, type, importance, pinned, updated_at, embedding),
+    /// keeping this memory's scope, creation and access counts: what an update changes.
+    pub fn apply_edit(&mut self, edit: &MemoryRecord) {
+        self.content.clone_from(&edit.content);
+        self.memory_type = edit.memory_type;
+        self.importance = edit.importance;
+        self.pinned = edit.pinned;
+        self.updated_at = edit.updated_at;
+        self.embedding.clone_from(&edit.embedding);
+    }
+}
+
 /// A new memory id: 12 hex characters.
 pub fn new_memory_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
@@ -185,6 +198,11 @@ pub trait AgentMemoryStore: Send + Sync {
         agent_id: &str,
         id: &str,
     ) -> Result<Option<MemoryRecord>, StoreError>;
+
+    /// Changes what a memory says (content, type, importance, pinned, updated_at, embedding)
+    /// where it still is; its scope, creation and access counts stay. Whether it existed (a
+    /// memory removed meanwhile is not brought back).
+    async fn update_memory(&self, record: &MemoryRecord) -> Result<bool, StoreError>;
 
     /// A page of the memories matching `filter`, and how many match in all.
     async fn list_memories(

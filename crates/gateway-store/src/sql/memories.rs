@@ -167,6 +167,24 @@ impl AgentMemoryStore for SqlStore {
         })
     }
 
+    async fn update_memory(&self, record: &MemoryRecord) -> Result<bool, StoreError> {
+        on_write!(self, pool => {
+            let changed = sqlx::query("UPDATE memories SET content = $1, memory_type = $2, importance = $3, pinned = $4, updated_at = $5, embedding = $6 WHERE id = $7 AND agent_id = $8")
+                .bind(&record.content)
+                .bind(record.memory_type.as_str())
+                .bind(record.importance)
+                .bind(record.pinned)
+                .bind(record.updated_at)
+                .bind(embedding_value(&record.embedding))
+                .bind(&record.id)
+                .bind(&record.agent_id)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(changed > 0)
+        })
+    }
+
     async fn delete_memory(&self, agent_id: &str, id: &str) -> Result<bool, StoreError> {
         on_write!(self, pool => {
             let changed = sqlx::query("DELETE FROM memories WHERE id = $1 AND agent_id = $2")

@@ -627,3 +627,46 @@ async fn reading_and_counting_accesses_leave_a_hand_written_file_as_it_is() {
         .unwrap();
     assert_eq!(again.access_count, 1);
 }
+
+#[tokio::test]
+async fn an_update_changes_what_a_memory_says_where_it_still_is() {
+    for subject in memory_subjects().await {
+        let store = &subject.store;
+        let name = subject.name;
+        let fact = memory("a", Some("u"), "First words.");
+        store.save_memory(&fact).await.unwrap();
+        store
+            .touch_memories("a", std::slice::from_ref(&fact.id), Utc::now())
+            .await
+            .unwrap();
+        let mut edit = fact.clone();
+        edit.content = "Second words.".into();
+        edit.memory_type = MemoryType::Episodic;
+        edit.pinned = true;
+        edit.access_count = 0;
+        edit.user_id = None;
+        assert!(store.update_memory(&edit).await.unwrap(), "{name}");
+        let read = store.get_memory("a", &fact.id).await.unwrap().unwrap();
+        assert_eq!(
+            (read.content.as_str(), read.memory_type, read.pinned),
+            ("Second words.", MemoryType::Episodic, true),
+            "{name}"
+        );
+        // The scope and the access count are the memory's own.
+        assert_eq!(
+            (read.user_id.as_deref(), read.access_count),
+            (Some("u"), 1),
+            "{name}"
+        );
+        // Gone meanwhile: not brought back.
+        store.delete_memory("a", &fact.id).await.unwrap();
+        assert!(!store.update_memory(&edit).await.unwrap(), "{name}");
+        assert!(
+            store.get_memory("a", &fact.id).await.unwrap().is_none(),
+            "{name}"
+        );
+        let mut other = edit.clone();
+        other.agent_id = "b".into();
+        assert!(!store.update_memory(&other).await.unwrap(), "{name}");
+    }
+}
