@@ -99,13 +99,9 @@ pub async fn response_headers(
     let timed = path.starts_with("/v1/");
     let set = security.for_path(path);
     let id = request_id(&request);
-    // At error level: enabled whatever the log level, so every line has its id.
-    let span = tracing::error_span!(
-        "request",
-        request_id = %id,
-        method = %request.method(),
-        path = %path
-    );
+    // At error level: enabled whatever the log level, so every line has its id. The id
+    // only: each field is formatted when the span is made, on every request.
+    let span = tracing::error_span!("request", request_id = %id);
     let started = Instant::now();
     let mut response = next.run(request).instrument(span).await;
     let headers = response.headers_mut();
