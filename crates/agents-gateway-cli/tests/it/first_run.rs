@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{bin, free_port, wait_healthy};
+use super::{bin, free_port, serve_command, wait_healthy};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_workspace_answers_with_no_key() {
@@ -15,18 +15,8 @@ async fn the_example_workspace_answers_with_no_key() {
     let log = dir.path().join("serve.log");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    // `bin()` clears the environment: no GEMINI_API_KEY, no other key.
-    let mut server = bin()
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "-w",
-        ])
-        .arg(&ws)
-        .stdout(std::process::Stdio::null())
+    // `serve_command` (through `bin()`) clears the environment: no GEMINI_API_KEY, no key.
+    let mut server = serve_command(&ws, port)
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();

@@ -270,9 +270,11 @@ fn serve(ws: &Path, port: u16, mock: &MockLlm) -> std::process::Child {
     serve_with(ws, port, mock, &[])
 }
 
-/// `agents-gateway serve` on `port`, talking to the mock, with extra environment.
-fn serve_with(ws: &Path, port: u16, mock: &MockLlm, env: &[(&str, &str)]) -> std::process::Child {
-    bin()
+/// `agents-gateway serve -w WS` on 127.0.0.1:`port`, its output discarded: a command to add
+/// arguments, environment and a stderr to, then spawn.
+fn serve_command(ws: &Path, port: u16) -> Command {
+    let mut command = bin();
+    command
         .args([
             "serve",
             "--host",
@@ -282,11 +284,17 @@ fn serve_with(ws: &Path, port: u16, mock: &MockLlm, env: &[(&str, &str)]) -> std
             "-w",
         ])
         .arg(ws)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
+
+/// `agents-gateway serve` on `port`, talking to the mock, with extra environment.
+fn serve_with(ws: &Path, port: u16, mock: &MockLlm, env: &[(&str, &str)]) -> std::process::Child {
+    serve_command(ws, port)
         .env("OPENAI_API_KEY", "k")
         .env("OPENAI_API_BASE", mock.openai_base())
         .envs(env.iter().copied())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap()
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use mock_llm::{MockLlm, Reply};
 use serde_json::{Value, json};
 
-use super::{bin, free_port, wait_healthy, write};
+use super::{free_port, serve_command, wait_healthy, write};
 
 /// Stops the server on drop, whatever the test's outcome.
 struct Server(Child);
@@ -22,21 +22,11 @@ impl Drop for Server {
 }
 
 fn serve(ws: &Path, port: u16, mock: &MockLlm, extra: &[&str], stderr: Stdio) -> Server {
-    let child = bin()
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "-w",
-        ])
-        .arg(ws)
+    let child = serve_command(ws, port)
         .args(extra)
         .env("OPENAI_API_KEY", "sk-test-secret-0123456789")
         .env("OPENAI_API_BASE", mock.openai_base())
         .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
         .unwrap();
