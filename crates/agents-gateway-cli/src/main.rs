@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use agent_gateway::engine::{EngineEvent, ExecutionStatus};
-use agent_gateway::workspace::{ExternalNames, GatewayConfig, Severity, Workspace};
+use agent_gateway::workspace::{ExternalNames, GatewayConfig, Workspace};
 use agent_gateway::{Actor, ApprovalDecision, Gateway, RunEvent, RunRequest, Started};
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
@@ -965,39 +965,13 @@ fn check(path: &std::path::Path) -> ExitCode {
     for file in &test_files {
         println!("  [ok] {} ({} cases)", file.name, file.cases.len());
     }
-    let sorted = agent_gateway::workspace::workspace::sorted(&diagnostics);
-    let warnings: Vec<_> = sorted
-        .iter()
-        .filter(|d| d.severity == Severity::Warning)
-        .collect();
-    let errors: Vec<_> = sorted
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .collect();
-    if !warnings.is_empty() {
-        println!();
-        println!("Warnings:");
-        for warning in &warnings {
-            println!("  [!] {warning}");
-        }
-    }
-    if !errors.is_empty() {
-        println!();
-        println!("Errors:");
-        for error in &errors {
-            println!("  [x] {error}");
-        }
-    }
+    let (warnings, errors) = output::write_diagnostics(&mut std::io::stdout(), &diagnostics);
     println!();
-    if errors.is_empty() {
+    if errors == 0 {
         println!("Validation passed.");
         ExitCode::SUCCESS
     } else {
-        println!(
-            "Validation failed: {} error(s), {} warning(s).",
-            errors.len(),
-            warnings.len()
-        );
+        println!("Validation failed: {errors} error(s), {warnings} warning(s).");
         ExitCode::FAILURE
     }
 }

@@ -115,6 +115,36 @@ fn csv_line<'a>(cells: impl Iterator<Item = &'a str>) -> String {
     format!("{}\n", quoted.join(","))
 }
 
+/// Writes the warnings and errors of `diagnostics` (sorted, `file:line: message`) as `check`
+/// shows them, each list under its heading when it has any; returns (warnings, errors).
+pub fn write_diagnostics(
+    out: &mut dyn std::io::Write,
+    diagnostics: &agent_gateway::workspace::Diagnostics,
+) -> (usize, usize) {
+    use agent_gateway::workspace::Severity;
+    let sorted = agent_gateway::workspace::workspace::sorted(diagnostics);
+    let mut counts = (0, 0);
+    for (severity, heading, mark) in [
+        (Severity::Warning, "Warnings:", "[!]"),
+        (Severity::Error, "Errors:", "[x]"),
+    ] {
+        let listed: Vec<_> = sorted.iter().filter(|d| d.severity == severity).collect();
+        if listed.is_empty() {
+            continue;
+        }
+        // A closed stdout or stderr leaves nothing to report the failure on.
+        let _ = writeln!(out, "\n{heading}");
+        for diagnostic in &listed {
+            let _ = writeln!(out, "  {mark} {diagnostic}");
+        }
+        match severity {
+            Severity::Warning => counts.0 = listed.len(),
+            Severity::Error => counts.1 = listed.len(),
+        }
+    }
+    counts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use agent_gateway::workspace::{Diagnostics, Severity};
+use agent_gateway::workspace::Diagnostics;
 use serde_json::json;
 use workspace_tests::{CaseReport, Progress, Report, RunOptions};
 
@@ -94,30 +94,9 @@ fn write_junit(path: &Path, report: &Report) -> std::io::Result<()> {
 
 /// The test files' problems, as `check` prints them (file:line: message), on stderr.
 fn print_problems(diagnostics: &Diagnostics) {
-    let sorted = agent_gateway::workspace::workspace::sorted(diagnostics);
-    let warnings: Vec<_> = sorted
-        .iter()
-        .filter(|d| d.severity == Severity::Warning)
-        .collect();
-    let errors: Vec<_> = sorted
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .collect();
-    if !warnings.is_empty() {
-        eprintln!("Warnings:");
-        for warning in &warnings {
-            eprintln!("  [!] {warning}");
-        }
-    }
-    eprintln!("Errors:");
-    for error in &errors {
-        eprintln!("  [x] {error}");
-    }
+    let (_, errors) = crate::output::write_diagnostics(&mut std::io::stderr(), diagnostics);
     eprintln!();
-    eprintln!(
-        "The tests did not run: {} error(s) (`agents-gateway check` lists them too).",
-        errors.len()
-    );
+    eprintln!("The tests did not run: {errors} error(s) (`agents-gateway check` lists them too).");
 }
 
 /// Each failed case: its failed assertions (expected, then what came) and its transcript.

@@ -321,6 +321,12 @@ impl Generation {
         model_target(&self.workspace.config, agent, &self.models)
     }
 
+    /// The model `agent` answers with in this generation (`provider/model`): its own, the
+    /// default (or `model.without_key`'s stand-in), or the one code forces.
+    pub fn model_of(&self, agent: &AgentDefinition) -> String {
+        self.model_target(agent).name
+    }
+
     /// The model client of this generation (providers, keys, scripts as the workspace
     /// configures them): for work beside runs that needs a model, such as grading a test
     /// case's answer. Runs of agents go through the run pipeline, never through this.

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use crate::diagnostics::Diagnostics;
 use crate::lenient;
 use crate::schema;
-use crate::workspace::{ExternalNames, Workspace};
+use crate::workspace::{ExternalNames, Workspace, suggest};
 use crate::yaml::{self, PathSegment};
 
 /// The folder of test files inside a workspace.
@@ -850,33 +850,6 @@ fn parse_expect(
         max_latency_ms: raw.max_latency_ms,
         judge,
     })
-}
-
-/// ` (did you mean 'x'?)` when a known name is close to `wanted`.
-fn suggest<'a>(wanted: &str, known: impl Iterator<Item = &'a String>) -> String {
-    known
-        .map(|k| (edit_distance(wanted, k), k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min()
-        .map(|(_, k)| format!(" (did you mean '{k}'?)"))
-        .unwrap_or_default()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            let value = (previous[j] + cost)
-                .min(previous[j + 1] + 1)
-                .min(current[j] + 1);
-            current.push(value);
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 #[cfg(test)]

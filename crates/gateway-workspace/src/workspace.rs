@@ -323,7 +323,7 @@ fn locate_in_file(file: &Path, key_path: &str) -> Option<usize> {
 }
 
 /// ` (did you mean 'x'?)` when a known name is close to `wanted`.
-fn suggest<'a>(wanted: &str, known: impl Iterator<Item = &'a String>) -> String {
+pub(crate) fn suggest<'a>(wanted: &str, known: impl Iterator<Item = &'a String>) -> String {
     known
         .map(|k| (edit_distance(wanted, k), k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))

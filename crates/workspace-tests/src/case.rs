@@ -4,10 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
-use gateway_core::store::{MemoryStore, StepRecord};
+use gateway_core::store::StepRecord;
 use gateway_core::workspace::config::QueueBackend;
 use gateway_core::workspace::test_cases::{CaseInput, TestCase};
 use gateway_core::{Actor, Gateway, GatewayBuilder, RunRequest, RunResult};
@@ -45,7 +44,6 @@ impl Job {
             .env(self.env.clone())
             .background(false)
             .notifications(false)
-            .store(Arc::new(MemoryStore::new()))
             .configure(isolate);
         if let Some(model) = model {
             builder = builder.model(model);
@@ -58,7 +56,7 @@ impl Job {
 }
 
 /// A case shares nothing with other cases or other gateways: no queue, scheduler lock or
-/// rate-limit counters outside the process, no persistence.
+/// rate-limit counters outside the process, no persistence (its store is in memory).
 fn isolate(config: &mut gateway_core::workspace::GatewayConfig) {
     config.persistence.enabled = false;
     config.queue.backend = QueueBackend::Memory;
@@ -102,7 +100,13 @@ pub(crate) async fn run(job: Job) -> CaseReport {
             .clone()
             .or_else(|| case.judge_model.clone())
             .or_else(|| model.clone())
-            .unwrap_or_else(|| agent_model(&gateway, &case.agent));
+            .unwrap_or_else(|| {
+                let generation = gateway.generation();
+                generation
+                    .agent(&case.agent)
+                    .map(|agent| generation.model_of(agent))
+                    .unwrap_or_else(|| generation.default_model().to_string())
+            });
         // The case's own gateway: its model client reaches the judge's model as the workspace
         // configures it (providers, replies/ scripts, the case's inline script).
         let generation = gateway.generation();
@@ -121,15 +125,6 @@ pub(crate) async fn run(job: Job) -> CaseReport {
     report.passed = report.error.is_none() && report.assertions.iter().all(|a| a.passed);
     report.duration_ms = elapsed_ms(started);
     report
-}
-
-/// The model the agent uses in this gateway (its own, else the default).
-fn agent_model(gateway: &Gateway, agent: &str) -> String {
-    let generation = gateway.generation();
-    generation
-        .agent(agent)
-        .and_then(|a| a.model.name.clone())
-        .unwrap_or_else(|| generation.default_model().to_string())
 }
 
 /// Sends the case's messages: one invocation, or the turns of one chat session.

@@ -621,15 +621,11 @@ async fn queued_api(ws: &Path, queue_yaml: &str, mock: &MockLlm) -> (std::proces
 
 /// Queues a run of `slow` and waits until a worker is inside its model call.
 async fn queue_and_wait_for_the_model(base: &str, mock: &MockLlm) -> String {
-    let queued: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/v1/agents/slow/invoke"))
-        .json(&serde_json::json!({"message": "go"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let queued: serde_json::Value = post_json(
+        format!("{base}/v1/agents/slow/invoke"),
+        &serde_json::json!({"message": "go"}),
+    )
+    .await;
     for _ in 0..300 {
         if !mock.requests().is_empty() {
             break;
@@ -764,6 +760,19 @@ async fn quiet_api(ws: &Path, mock: &MockLlm) -> (std::process::Child, String) {
     .await
 }
 
+/// POSTs `body` as JSON to `url` and reads the JSON answer.
+async fn post_json(url: String, body: &serde_json::Value) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn get_json(url: String) -> serde_json::Value {
     reqwest::get(url).await.unwrap().json().await.unwrap()
 }
@@ -855,15 +864,11 @@ async fn a_command_takes_no_queued_job() {
         ),
     );
     let (mut api, base) = quiet_api(ws, &mock).await;
-    let queued: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/v1/agents/slow/invoke"))
-        .json(&serde_json::json!({"message": "later"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let queued: serde_json::Value = post_json(
+        format!("{base}/v1/agents/slow/invoke"),
+        &serde_json::json!({"message": "later"}),
+    )
+    .await;
     let job = queued["execution_id"].as_str().unwrap().to_string();
     // The command's configuration has two workers on the same queue.
     invoke_greeter(ws, &mock).await;

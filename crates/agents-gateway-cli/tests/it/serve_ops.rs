@@ -9,7 +9,7 @@ use std::time::Duration;
 use mock_llm::{MockLlm, Reply};
 use serde_json::{Value, json};
 
-use super::{free_port, serve_command, wait_healthy, write};
+use super::{free_port, post_json, serve_command, wait_healthy, write};
 
 /// Stops the server on drop, whatever the test's outcome.
 struct Server(Child);
@@ -114,15 +114,11 @@ async fn serve_reload_picks_up_edits_and_rejects_broken_ones() {
         body["description"], "second words",
         "old agent serves: {body}"
     );
-    let answer: Value = reqwest::Client::new()
-        .post(format!("{base}/v1/agents/greeter/invoke"))
-        .json(&json!({"message": "hi"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = post_json(
+        format!("{base}/v1/agents/greeter/invoke"),
+        &json!({"message": "hi"}),
+    )
+    .await;
     assert_eq!(answer["result"]["raw_text"], "still here", "{answer}");
 
     // Fixed again: taken.
@@ -153,15 +149,11 @@ async fn json_logs_carry_the_execution_id() {
     let base = format!("http://127.0.0.1:{port}");
     let _server = serve(&ws, port, &mock, &[], Stdio::from(log));
     wait_healthy(&base).await;
-    let answer: Value = reqwest::Client::new()
-        .post(format!("{base}/v1/agents/greeter/invoke"))
-        .json(&json!({"message": "hi"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = post_json(
+        format!("{base}/v1/agents/greeter/invoke"),
+        &json!({"message": "hi"}),
+    )
+    .await;
     let execution_id = answer["execution_id"].as_str().unwrap().to_string();
 
     let mut lines: Vec<Value> = Vec::new();

@@ -116,7 +116,7 @@ pub async fn list_memories(
         (Some(_), Some(_)) => {
             return Err(invalid(
                 &["query", "scope"],
-                "give either user or scope=shared, not both",
+                "give either user or scope, not both",
                 "not with user",
             ));
         }
