@@ -15,6 +15,9 @@
 
 pub use gateway_core::*;
 pub use gateway_http::{ApiError, ErrorResponse, HttpApp, RequestError, serve};
+/// The log and trace pipeline ([`telemetry::Telemetry::install`]), the exported spans and
+/// W3C trace context.
+pub use gateway_telemetry as telemetry;
 
 /// The HTTP router of a gateway, as a method.
 pub trait GatewayRouter {

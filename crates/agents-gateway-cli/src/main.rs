@@ -225,7 +225,6 @@ enum DbAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.command);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -236,7 +235,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let ran = runtime.block_on(async {
+        let telemetry = match install_telemetry(&cli.command) {
+            Ok(telemetry) => telemetry,
+            Err(err) => return Err(anyhow!("{err}")),
+        };
+        let ran = run(cli.command).await;
+        telemetry.shutdown().await;
+        ran
+    });
+    match ran {
         Ok(code) => code,
         Err(err) => {
             eprintln!("Error: {err:#}");
@@ -246,32 +254,17 @@ fn main() -> ExitCode {
 }
 
 /// Logs to standard error as `log:` of the workspace's `gateway.yaml` says (text or one JSON
-/// object per line; the level from `RUST_LOG` when set, else `log.level`). Every line written
-/// while handling a request or running an execution carries its `request_id` /
-/// `execution_id` (their spans).
-fn init_logging(command: &Command) {
-    use agent_gateway::workspace::config::LogFormat;
-    use tracing_subscriber::EnvFilter;
-    let log = command
+/// object per line; the level from `RUST_LOG` when set, else `log.level`), and exports traces
+/// as `telemetry:` says. Every line written while handling a request or running an execution
+/// carries its `request_id` / `execution_id` (and `trace_id` when traces are exported).
+fn install_telemetry(
+    command: &Command,
+) -> Result<agent_gateway::telemetry::Telemetry, agent_gateway::telemetry::TelemetryError> {
+    let config = command
         .workspace()
         .and_then(|path| GatewayConfig::load(path, &GatewayConfig::process_env()).config)
-        .map(|config| config.log)
         .unwrap_or_default();
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match log.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(true)
-            .init(),
-    }
+    agent_gateway::telemetry::Telemetry::install(&config.telemetry, &config.log)
 }
 
 impl Command {

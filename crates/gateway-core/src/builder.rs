@@ -269,6 +269,7 @@ impl GatewayBuilder {
                 in_flight: InFlight::default(),
                 metrics: Arc::default(),
                 tasks: TaskTracker::new(),
+                metrics_export: Default::default(),
             }
         });
         crate::background::start(&state).await?;

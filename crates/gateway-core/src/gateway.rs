@@ -191,16 +191,7 @@ impl Gateway {
     /// queue's depth and oldest job, the chat sessions cached): what `/metrics` renders, and
     /// what an exporter reads.
     pub async fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
-        let state = &self.state;
-        let metrics = &state.metrics;
-        let depth = tokio::time::timeout(crate::queue::PING_TIMEOUT, state.queue.depth())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten();
-        metrics.set_queue(state.queue.backend(), depth);
-        metrics.set_active_sessions(state.sessions.active());
-        metrics.snapshot()
+        self.state.metrics_snapshot().await
     }
 
     /// Whether [`Gateway::reload`] is allowed (`serve --reload`).
@@ -306,6 +297,7 @@ impl Gateway {
         }
         state.mcp.shutdown().await;
         state.hooks.fire(HookEvent::GatewayShutdown).await;
+        crate::background::stop_metrics_export(state).await;
         if state.running.is_empty()
             && let Err(err) = state.store.remove_instance(&state.instance_id).await
         {

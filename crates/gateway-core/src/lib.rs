@@ -30,7 +30,7 @@ pub mod hooks;
 mod llm_settings;
 pub mod mcp;
 mod memory;
-pub mod metrics;
+pub use gateway_telemetry::metrics;
 pub mod notifications;
 pub mod operations;
 mod personal;

@@ -6,6 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use chrono::Utc;
 use gateway_store::{NotificationRecord, SharedStore};
@@ -294,6 +295,7 @@ async fn send_once(config: &NotificationsConfig, payload: &Value) -> Result<(), 
         let mut request = client
             .post(url)
             .header("content-type", "application/json")
+            .headers(gateway_telemetry::context::outbound_headers())
             .body(text.clone());
         let endpoint = payload.get("endpoint").and_then(Value::as_str);
         let secret = endpoint
@@ -347,9 +349,30 @@ async fn send_once(config: &NotificationsConfig, payload: &Value) -> Result<(), 
     }
 }
 
-/// Delivers a logged notification with retries, recording each attempt. Returns the record
-/// as it ends.
+/// Delivers a logged notification with retries, recording each attempt, in a span of its
+/// own (`notify <channel>`). Returns the record as it ends.
 pub(crate) async fn deliver(
+    store: &SharedStore,
+    config: &NotificationsConfig,
+    metrics: &Metrics,
+    record: NotificationRecord,
+) -> NotificationRecord {
+    let span =
+        gateway_telemetry::spans::notification(&record.channel, &record.event_type, &record.target);
+    let record = deliver_untraced(store, config, metrics, record)
+        .instrument(span.clone())
+        .await;
+    if let Some(error) = record
+        .last_error
+        .as_deref()
+        .filter(|_| record.status != "delivered")
+    {
+        gateway_telemetry::spans::record_error(&span, "notification_failed", error);
+    }
+    record
+}
+
+async fn deliver_untraced(
     store: &SharedStore,
     config: &NotificationsConfig,
     metrics: &Metrics,

@@ -79,9 +79,31 @@ pub(crate) struct GatewayState {
     /// Work a run leaves behind (notification deliveries, runs started in the background):
     /// shutdown waits for it.
     pub tasks: TaskTracker,
+    /// The push of the metrics over OTLP (`telemetry.exporter: otlp`), stopped by shutdown
+    /// after everything else, so that its last push counts all.
+    pub metrics_export: MetricsExport,
+}
+
+/// A background push of the metrics, and what stops it.
+#[derive(Default)]
+pub(crate) struct MetricsExport {
+    pub stop: CancellationToken,
+    pub task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl GatewayState {
+    /// Every metric now, with the gauges read at this moment (queue depth, sessions).
+    pub async fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
+        let depth = tokio::time::timeout(crate::queue::PING_TIMEOUT, self.queue.depth())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+        self.metrics.set_queue(self.queue.backend(), depth);
+        self.metrics.set_active_sessions(self.sessions.active());
+        self.metrics.snapshot()
+    }
+
     /// The workspace generation in effect now.
     pub fn generation(&self) -> Arc<Generation> {
         let guard = self.generation.read().unwrap_or_else(|p| p.into_inner());

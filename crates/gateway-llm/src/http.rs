@@ -93,6 +93,8 @@ impl Endpoint {
         for (name, value) in &self.headers {
             request = request.header(name, value);
         }
+        // The model call's span continues at the provider (or the proxy before it).
+        request = request.headers(gateway_telemetry::context::outbound_headers());
         let response = match tokio::time::timeout(self.timeout, request.send()).await {
             Err(_) => return Err(self.timed_out()),
             Ok(Err(err)) => return Err(self.request_error(&err)),

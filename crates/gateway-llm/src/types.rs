@@ -143,6 +143,18 @@ pub enum FinishReason {
     Other(String),
 }
 
+impl FinishReason {
+    /// The name OpenTelemetry's `gen_ai.response.finish_reasons` uses.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Stop => "stop",
+            Self::ToolCalls => "tool_calls",
+            Self::Length => "length",
+            Self::Other(reason) => reason,
+        }
+    }
+}
+
 /// A finished model answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Completion {

@@ -44,6 +44,12 @@ const SQLITE: &[Script] = &[
         include_str!("../migrations/sqlite/0005_memory_pins_and_embeddings.up.sql"),
         include_str!("../migrations/sqlite/0005_memory_pins_and_embeddings.down.sql"),
     ),
+    (
+        6,
+        "execution trace ids",
+        include_str!("../migrations/sqlite/0006_execution_trace_id.up.sql"),
+        include_str!("../migrations/sqlite/0006_execution_trace_id.down.sql"),
+    ),
 ];
 
 const POSTGRES: &[Script] = &[
@@ -76,6 +82,12 @@ const POSTGRES: &[Script] = &[
         "memory pins and embeddings",
         include_str!("../migrations/postgres/0005_memory_pins_and_embeddings.up.sql"),
         include_str!("../migrations/postgres/0005_memory_pins_and_embeddings.down.sql"),
+    ),
+    (
+        6,
+        "execution trace ids",
+        include_str!("../migrations/postgres/0006_execution_trace_id.up.sql"),
+        include_str!("../migrations/postgres/0006_execution_trace_id.down.sql"),
     ),
 ];
 

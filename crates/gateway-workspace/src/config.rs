@@ -455,18 +455,35 @@ pub enum TelemetryExporter {
 #[serde(rename_all = "lowercase")]
 pub enum OtlpProtocol {
     Grpc,
+    /// HTTP with protobuf bodies (`http/protobuf` in `OTEL_EXPORTER_OTLP_PROTOCOL`).
+    #[serde(alias = "http/protobuf")]
     Http,
 }
 
+/// `telemetry:`: traces (and, over OTLP, the metrics of `GET /metrics`). The standard `OTEL_*`
+/// variables fill the keys the file leaves unset (see [`fill_from_otel_env`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TelemetryConfig {
     pub enabled: bool,
+    /// `service.name` of the exported resource.
     pub service_name: String,
+    /// Where spans go. Default `none`, unlike 0.2.13's `console`: printing every span of
+    /// every request would drown the log; `console` prints them to standard error on request.
     pub exporter: TelemetryExporter,
-    pub endpoint: String,
+    /// The collector: the gRPC address (`http://localhost:4317` when unset) or the HTTP base
+    /// URL (`http://localhost:4318` when unset; `/v1/traces` and `/v1/metrics` are added).
+    pub endpoint: Option<String>,
     pub protocol: OtlpProtocol,
+    /// The share of traces recorded (0 to 1) when the caller sent no sampling decision.
     pub sample_rate: f64,
+    /// Headers (gRPC metadata) sent with every export, e.g. an API key of the collector.
+    pub headers: BTreeMap<String, String>,
+    /// Put prompts and completions on model-call spans (`gen_ai.input.messages`,
+    /// `gen_ai.output.messages`). Off by default: they may hold personal data.
+    pub capture_content: bool,
+    /// How often the metrics are pushed over OTLP; 0 pushes none.
+    pub metrics_interval_s: u64,
 }
 
 impl Default for TelemetryConfig {
@@ -474,10 +491,29 @@ impl Default for TelemetryConfig {
         Self {
             enabled: true,
             service_name: "agent-gateway".into(),
-            exporter: TelemetryExporter::Console,
-            endpoint: "http://localhost:4317".into(),
+            exporter: TelemetryExporter::None,
+            endpoint: None,
             protocol: OtlpProtocol::Grpc,
             sample_rate: 1.0,
+            headers: BTreeMap::new(),
+            capture_content: false,
+            metrics_interval_s: 60,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    /// Whether spans are exported anywhere.
+    pub fn traces_on(&self) -> bool {
+        self.enabled && self.exporter != TelemetryExporter::None
+    }
+
+    /// The collector address, with the default of the protocol.
+    pub fn endpoint(&self) -> &str {
+        match (&self.endpoint, self.protocol) {
+            (Some(endpoint), _) => endpoint,
+            (None, OtlpProtocol::Grpc) => "http://localhost:4317",
+            (None, OtlpProtocol::Http) => "http://localhost:4318",
         }
     }
 }
@@ -1003,6 +1039,7 @@ fn parse_config(
         return None;
     }
 
+    fill_from_otel_env(&mut value, env);
     let env_paths = overlay_env(&mut value, env);
 
     let (config, unknown) = match lenient::from_value::<GatewayConfig>(&value) {
@@ -1282,6 +1319,7 @@ fn validate(config: &GatewayConfig, path: &Path, text: &str, diagnostics: &mut D
             "'server.shutdown_timeout_s' must be between 1 and 3600 seconds",
         );
     }
+    validate_telemetry(&config.telemetry, &line, path, diagnostics);
     if config.log.level.trim().is_empty() {
         diagnostics.error(path, line("log.level"), "'log.level' cannot be empty");
     }
@@ -1290,6 +1328,52 @@ fn validate(config: &GatewayConfig, path: &Path, text: &str, diagnostics: &mut D
             path,
             line("model.temperature"),
             "'model.temperature' must be between 0 and 2",
+        );
+    }
+}
+
+fn validate_telemetry(
+    telemetry: &TelemetryConfig,
+    line: &dyn Fn(&str) -> Option<usize>,
+    path: &Path,
+    diagnostics: &mut Diagnostics,
+) {
+    if !(0.0..=1.0).contains(&telemetry.sample_rate) {
+        diagnostics.error(
+            path,
+            line("telemetry.sample_rate"),
+            "'telemetry.sample_rate' must be between 0 and 1",
+        );
+    }
+    if let Some(endpoint) = &telemetry.endpoint
+        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+    {
+        diagnostics.error(
+            path,
+            line("telemetry.endpoint"),
+            format!(
+                "'telemetry.endpoint': '{endpoint}' is not an http:// or https:// URL (e.g. http://localhost:4317)"
+            ),
+        );
+    }
+    for (name, value) in &telemetry.headers {
+        let valid_name = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !valid_name || value.bytes().any(|b| b.is_ascii_control()) {
+            diagnostics.error(
+                path,
+                line(&format!("telemetry.headers.{name}")),
+                format!("'telemetry.headers': '{name}' is not a valid header name and value"),
+            );
+        }
+    }
+    if telemetry.metrics_interval_s > 86_400 {
+        diagnostics.error(
+            path,
+            line("telemetry.metrics_interval_s"),
+            "'telemetry.metrics_interval_s' must be at most 86400",
         );
     }
 }
@@ -1352,6 +1436,73 @@ fn substitute_env(
         }
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
+}
+
+/// The standard OpenTelemetry variables, for the `telemetry:` keys the file leaves unset:
+/// `OTEL_SDK_DISABLED`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_EXPORTER` (`otlp`, `console`,
+/// `none`), `OTEL_EXPORTER_OTLP_ENDPOINT` (which also selects the `otlp` exporter when neither
+/// the file nor `OTEL_TRACES_EXPORTER` names one), `OTEL_EXPORTER_OTLP_PROTOCOL`,
+/// `OTEL_EXPORTER_OTLP_HEADERS` (`k=v,k2=v2`), `OTEL_TRACES_SAMPLER_ARG` and
+/// `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds). `AGENT_GATEWAY_TELEMETRY__*` still overrides.
+pub fn fill_from_otel_env(value: &mut Value, env: &BTreeMap<String, String>) {
+    let Value::Object(root) = value else {
+        return;
+    };
+    let telemetry = root
+        .entry("telemetry")
+        .or_insert_with(lenient::empty_object);
+    if telemetry.is_null() {
+        *telemetry = lenient::empty_object();
+    }
+    let Value::Object(telemetry) = telemetry else {
+        return;
+    };
+    let var = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let mut fill = |key: &str, new: Option<Value>| {
+        if let Some(new) = new {
+            telemetry.entry(key).or_insert(new);
+        }
+    };
+    fill(
+        "enabled",
+        var("OTEL_SDK_DISABLED").map(|v| Value::Bool(!v.eq_ignore_ascii_case("true"))),
+    );
+    fill("service_name", var("OTEL_SERVICE_NAME").map(Value::from));
+    let exporter = var("OTEL_TRACES_EXPORTER")
+        .or(var("OTEL_EXPORTER_OTLP_ENDPOINT").map(|_| "otlp"))
+        .map(Value::from);
+    fill("exporter", exporter);
+    fill(
+        "endpoint",
+        var("OTEL_EXPORTER_OTLP_ENDPOINT").map(Value::from),
+    );
+    fill(
+        "protocol",
+        var("OTEL_EXPORTER_OTLP_PROTOCOL").map(Value::from),
+    );
+    fill(
+        "headers",
+        var("OTEL_EXPORTER_OTLP_HEADERS").map(|list| {
+            Value::Object(
+                list.split(',')
+                    .filter_map(|pair| pair.split_once('='))
+                    .map(|(k, v)| (k.trim().to_string(), Value::from(v.trim())))
+                    .collect(),
+            )
+        }),
+    );
+    fill(
+        "sample_rate",
+        var("OTEL_TRACES_SAMPLER_ARG")
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(Value::from),
+    );
+    fill(
+        "metrics_interval_s",
+        var("OTEL_METRIC_EXPORT_INTERVAL")
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|ms| Value::from(ms.div_ceil(1000))),
+    );
 }
 
 /// Writes `AGENT_GATEWAY_A__B=v` into `value` at `a.b`, returning (path, variable) pairs.
@@ -1448,6 +1599,83 @@ mod tests {
 
     fn load(text: &str, pairs: &[(&str, &str)]) -> LoadedConfig {
         GatewayConfig::from_yaml(Path::new("ws/gateway.yaml"), text, &env(pairs))
+    }
+
+    #[test]
+    fn otel_variables_fill_what_the_file_leaves_unset() {
+        let otel = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=k1, team=core"),
+            ("OTEL_SERVICE_NAME", "from-env"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "1500"),
+        ];
+        let telemetry = load("", &otel).config.map(|c| c.telemetry);
+        let telemetry = telemetry.unwrap_or_default();
+        assert_eq!(telemetry.exporter, TelemetryExporter::Otlp);
+        assert_eq!(telemetry.endpoint(), "http://collector:4318");
+        assert_eq!(telemetry.protocol, OtlpProtocol::Http);
+        assert_eq!(
+            telemetry.headers.get("api-key").map(String::as_str),
+            Some("k1")
+        );
+        assert_eq!(
+            telemetry.headers.get("team").map(String::as_str),
+            Some("core")
+        );
+        assert_eq!(telemetry.service_name, "from-env");
+        assert!((telemetry.sample_rate - 0.25).abs() < f64::EPSILON);
+        assert_eq!(telemetry.metrics_interval_s, 2);
+        assert!(telemetry.traces_on());
+
+        // The file wins over OTEL_*; AGENT_GATEWAY_ wins over the file.
+        let text = "telemetry:\n  exporter: console\n  service_name: from-file\n";
+        let telemetry = load(text, &otel)
+            .config
+            .map(|c| c.telemetry)
+            .unwrap_or_default();
+        assert_eq!(telemetry.exporter, TelemetryExporter::Console);
+        assert_eq!(telemetry.service_name, "from-file");
+        let overridden = [("AGENT_GATEWAY_TELEMETRY__SERVICE_NAME", "from-prefix")];
+        let telemetry = load(text, &overridden)
+            .config
+            .map(|c| c.telemetry)
+            .unwrap_or_default();
+        assert_eq!(telemetry.service_name, "from-prefix");
+
+        let off = load("", &[("OTEL_SDK_DISABLED", "true")])
+            .config
+            .unwrap_or_default();
+        assert!(!off.telemetry.enabled);
+        // Nothing set: no traces, and the gRPC default address.
+        let plain = load("", &[]).config.unwrap_or_default().telemetry;
+        assert!(!plain.traces_on());
+        assert_eq!(plain.endpoint(), "http://localhost:4317");
+    }
+
+    #[test]
+    fn telemetry_values_are_checked_at_their_line() {
+        let loaded = load(
+            "telemetry:\n  sample_rate: 1.5\n  endpoint: collector:4317\n  headers:\n    \"bad name\": x\n",
+            &[],
+        );
+        let text: String = loaded
+            .diagnostics
+            .iter()
+            .map(|d| format!("{d}\n"))
+            .collect();
+        assert!(
+            text.contains("gateway.yaml:2") && text.contains("sample_rate"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gateway.yaml:3") && text.contains("endpoint"),
+            "{text}"
+        );
+        assert!(text.contains("'bad name' is not a valid header"), "{text}");
+        let loaded = load("", &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]);
+        assert!(loaded.config.is_none(), "http/json is refused, not ignored");
     }
 
     #[test]

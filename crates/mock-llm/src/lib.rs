@@ -54,7 +54,8 @@ pub struct RecordedRequest {
     /// Model named by the request (from the body, or the Gemini path).
     pub model: String,
     pub stream: bool,
-    /// `authorization`, `x-api-key`, `x-goog-api-key` and `anthropic-version`, when sent.
+    /// `authorization`, `x-api-key`, `x-goog-api-key`, `anthropic-version` and `traceparent`,
+    /// when sent.
     pub headers: BTreeMap<String, String>,
     pub body: Value,
 }
@@ -259,6 +260,7 @@ fn recorded_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
         "x-api-key",
         "x-goog-api-key",
         "anthropic-version",
+        "traceparent",
     ]
     .iter()
     .filter_map(|name| {

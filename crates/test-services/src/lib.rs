@@ -12,6 +12,9 @@
 //! # let _ = url;
 //! ```
 
+#[cfg(feature = "otlp")]
+pub mod otlp;
+
 use std::ffi::OsStr;
 
 /// The URL in the environment variable `var`, for a test that needs `what` (`"PostgreSQL"`,

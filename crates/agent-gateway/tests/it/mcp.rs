@@ -125,6 +125,10 @@ async fn servers_from_config_give_their_tools_to_the_agents_that_list_them() {
         .await,
         "5"
     );
+    // No trace is recorded here: the call carries no trace context (`_meta` stays unset).
+    let bodies = remote.bodies.lock().unwrap().clone();
+    let call = bodies.iter().find(|b| b.contains("tools/call")).unwrap();
+    assert!(!call.contains("traceparent"), "{call}");
     assert_eq!(
         call_through(
             &mock,

@@ -135,6 +135,8 @@ async fn stdio_server_entry() {
 /// A streamable-HTTP MCP server on a random port that requires `x-api-key: <key>`.
 pub struct HttpServer {
     pub url: String,
+    /// The body of every request it received (JSON-RPC messages), in order.
+    pub bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     stop: tokio_util::sync::CancellationToken,
 }
 
@@ -153,18 +155,31 @@ pub async fn http_server(key: &'static str) -> HttpServer {
             .with_sse_keep_alive(None)
             .with_cancellation_token(stop.child_token()),
     );
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = std::sync::Arc::clone(&bodies);
     let app = axum::Router::new()
         .nest_service("/mcp", service)
         .layer(axum::middleware::from_fn(
-            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
-                let ok = request
-                    .headers()
-                    .get("x-api-key")
-                    .is_some_and(|v| v.as_bytes() == key.as_bytes());
-                if ok {
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let recorded = std::sync::Arc::clone(&recorded);
+                async move {
+                    let ok = request
+                        .headers()
+                        .get("x-api-key")
+                        .is_some_and(|v| v.as_bytes() == key.as_bytes());
+                    if !ok {
+                        return axum::http::StatusCode::UNAUTHORIZED.into_response();
+                    }
+                    let (parts, body) = request.into_parts();
+                    let bytes = axum::body::to_bytes(body, 1 << 20)
+                        .await
+                        .unwrap_or_default();
+                    recorded
+                        .lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&bytes).into_owned());
+                    let request = axum::extract::Request::from_parts(parts, bytes.into());
                     next.run(request).await
-                } else {
-                    axum::http::StatusCode::UNAUTHORIZED.into_response()
                 }
             },
         ));
@@ -178,6 +193,7 @@ pub async fn http_server(key: &'static str) -> HttpServer {
     });
     HttpServer {
         url: format!("http://{addr}/mcp"),
+        bodies,
         stop,
     }
 }

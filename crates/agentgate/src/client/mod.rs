@@ -74,17 +74,44 @@ struct Cached {
     fetched: Instant,
 }
 
+/// Headers computed afresh for every request (see [`AgentClientBuilder::request_headers`]).
+pub type RequestHeaders = Arc<dyn Fn() -> reqwest::header::HeaderMap + Send + Sync>;
+
 /// Configures an [`AgentClient`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AgentClientBuilder {
     agent_id: Option<String>,
     api_key: Option<String>,
     bearer_token: Option<String>,
     timeout: Duration,
     cache_ttl: Duration,
+    request_headers: Option<RequestHeaders>,
+}
+
+impl std::fmt::Debug for AgentClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentClientBuilder")
+            .field("agent_id", &self.agent_id)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "***"))
+            .field("timeout", &self.timeout)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("request_headers", &self.request_headers.is_some())
+            .finish()
+    }
 }
 
 impl AgentClientBuilder {
+    /// Headers added to every request, computed when it is sent: W3C trace context
+    /// (`traceparent`), say, so a site's own traces continue the caller's.
+    pub fn request_headers(
+        mut self,
+        headers: impl Fn() -> reqwest::header::HeaderMap + Send + Sync + 'static,
+    ) -> Self {
+        self.request_headers = Some(Arc::new(headers));
+        self
+    }
+
     /// Sent as `X-Agent-ID`.
     pub fn agent_id(mut self, id: impl Into<String>) -> Self {
         self.agent_id = Some(id.into());
@@ -150,6 +177,7 @@ impl AgentClient {
             bearer_token: None,
             timeout: Duration::from_secs(30),
             cache_ttl: Duration::from_secs(300),
+            request_headers: None,
         }
     }
 
@@ -163,6 +191,9 @@ impl AgentClient {
             .header(HEADER_AGENT_VERSION, PROTOCOL_VERSION);
         if let Some(id) = &self.inner.config.agent_id {
             request = request.header(HEADER_AGENT_ID, id);
+        }
+        if let Some(headers) = &self.inner.config.request_headers {
+            request = request.headers(headers());
         }
         request
     }

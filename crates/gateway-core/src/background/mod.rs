@@ -117,6 +117,7 @@ pub(crate) async fn start(state: &Arc<GatewayState>) -> Result<(), GatewayError>
     if !state.background_enabled {
         return Ok(());
     }
+    start_metrics_export(state);
     tokio::spawn(fires::run_loop(Arc::downgrade(state), stop.clone()));
     // A local queue has no other consumers: it always gets at least one worker here.
     let configured = state.generation().config().queue.workers;
@@ -134,6 +135,55 @@ pub(crate) async fn start(state: &Arc<GatewayState>) -> Result<(), GatewayError>
         ));
     }
     Ok(())
+}
+
+/// Pushes the metrics over OTLP when `telemetry:` asks for it (a long-lived gateway only).
+fn start_metrics_export(state: &Arc<GatewayState>) {
+    let telemetry = state.generation().config().telemetry.clone();
+    if !gateway_telemetry::otlp_metrics::wanted(&telemetry) {
+        return;
+    }
+    let weak = Arc::downgrade(state);
+    let stop = state.metrics_export.stop.clone();
+    let task = tokio::spawn(gateway_telemetry::otlp_metrics::push_until(
+        telemetry,
+        move || {
+            let state = weak.upgrade();
+            async move {
+                match state {
+                    Some(state) => state.metrics_snapshot().await,
+                    None => crate::metrics::Snapshot::default(),
+                }
+            }
+        },
+        async move { stop.cancelled().await },
+    ));
+    let mut slot = state
+        .metrics_export
+        .task
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    *slot = Some(task);
+}
+
+/// Stops the metrics push after its last push (at most a few seconds).
+pub(crate) async fn stop_metrics_export(state: &GatewayState) {
+    state.metrics_export.stop.cancel();
+    let task = {
+        let mut slot = state
+            .metrics_export
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        slot.take()
+    };
+    if let Some(task) = task
+        && tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the last push of the metrics over OTLP did not finish");
+    }
 }
 
 /// The ids of the instances alive now (for taking over jobs of dead workers).

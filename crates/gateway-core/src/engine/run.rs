@@ -15,6 +15,7 @@ use jsonschema::Validator;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use gateway_store::{ApprovalStatus, StepRecord};
 
@@ -55,6 +56,8 @@ pub(crate) struct RunSpec {
     pub approval: ApprovalGate,
     /// Where model and tool calls are counted.
     pub metrics: Arc<Metrics>,
+    /// Prompts and answers go on model-call spans (`telemetry.capture_content`).
+    pub capture_content: bool,
 }
 
 /// How a run ended.
@@ -311,6 +314,9 @@ impl Run {
         let llm = self.spec.llm.clone();
         let target = self.spec.target.clone();
         let events = self.spec.events.clone();
+        let span = gateway_telemetry::spans::model_call(&target.name);
+        let prompt = (self.spec.capture_content && !span.is_disabled())
+            .then(|| serde_json::to_string(&request.messages).unwrap_or_default());
         let call = async move {
             match events {
                 None => llm.complete(&target, &request).await,
@@ -341,8 +347,10 @@ impl Run {
                 }
             }
         };
+        let call = call.instrument(span.clone());
         let ended = guarded(self.spec.deadline, &self.spec.cancel.clone(), call).await;
         let elapsed = started.elapsed();
+        trace_model_call(&span, &ended, prompt.as_deref());
         let metrics = &self.spec.metrics;
         let model = self.spec.target.name.as_str();
         match &ended {
@@ -548,10 +556,18 @@ impl Run {
             .iter()
             .map(|call| async move {
                 let started = Instant::now();
+                let span = gateway_telemetry::spans::tool_call(&call.name, &call.id);
                 let (output, success) = match refusals.get(&call.id) {
                     Some(why) => (json!({ "error": why }), false),
-                    None => self.execute_call(call).await,
+                    None => self.execute_call(call).instrument(span.clone()).await,
                 };
+                if !success {
+                    let message = output
+                        .get("error")
+                        .and_then(Value::as_str)
+                        .unwrap_or("failed");
+                    gateway_telemetry::spans::record_error(&span, "tool_error", message);
+                }
                 let elapsed = started.elapsed();
                 // Labelled by the agent's own tools only: a name the model made up is not a
                 // series of its own.
@@ -641,6 +657,47 @@ impl Run {
                 tracing::info!(tool = %call.name, agent = %spec.agent_id, error = %message, "tool call failed");
                 error(format!("Tool '{}' failed: {message}", call.name))
             }
+        }
+    }
+}
+
+/// What a model call's span records: the answer's model, tokens and finish reason (and the
+/// prompt and answer when they are captured), or how it failed.
+fn trace_model_call(
+    span: &tracing::Span,
+    ended: &Result<Result<Completion, LlmError>, Interrupt>,
+    prompt: Option<&str>,
+) {
+    if span.is_disabled() {
+        return;
+    }
+    match ended {
+        Ok(Ok(completion)) => {
+            let usage = completion.usage;
+            gateway_telemetry::spans::record_model_answer(
+                span,
+                &completion.model,
+                usage.input_tokens,
+                usage.output_tokens,
+                completion.finish_reason.as_str(),
+            );
+            if let Some(prompt) = prompt {
+                let answer = json!([{
+                    "role": "assistant",
+                    "content": completion.text,
+                    "tool_calls": completion.tool_calls,
+                }]);
+                gateway_telemetry::spans::record_model_content(span, prompt, &answer.to_string());
+            }
+        }
+        Ok(Err(err)) => {
+            gateway_telemetry::spans::record_error(span, "model_error", &err.to_string())
+        }
+        Err(Interrupt::Timeout) => {
+            gateway_telemetry::spans::record_error(span, "timeout", "the run's deadline passed")
+        }
+        Err(Interrupt::Cancelled) => {
+            gateway_telemetry::spans::record_error(span, "cancelled", "the run was cancelled")
         }
     }
 }

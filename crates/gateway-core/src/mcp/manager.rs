@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
+use tracing::Instrument;
 
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, JsonObject,
@@ -353,8 +354,26 @@ impl McpManager {
         }
     }
 
-    /// Calls `tool` on `server_name`.
+    /// Calls `tool` on `server_name`, in a span of its own whose context travels in the
+    /// request's `_meta` (`traceparent`), as OpenTelemetry's MCP conventions have it.
     async fn call_tool(
+        &self,
+        server_name: &str,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<Value, ToolError> {
+        let span = gateway_telemetry::spans::mcp_call("tools/call", server_name, tool);
+        let result = self
+            .call_tool_untraced(server_name, tool, arguments)
+            .instrument(span.clone())
+            .await;
+        if let Err(err) = &result {
+            gateway_telemetry::spans::record_error(&span, "mcp_error", &err.to_string());
+        }
+        result
+    }
+
+    async fn call_tool_untraced(
         &self,
         server_name: &str,
         tool: &str,
@@ -381,7 +400,11 @@ impl McpManager {
                 )));
             }
         };
-        let request = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
+        let mut request = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
+        let carrier = gateway_telemetry::context::outbound_map();
+        if !carrier.is_empty() {
+            request.meta = serde_json::from_value(serde_json::json!(carrier)).ok();
+        }
         let timeout = self.timeouts().call;
         let result = match tokio::time::timeout(timeout, peer.call_tool(request)).await {
             Err(_) => {

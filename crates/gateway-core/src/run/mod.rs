@@ -16,6 +16,7 @@ use chrono::Utc;
 use futures::Stream;
 use gateway_llm::{Message, Role};
 use gateway_store::{ExecutionOutcome, ExecutionRecord, ExecutionStatus, StepRecord};
+use gateway_telemetry::context::TraceFutureExt as _;
 use gateway_workspace::{AgentDefinition, ExecutionMode};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -67,6 +68,8 @@ struct Prepared {
     cancel: CancellationToken,
     /// Records the run cancelled if it is dropped before its end is recorded.
     end: EndGuard,
+    /// The run's exported span (`invoke_agent`); disabled when no traces are exported.
+    trace: tracing::Span,
 }
 
 /// The end of a recorded run that must not be lost: dropped before the run's end was
@@ -187,6 +190,18 @@ pub(crate) async fn start(
     let execution_id = gateway_store::new_execution_id();
     let mut record =
         ExecutionRecord::new(&execution_id, &checked.agent.id, &message, input.clone());
+    // A queued run is traced as sent (a producer span) and run by a worker in that trace.
+    let mut trace_context = None;
+    let trace = if queued {
+        let sent = gateway_telemetry::spans::enqueue_run(&checked.agent.id, &execution_id);
+        record.trace_id = gateway_telemetry::context::trace_id(&sent);
+        trace_context = Some(sent.in_scope(gateway_telemetry::context::outbound_map));
+        tracing::Span::none()
+    } else {
+        let trace = gateway_telemetry::spans::agent_run(&checked.agent.id, &execution_id);
+        record.trace_id = gateway_telemetry::context::trace_id(&trace);
+        trace
+    };
     record.user_id = actor.user_id().map(String::from);
     record.instance_id = Some(state.instance_id.clone());
     record.session_id = conversation.as_ref().map(|c| c.session_id().to_string());
@@ -199,6 +214,9 @@ pub(crate) async fn start(
         if queued && state.queue.durable() {
             // The queue redelivers it if its worker dies: the orphan reaper leaves it alone.
             options["queue"] = json!("durable");
+        }
+        if let Some(carrier) = trace_context.filter(|c| !c.is_empty()) {
+            options["trace_context"] = json!(carrier);
         }
         record.options = Some(options);
     }
@@ -248,6 +266,7 @@ pub(crate) async fn start(
             execution_id,
             conversation,
             cancel,
+            trace,
         }),
     }))
 }
@@ -364,19 +383,26 @@ impl RunTicket {
     /// Runs to the end and records the result.
     pub async fn run(self) -> RunResult {
         let span = self.span();
+        let trace = self.prepared.trace.clone();
         execute(&self.state, self.prepared, None)
             .instrument(span)
+            .instrument(trace)
             .await
     }
 
     /// The span every log line of the run is written in (`execution_id`, `agent_id`).
     fn span(&self) -> tracing::Span {
         // At error level: enabled whatever the log level, so every line has its ids.
-        tracing::error_span!(
+        let span = tracing::error_span!(
             "execution",
             execution_id = %self.prepared.execution_id,
-            agent_id = %self.prepared.checked.agent.id
-        )
+            agent_id = %self.prepared.checked.agent.id,
+            trace_id = tracing::field::Empty,
+        );
+        if let Some(trace_id) = gateway_telemetry::context::trace_id(&self.prepared.trace) {
+            span.record("trace_id", trace_id);
+        }
+        span
     }
 
     /// Runs in a task of its own, yielding its events as they happen.
@@ -388,6 +414,7 @@ impl RunTicket {
             session_id: self.session_id().map(String::from),
         };
         let span = self.span();
+        let trace = self.prepared.trace.clone();
         let state = Arc::clone(&self.state);
         let prepared = self.prepared;
         state.tasks.spawn(
@@ -406,7 +433,8 @@ impl RunTicket {
                     let _ = out_tx.send(RunEvent::Finished(Box::new(result))).await;
                 }
             }
-            .instrument(span),
+            .instrument(span)
+            .instrument(trace),
         );
         Box::pin(ReceiverStream::new(out_rx))
     }
@@ -439,6 +467,7 @@ async fn execute(
         mut conversation,
         cancel,
         end,
+        trace,
     } = *prepared;
     let began = Instant::now();
     let hooks = &state.hooks;
@@ -605,6 +634,13 @@ async fn execute(
     end.disarm();
     let elapsed = began.elapsed();
     (state.metrics).execution(&agent.id, result.status.as_str(), elapsed);
+    gateway_telemetry::spans::record_run_end(
+        &trace,
+        result.status.as_str(),
+        result.error.as_deref(),
+        result.usage.input_tokens,
+        result.usage.output_tokens,
+    );
     tracing::info!(
         status = result.status.as_str(),
         duration_ms = result.usage.duration_ms,
@@ -631,7 +667,8 @@ async fn execute(
                 agent.clone(),
                 event,
             )
-            .in_current_span(),
+            .in_current_span()
+            .with_current_trace(),
         );
     }
     if let Some(mut recent) = recent
@@ -697,7 +734,8 @@ fn extract_later(
                 }
             }
         }
-        .in_current_span(),
+        .in_current_span()
+        .with_current_trace(),
     );
 }
 
@@ -773,6 +811,7 @@ fn run_spec(
             timeout: Duration::from_millis(guardrails.approval_timeout_ms.max(1)),
         },
         metrics: Arc::clone(&state.metrics),
+        capture_content: config.telemetry.capture_content,
     }
 }
 
@@ -895,6 +934,13 @@ pub(crate) async fn resume(
     } = request;
     let cancel = state.running.start(&record.execution_id);
     let end = EndGuard::new(state, &record.execution_id, &checked.agent.id);
+    let trace = gateway_telemetry::spans::agent_run(&checked.agent.id, &record.execution_id);
+    if let Some(carrier) = options
+        .get("trace_context")
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+    {
+        gateway_telemetry::context::continue_from_map(&trace, &carrier);
+    }
     Ok(RunTicket {
         state: Arc::clone(state),
         prepared: Box::new(Prepared {
@@ -910,6 +956,7 @@ pub(crate) async fn resume(
             execution_id: record.execution_id,
             conversation: None,
             cancel,
+            trace,
         }),
     })
 }

@@ -262,6 +262,7 @@ pub async fn discover(workspace: &Workspace) -> (Vec<SharedTool>, Diagnostics) {
             .cloned()
             .unwrap_or_default();
         let mut builder = AgentClient::builder()
+            .request_headers(gateway_telemetry::context::outbound_headers)
             .agent_id("agents-gateway")
             .timeout(timeout);
         if let Some(key) = credentials.api_key {

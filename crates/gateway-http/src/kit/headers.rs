@@ -101,7 +101,10 @@ pub async fn response_headers(
     let id = request_id(&request);
     // At error level: enabled whatever the log level, so every line has its id. The id
     // only: each field is formatted when the span is made, on every request.
-    let span = tracing::error_span!("request", request_id = %id);
+    let span = tracing::error_span!("request", request_id = %id, trace_id = tracing::field::Empty);
+    if let Some(trace_id) = gateway_telemetry::context::current_trace_id() {
+        span.record("trace_id", trace_id);
+    }
     let started = Instant::now();
     let mut response = next.run(request).instrument(span).await;
     let headers = response.headers_mut();

@@ -7,3 +7,4 @@ pub mod extract;
 pub mod guard;
 pub mod headers;
 pub mod metrics;
+pub mod trace;

@@ -86,6 +86,9 @@ pub struct ExecutionRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub root_execution_id: Option<String>,
     pub delegation_depth: i64,
+    /// The OpenTelemetry trace the run was recorded in (when traces are exported).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// The gateway process that runs (or ran) it.
     #[serde(skip)]
     pub instance_id: Option<String>,
@@ -120,6 +123,7 @@ impl ExecutionRecord {
             parent_execution_id: None,
             root_execution_id: None,
             delegation_depth: 0,
+            trace_id: None,
             instance_id: None,
             started_at: None,
             completed_at: None,

@@ -41,6 +41,7 @@ macro_rules! execution_row {
             parent_execution_id: row.try_get("parent_execution_id")?,
             root_execution_id: row.try_get("root_execution_id")?,
             delegation_depth: row.try_get("delegation_depth")?,
+            trace_id: row.try_get("trace_id")?,
             instance_id: row.try_get("instance_id")?,
             started_at: row.try_get("started_at")?,
             completed_at: row.try_get("completed_at")?,
@@ -49,7 +50,7 @@ macro_rules! execution_row {
     }};
 }
 
-const EXECUTION_COLUMNS: &str = "id, agent_id, status, message, input, options, result, usage, error, session_id, user_id, schedule_id, schedule_name, parent_execution_id, root_execution_id, delegation_depth, instance_id, started_at, completed_at, created_at";
+const EXECUTION_COLUMNS: &str = "id, agent_id, status, message, input, options, result, usage, error, session_id, user_id, schedule_id, schedule_name, parent_execution_id, root_execution_id, delegation_depth, instance_id, started_at, completed_at, created_at, trace_id";
 
 /// The listing query for `filter` and the values of its filters, in placeholder order (the
 /// limit and offset follow them). Only the filters given appear in the statement, so each

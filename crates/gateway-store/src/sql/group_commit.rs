@@ -26,7 +26,7 @@ macro_rules! write_start {
     ($executor:expr, $record:expr) => {{
         let r: &ExecutionRecord = $record;
         sqlx::query(
-            "INSERT INTO executions (id, agent_id, status, message, input, options, session_id, user_id, schedule_id, schedule_name, parent_execution_id, root_execution_id, delegation_depth, instance_id, started_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            "INSERT INTO executions (id, agent_id, status, message, input, options, session_id, user_id, schedule_id, schedule_name, parent_execution_id, root_execution_id, delegation_depth, instance_id, started_at, created_at, trace_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(&r.execution_id)
         .bind(&r.agent_id)
@@ -44,6 +44,7 @@ macro_rules! write_start {
         .bind(&r.instance_id)
         .bind(r.started_at)
         .bind(r.created_at)
+        .bind(&r.trace_id)
         .execute($executor)
         .await
         .map(|_| ())

@@ -304,7 +304,7 @@ impl Kind {
 }
 
 /// Every metric of a registry, read at one moment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Snapshot {
     pub families: Vec<FamilySnapshot>,
 }
