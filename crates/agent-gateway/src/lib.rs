@@ -14,7 +14,9 @@
 //! ```
 
 pub use gateway_core::*;
-pub use gateway_http::{ApiError, ErrorResponse, HttpApp, RequestError, serve};
+pub use gateway_http::{
+    ApiError, ErrorResponse, HttpApp, MetricsListener, RequestError, serve, serve_metrics,
+};
 /// The log and trace pipeline ([`telemetry::Telemetry::install`]), the exported spans and
 /// W3C trace context.
 pub use gateway_telemetry as telemetry;

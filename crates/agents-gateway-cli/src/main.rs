@@ -454,17 +454,26 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Queue workers only: no HTTP. Stops on SIGINT/SIGTERM after the jobs in hand finish.
+/// Queue workers only: no API, only `/metrics` on `metrics.listen` when set (a worker's
+/// queue and executions are scraped like a server's). Stops on SIGINT/SIGTERM after the jobs
+/// in hand finish.
 async fn work(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let gateway = build_gateway(path, false, Lifetime::Server).await?;
-    let queue = gateway.config().queue;
+    let config = gateway.config();
+    // Bound before the startup hooks, as `serve` does: an address taken stops the start.
+    let metrics = agent_gateway::serve_metrics(&gateway).await?;
     println!(
         "Worker started: {} workers on the {:?} queue",
-        queue.workers, queue.backend
+        config.queue.workers, config.queue.backend
     );
+    if let (Some(_), Some(address)) = (&metrics, &config.metrics.listen) {
+        println!("Serving /metrics on {address}");
+    }
     gateway.startup().await;
     shutdown_signal().await;
     gateway.shutdown().await;
+    // Scrapable until the jobs in hand are done.
+    drop(metrics);
     Ok(ExitCode::SUCCESS)
 }
 

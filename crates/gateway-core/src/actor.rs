@@ -78,6 +78,12 @@ impl Actor {
         self.user.as_deref()
     }
 
+    /// Whether nobody authenticated this caller while auth is on ([`Actor::public`]): it may
+    /// use a public path, and is told nothing of the gateway's insides there.
+    pub fn is_unidentified(&self) -> bool {
+        self.grant == Grant::Public
+    }
+
     /// Whether the actor sees every user's records.
     pub fn is_admin(&self) -> bool {
         match &self.grant {

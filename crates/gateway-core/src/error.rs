@@ -189,7 +189,7 @@ pub enum GatewayError {
     #[error("the gateway is shutting down")]
     ShuttingDown,
     /// A dependency of this instance did not answer (readiness): every failed check.
-    #[error("Not ready: {}", .0.failures().map(|(name, error)| format!("{name}: {error}")).collect::<Vec<_>>().join("; "))]
+    #[error("Not ready: {}", .0.failure_summary())]
     NotReady(Box<crate::health::Readiness>),
     /// The agent has no memory (`memory.enabled` is off for it).
     #[error("Memory is not enabled for agent '{0}'")]

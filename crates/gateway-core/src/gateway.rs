@@ -172,8 +172,17 @@ impl Gateway {
     /// Whether this instance can serve: the store answers a trivial query, and the queue
     /// broker and the scheduler's Redis lock (when configured) answer a ping, each within
     /// about two seconds. Fails with [`GatewayError::NotReady`] listing the failed checks.
-    pub async fn ready(&self) -> Result<Readiness, GatewayError> {
-        let readiness = admin::readiness(&self.state).await;
+    /// An unidentified `actor` (auth on, no valid credential) gets each check's name and
+    /// outcome only: the errors name hosts, ports and drivers.
+    pub async fn ready(&self, actor: &Actor) -> Result<Readiness, GatewayError> {
+        let mut readiness = admin::readiness(&self.state).await;
+        if actor.is_unidentified() {
+            if !readiness.is_ready() {
+                // The answer no longer says why: the log keeps it for the operators.
+                tracing::warn!(failures = %readiness.failure_summary(), "not ready");
+            }
+            readiness = readiness.without_errors();
+        }
         if readiness.is_ready() {
             Ok(readiness)
         } else {
@@ -348,7 +357,7 @@ async fn stop_unfinished_runs(state: &GatewayState, limit: Duration) {
     for id in stopping.iter().filter(|id| still.contains(id)) {
         tracing::error!(execution_id = %id, "a run did not stop at shutdown; recorded failed");
         state.running.finish(id);
-        crate::run::fail_recorded(state, id, reason.clone()).await;
+        crate::run::record_failed(state, id, reason.clone()).await;
     }
 }
 

@@ -61,11 +61,33 @@ impl Readiness {
         self.checks.values().all(|c| c.status == "ok")
     }
 
-    /// The failed checks: (name, error).
-    pub fn failures(&self) -> impl Iterator<Item = (&str, &str)> {
+    /// The failed checks: (name, error; `None` when the error is withheld from the caller).
+    pub fn failures(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
         self.checks
             .iter()
-            .filter_map(|(name, check)| check.error.as_deref().map(|error| (name.as_str(), error)))
+            .filter(|(_, check)| check.status != "ok")
+            .map(|(name, check)| (name.as_str(), check.error.as_deref()))
+    }
+
+    /// The failed checks in one line: `queue: <error>; store failed`.
+    pub fn failure_summary(&self) -> String {
+        let failures: Vec<String> = self
+            .failures()
+            .map(|(name, error)| match error {
+                Some(error) => format!("{name}: {error}"),
+                None => format!("{name} failed"),
+            })
+            .collect();
+        failures.join("; ")
+    }
+
+    /// The same answer without the errors' text, which names hosts, ports and drivers: for a
+    /// caller nobody authenticated.
+    pub(crate) fn without_errors(mut self) -> Self {
+        for check in self.checks.values_mut() {
+            check.error = None;
+        }
+        self
     }
 }
 
@@ -76,6 +98,7 @@ pub struct ReadinessCheck {
     pub status: String,
     /// How long it took to answer (or to give up).
     pub duration_ms: u64,
+    /// Why it failed; withheld from a caller nobody authenticated while auth is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -402,6 +402,10 @@ pub struct RabbitQueue {
     queue: String,
     /// One consumer per worker, created on first use.
     consumers: Mutex<std::collections::HashMap<String, Arc<Mutex<lapin::Consumer>>>>,
+    /// The channel [`JobQueue::depth`] asks on, opened on first use and again once closed: a
+    /// passive declare that fails closes its channel, which must be neither the publisher's
+    /// nor a consumer's.
+    inspector: Mutex<Option<lapin::Channel>>,
 }
 
 impl RabbitQueue {
@@ -457,6 +461,7 @@ impl RabbitQueue {
             publisher,
             queue: config.queue_name.clone(),
             consumers: Mutex::new(std::collections::HashMap::new()),
+            inspector: Mutex::new(None),
         })
     }
 
@@ -480,6 +485,35 @@ impl RabbitQueue {
         let consumer = Arc::new(Mutex::new(consumer));
         consumers.insert(worker.to_string(), Arc::clone(&consumer));
         Ok(consumer)
+    }
+
+    /// The messages ready for a consumer, by a passive declare on the inspector channel.
+    async fn ready_messages(&self) -> Result<u64, QueueError> {
+        use lapin::options::QueueDeclareOptions;
+        let mut inspector = self.inspector.lock().await;
+        let channel = match inspector.as_ref() {
+            Some(channel) if channel.status().connected() => channel.clone(),
+            _ => {
+                let channel = self.connection.create_channel().await?;
+                *inspector = Some(channel.clone());
+                channel
+            }
+        };
+        let declared = channel
+            .queue_declare(
+                self.queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .inspect_err(|_| {
+                // The broker closes a channel whose declare it refused: open another next time.
+                *inspector = None;
+            })?;
+        Ok(u64::from(declared.message_count()))
     }
 }
 
@@ -555,6 +589,24 @@ impl JobQueue for RabbitQueue {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The queue's ready messages (those handed to a worker and not yet acknowledged are not
+    /// waiting). The age of the oldest stays unknown: AMQP tells it only by taking the message
+    /// off the queue, and the management API is another port and another credential.
+    async fn depth(&self) -> Result<Option<QueueDepth>, QueueError> {
+        let jobs = tokio::time::timeout(PING_TIMEOUT, self.ready_messages())
+            .await
+            .map_err(|_| {
+                QueueError::Unavailable(format!(
+                    "RabbitMQ did not answer a passive declare within {} ms",
+                    PING_TIMEOUT.as_millis()
+                ))
+            })??;
+        Ok(Some(QueueDepth {
+            jobs,
+            oldest_age: None,
+        }))
     }
 }
 

@@ -16,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use gateway_core::Gateway;
 
 pub use kit::error::{ApiError, ErrorBody, ErrorDetail, ErrorResponse, LocItem, RequestError};
-pub use serve::serve;
+pub use serve::{MetricsListener, serve, serve_metrics};
 
 use kit::error::RequestError as Failure;
 use kit::extract::MAX_BODY_BYTES;

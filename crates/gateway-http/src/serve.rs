@@ -42,25 +42,12 @@ pub(crate) async fn serve_router(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let metrics = bind_metrics(&gateway).await?;
+    // Bound before the startup hooks: an address that cannot be bound stops the start. It
+    // stops serving when this function returns.
+    let _metrics = serve_metrics(&gateway).await?;
     gateway.startup().await;
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
     let (stopping, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    // The metrics listener stops when this function returns (its sender dropped).
-    let (_metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-    if let Some(listener) = metrics {
-        let router = crate::rest::metrics::listener_router(gateway.clone());
-        tokio::spawn(async move {
-            let served = axum::serve(listener.tap_io(no_delay), router)
-                .with_graceful_shutdown(async move {
-                    let _ = metrics_stopped.await;
-                })
-                .await;
-            if let Err(err) = served {
-                tracing::error!(error = %err, "the metrics listener failed");
-            }
-        });
-    }
     let signal = async move {
         shutdown.await;
         let _ = stopping.send(());
@@ -102,9 +89,18 @@ pub(crate) async fn serve_router(
     result
 }
 
-/// Binds `metrics.listen` when metrics are on and an address is set: `/metrics` there, without
-/// auth. An address that cannot be bound stops the server from starting.
-async fn bind_metrics(gateway: &Gateway) -> std::io::Result<Option<TcpListener>> {
+/// The `/metrics` listener of `metrics.listen`, serving until dropped.
+#[must_use = "the listener stops when dropped"]
+pub struct MetricsListener {
+    /// Dropped with the listener, which then stops accepting and ends.
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Serves `/metrics` without auth on `metrics.listen` when metrics are on and an address is
+/// set (`None` otherwise), until the returned [`MetricsListener`] is dropped: what [`serve`]
+/// starts beside the API, and what a process without the API (a queue worker) starts alone.
+/// An address that cannot be bound is an error, so that the process does not start.
+pub async fn serve_metrics(gateway: &Gateway) -> std::io::Result<Option<MetricsListener>> {
     let config = gateway.config().metrics;
     let Some(address) = config.listen.filter(|_| config.enabled) else {
         return Ok(None);
@@ -116,7 +112,19 @@ async fn bind_metrics(gateway: &Gateway) -> std::io::Result<Option<TcpListener>>
         )
     })?;
     tracing::info!(%address, "serving /metrics (no auth)");
-    Ok(Some(listener))
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let router = crate::rest::metrics::listener_router(gateway.clone());
+    tokio::spawn(async move {
+        let served = axum::serve(listener.tap_io(no_delay), router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(err) = served {
+            tracing::error!(error = %err, "the metrics listener failed");
+        }
+    });
+    Ok(Some(MetricsListener { _stop: stop }))
 }
 
 /// How long the server may take to close its connections: the gateway's deadline, the grace

@@ -816,6 +816,13 @@ impl Metrics {
         self.execution_duration.observe_duration(&labels, elapsed);
     }
 
+    /// An execution ended with `status` without having run (its queue refused it, or its
+    /// worker's checks did): counted, but kept out of the duration histogram, whose
+    /// observations would otherwise say runs took no time.
+    pub fn execution_not_run(&self, agent: &str, status: &str) {
+        self.executions.inc(&[agent, status]);
+    }
+
     /// A model call ended; `usage` (input tokens, output tokens, cost in USD) when it
     /// answered.
     pub fn model_call(

@@ -1,6 +1,7 @@
-//! Live operations: readiness (the store behind a TCP proxy that the test closes), shutdown
-//! that delivers a pending webhook, and runs unfinished at the shutdown deadline recorded
-//! with the reason.
+//! Live operations: readiness (the store, the queue broker and the scheduler's Redis lock,
+//! each behind a TCP proxy that the test closes; the errors withheld from a caller nobody
+//! authenticated), shutdown that delivers a pending webhook, and runs unfinished at the
+//! shutdown deadline recorded with the reason.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -81,8 +82,8 @@ impl Proxy {
     }
 }
 
-/// `(user-part, host:port, rest)` of a PostgreSQL URL.
-fn split_postgres_url(url: &str) -> (String, String, String) {
+/// `(user-part, host:port, rest)` of a service URL (`default_port` when it names none).
+fn split_url(url: &str, default_port: u16) -> (String, String, String) {
     let (scheme, rest) = url.split_once("://").unwrap();
     let (authority, path) = match rest.find('/') {
         Some(at) => rest.split_at(at),
@@ -95,7 +96,7 @@ fn split_postgres_url(url: &str) -> (String, String, String) {
     let host = if host.contains(':') {
         host
     } else {
-        format!("{host}:5432")
+        format!("{host}:{default_port}")
     };
     (user, host, path.to_string())
 }
@@ -105,7 +106,7 @@ async fn readiness_fails_while_postgresql_is_unreachable() {
     let Some(url) = test_services::service_url("TEST_POSTGRES_URL", "PostgreSQL") else {
         return;
     };
-    let (user, target, path) = split_postgres_url(&url);
+    let (user, target, path) = split_url(&url, 5432);
     let proxy = Proxy::start(&target).await;
     let proxied = format!("{user}127.0.0.1:{}{path}", proxy.port);
     let schema = format!("gw_{}", uuid::Uuid::new_v4().simple());
@@ -163,6 +164,159 @@ async fn readiness_fails_while_postgresql_is_unreachable() {
         .execute(&mut connection)
         .await;
     }
+}
+
+/// A proxy to the service of `url`, and `url` through it.
+async fn behind_proxy(url: &str, default_port: u16) -> (Proxy, String) {
+    let (user, target, path) = split_url(url, default_port);
+    let proxy = Proxy::start(&target).await;
+    let proxied = format!("{user}127.0.0.1:{}{path}", proxy.port);
+    (proxy, proxied)
+}
+
+/// A server whose `gateway.yaml` adds `yaml` to the model.
+async fn server_with(yaml: &str) -> (TestWorkspace, MockLlm, TestServer) {
+    let ws = TestWorkspace::new();
+    ws.config(&format!("model:\n  default: {MODEL}\n{yaml}"));
+    ws.agent("helper", "description: helps", "Help.");
+    let (mock, server) = start(&ws).await;
+    (ws, mock, server)
+}
+
+/// `GET /v1/ready` with `key`, until it answers `status` (10 s at most); the last answer.
+async fn ready_until(server: &TestServer, key: Option<&str>, status: u16) -> (u16, Value) {
+    let mut answer = (0, Value::Null);
+    for _ in 0..50 {
+        let mut request = server.client.get(format!("{}/v1/ready", server.url));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        answer = (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        );
+        if answer.0 == status {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    answer
+}
+
+/// Ready with `check` ok while the proxy is open; once it is closed, 503 `not_ready` naming
+/// `check` alone, with its error.
+async fn readiness_follows(server: &TestServer, proxy: &Proxy, check: &str) {
+    let (status, body) = server.get("/v1/ready").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"][check]["status"], "ok", "{body}");
+    assert_eq!(body["checks"]["store"]["status"], "ok", "{body}");
+    proxy.close();
+    let (status, body) = ready_until(server, None, 503).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(error_code(&body), "not_ready");
+    let details = body["error"]["details"].as_array().unwrap();
+    assert_eq!(details.len(), 1, "{body}");
+    assert_eq!(details[0]["loc"], json!(["checks", check]), "{body}");
+    assert_eq!(details[0]["type"], "check_failed");
+    let msg = details[0]["msg"].as_str().unwrap();
+    assert!(
+        !msg.is_empty() && msg != "failed",
+        "the error, auth being off: {body}"
+    );
+    // Liveness does not depend on the broker.
+    assert_eq!(server.get("/v1/health").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_checks_the_redis_queue() {
+    let Some(url) = test_services::service_url("TEST_REDIS_URL", "Redis") else {
+        return;
+    };
+    let (proxy, proxied) = behind_proxy(&url, 6379).await;
+    let stream = format!("agw-test-ready-{}", uuid::Uuid::new_v4().simple());
+    let (_ws, _mock, server) = server_with(&format!(
+        "queue:\n  backend: redis\n  redis_url: {proxied}\n  stream_key: {stream}\n  workers: 0\n"
+    ))
+    .await;
+    readiness_follows(&server, &proxy, "queue").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_checks_the_rabbitmq_queue() {
+    let Some(url) = test_services::service_url("TEST_RABBITMQ_URL", "RabbitMQ") else {
+        return;
+    };
+    let (proxy, proxied) = behind_proxy(&url, 5672).await;
+    let queue = format!("agw.test.ready.{}", uuid::Uuid::new_v4().simple());
+    let (_ws, _mock, server) = server_with(&format!(
+        "queue:\n  backend: rabbitmq\n  rabbitmq_url: \"{proxied}\"\n  queue_name: {queue}\n  workers: 0\n"
+    ))
+    .await;
+    readiness_follows(&server, &proxy, "queue").await;
+    crate::queues::delete_rabbitmq_queues(&url, &queue).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_checks_the_scheduler_lock() {
+    let Some(url) = test_services::service_url("TEST_REDIS_URL", "Redis") else {
+        return;
+    };
+    let (proxy, proxied) = behind_proxy(&url, 6379).await;
+    let (_ws, _mock, server) = server_with(&format!(
+        "scheduler:\n  distributed_lock:\n    enabled: true\n    backend: redis\n    redis_url: {proxied}\n"
+    ))
+    .await;
+    readiness_follows(&server, &proxy, "scheduler_lock").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_withholds_errors_from_callers_nobody_authenticated() {
+    let Some(url) = test_services::service_url("TEST_REDIS_URL", "Redis") else {
+        return;
+    };
+    let (proxy, proxied) = behind_proxy(&url, 6379).await;
+    let stream = format!("agw-test-ready-{}", uuid::Uuid::new_v4().simple());
+    let (_ws, _mock, server) = server_with(&format!(
+        "queue:\n  backend: redis\n  redis_url: {proxied}\n  stream_key: {stream}\n  workers: 0\nauth:\n  api_keys:\n    - {{name: ops, key: ops-key, scopes: [\"metrics:read\"]}}\n"
+    ))
+    .await;
+    // Ready: the same answer for everyone, with no error to withhold.
+    let (status, body) = ready_until(&server, None, 200).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["queue"]["status"], "ok", "{body}");
+
+    proxy.close();
+    let port = proxy.port.to_string();
+    // No credential, then a wrong one: the names of the checks and their outcome only.
+    for key in [None, Some("not-a-key")] {
+        let (status, body) = ready_until(&server, key, 503).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(error_code(&body), "not_ready");
+        let details = body["error"]["details"].as_array().unwrap();
+        assert_eq!(details.len(), 1, "{body}");
+        assert_eq!(details[0]["loc"], json!(["checks", "queue"]), "{body}");
+        assert_eq!(details[0]["msg"], "failed", "{body}");
+        assert_eq!(
+            body["error"]["message"], "Not ready: queue failed",
+            "{body}"
+        );
+        let text = body.to_string();
+        assert!(
+            !text.contains(&port) && !text.contains("127.0.0.1") && !text.contains("Redis"),
+            "no error text for {key:?}: {text}"
+        );
+    }
+    // An authenticated caller (whatever its scopes) is told why.
+    let (status, body) = ready_until(&server, Some("ops-key"), 503).await;
+    assert_eq!(status, 503, "{body}");
+    let details = body["error"]["details"].as_array().unwrap();
+    assert_eq!(details[0]["loc"], json!(["checks", "queue"]), "{body}");
+    let msg = details[0]["msg"].as_str().unwrap();
+    assert!(msg != "failed" && !msg.is_empty(), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("Not ready: queue: "), "{body}");
 }
 
 /// A webhook receiver that takes `delay` to answer; says when it answered.

@@ -1,7 +1,7 @@
 //! `/metrics`: the Prometheus text format read by a small parser of its own (HELP, TYPE,
 //! samples with escaped labels; a malformed line fails the test) after known traffic —
-//! invokes, a tool call, a failed model call, a chat turn — and its guard and separate
-//! listener.
+//! invokes, a tool call, a failed model call, a chat turn, a run its queue refused — and its
+//! guard and separate listener.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -515,6 +515,62 @@ async fn a_separate_listen_address_serves_metrics_without_auth() {
     // The main address still asks for the scope.
     let (status, _) = scrape(&server.client, &format!("{}/metrics", server.url), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_its_queue_refused_counts_as_failed() {
+    let Some(url) = test_services::service_url("TEST_REDIS_URL", "Redis") else {
+        return;
+    };
+    let stream = format!("agw-test-refused-{}", uuid::Uuid::new_v4().simple());
+    let ws = workspace(&format!(
+        "queue:\n  backend: redis\n  redis_url: {url}\n  stream_key: {stream}\n  workers: 0\n"
+    ));
+    ws.agent("later", "execution_mode: async", "Later.");
+    let (_mock, server) = start(&ws).await;
+    // The stream's key turned into a string: Redis refuses to add the job (WRONGTYPE).
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&stream)
+        .arg("not a stream")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let (status, body) = post(
+        &server,
+        "/v1/agents/later/invoke",
+        "caller-key",
+        json!({"message": "hi"}),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(error_code(&body), "queue_unavailable");
+    let (status, text) = scrape(
+        &server.client,
+        &format!("{}/metrics", server.url),
+        Some("scraper-key"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let metrics = parse(&text);
+    metrics.check_histograms();
+    let agent = ("agent", "later");
+    assert_eq!(
+        metrics.sum("agw_executions_total", &[agent, ("status", "failed")]),
+        1.0,
+        "{text}"
+    );
+    // It never ran: no duration to observe.
+    assert_eq!(
+        metrics.sum("agw_execution_duration_seconds_count", &[agent]),
+        0.0
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(&stream)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! Asynchronous execution through each queue backend: 202 with a poll URL, then the
-//! worker's result.
+//! worker's result; the jobs waiting in RabbitMQ on `/metrics`.
 
 use std::time::Duration;
 
@@ -87,6 +87,74 @@ async fn async_runs_go_through_rabbitmq() {
     ))
     .await;
     assert_eq!(record["result"]["raw_text"], "worked");
+}
+
+/// Deletes the RabbitMQ queue `name` and its dead-letter queue (whatever they hold).
+pub(crate) async fn delete_rabbitmq_queues(url: &str, name: &str) {
+    let connection = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    for queue in [name.to_string(), format!("{name}.dead")] {
+        channel
+            .queue_delete(
+                queue.as_str().into(),
+                lapin::options::QueueDeleteOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_show_the_jobs_waiting_in_rabbitmq() {
+    let Some(url) = test_services::service_url("TEST_RABBITMQ_URL", "RabbitMQ") else {
+        return;
+    };
+    let queue = format!("agw.test.depth.{}", uuid::Uuid::new_v4().simple());
+    let ws = TestWorkspace::new();
+    // No workers: the jobs stay in the queue.
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nqueue:\n  backend: rabbitmq\n  rabbitmq_url: \"{url}\"\n  queue_name: {queue}\n  workers: 0\n"
+    ));
+    ws.agent("worker", "execution_mode: async", "Work.");
+    let (_mock, server) = start(&ws).await;
+    let scrape = || async {
+        let response = server
+            .client
+            .get(format!("{}/metrics", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    };
+    assert!(
+        scrape()
+            .await
+            .contains("agw_queue_depth{backend=\"rabbitmq\"} 0\n"),
+        "an empty queue"
+    );
+    for _ in 0..3 {
+        let (status, queued) = server
+            .post("/v1/agents/worker/invoke", json!({"message": "go"}))
+            .await;
+        assert_eq!(status, 202, "{queued}");
+    }
+    let waiting = "agw_queue_depth{backend=\"rabbitmq\"} 3\n";
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = scrape().await;
+        if text.contains(waiting) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(text.contains(waiting), "{text}");
+    // RabbitMQ does not tell the age of its oldest message.
+    assert!(!text.contains("agw_queue_oldest_age_seconds{"), "{text}");
+    server.gateway.shutdown().await;
+    delete_rabbitmq_queues(&url, &queue).await;
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! `serve` in operation: `--reload` picks up file edits without a restart and rejects a
 //! broken one (reported with its file and line on /v1/health while the old agents keep
-//! serving); `log.format: json` writes one JSON object per line with the run's ids.
+//! serving); `log.format: json` writes one JSON object per line with the run's ids;
+//! `--worker-only` serves `/metrics` on `metrics.listen`, counting the jobs it ran.
 
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -9,7 +10,9 @@ use std::time::Duration;
 use mock_llm::{MockLlm, Reply};
 use serde_json::{Value, json};
 
-use super::{free_port, post_json, serve_command, wait_healthy, write};
+use super::{
+    bin, free_port, post_json, rand_suffix, serve_command, serve_with, wait_healthy, write,
+};
 
 /// Stops the server on drop, whatever the test's outcome.
 struct Server(Child);
@@ -189,4 +192,134 @@ async fn json_logs_carry_the_execution_id() {
     );
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(!text.contains("sk-test-secret"), "no secret in the log");
+}
+
+/// `serve --worker-only` over `ws`, talking to the mock, with extra environment.
+fn worker_only(ws: &Path, mock: &MockLlm, env: &[(&str, &str)]) -> Server {
+    let child = bin()
+        .args(["serve", "--worker-only", "-w"])
+        .arg(ws)
+        .env("OPENAI_API_KEY", "k")
+        .env("OPENAI_API_BASE", mock.openai_base())
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Server(child)
+}
+
+/// `GET /metrics` on 127.0.0.1:`port` once it answers (10 s at most): the exposition.
+async fn scrape(port: u16) -> String {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    for _ in 0..200 {
+        if let Ok(response) = reqwest::get(&url).await {
+            assert_eq!(response.status(), 200);
+            let content_type = response.headers()["content-type"].to_str().unwrap();
+            assert!(
+                content_type.starts_with("text/plain; version=0.0.4"),
+                "{content_type}"
+            );
+            return response.text().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing serves {url}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_serves_metrics_on_the_listen_address() {
+    let mock = MockLlm::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    let port = free_port();
+    write(
+        ws,
+        "gateway.yaml",
+        &format!(
+            "model:\n  default: openai/gpt-test\npersistence:\n  url: sqlite:///gateway.db\nqueue:\n  backend: memory\nmetrics:\n  listen: \"127.0.0.1:{port}\"\n"
+        ),
+    );
+    write(ws, "agents/greeter/AGENT.md", "Greet.\n");
+    let _worker = worker_only(ws, &mock, &[]);
+    let text = scrape(port).await;
+    for family in [
+        "# TYPE agw_executions_total counter\n",
+        "# TYPE agw_model_calls_total counter\n",
+        "# TYPE agw_queue_depth gauge\n",
+    ] {
+        assert!(text.contains(family), "{family} in {text}");
+    }
+    // Read at scrape time from the worker's own queue.
+    assert!(
+        text.contains("agw_queue_depth{backend=\"memory\"} 0\n"),
+        "{text}"
+    );
+    // No API beside it: only /metrics.
+    let other = reqwest::get(format!("http://127.0.0.1:{port}/v1/health"))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_counts_the_jobs_it_ran_on_its_metrics() {
+    let Some(url) = test_services::service_url("TEST_REDIS_URL", "Redis") else {
+        return;
+    };
+    let mock = MockLlm::start().await.unwrap();
+    mock.set_default(Reply::text("done by the worker"));
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    let stream = format!("agw-cli-metrics-{}", rand_suffix());
+    write(
+        ws,
+        "gateway.yaml",
+        &format!(
+            "model:\n  default: openai/gpt-test\npersistence:\n  url: sqlite:///gateway.db\nqueue:\n  backend: redis\n  redis_url: {url}\n  stream_key: {stream}\n  workers: 1\n"
+        ),
+    );
+    write(
+        ws,
+        "agents/slow/AGENT.md",
+        "---\nexecution_mode: async\n---\nTake your time.\n",
+    );
+    // The API takes no jobs; the worker alone listens for metrics (set for it only).
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _api = Server(serve_with(
+        ws,
+        port,
+        &mock,
+        &[("AGENT_GATEWAY_QUEUE__WORKERS", "0")],
+    ));
+    wait_healthy(&base).await;
+    let metrics_port = free_port();
+    let listen = format!("127.0.0.1:{metrics_port}");
+    let _worker = worker_only(ws, &mock, &[("AGENT_GATEWAY_METRICS__LISTEN", &listen)]);
+    let queued: Value = post_json(
+        format!("{base}/v1/agents/slow/invoke"),
+        &json!({"message": "go"}),
+    )
+    .await;
+    let id = queued["execution_id"].as_str().unwrap();
+    let record = poll(&base, &format!("/v1/executions/{id}"), |r| {
+        r["status"] == "completed"
+    })
+    .await;
+    assert_eq!(record["status"], "completed", "{record}");
+    let completed = "agw_executions_total{agent=\"slow\",status=\"completed\"} 1\n";
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = scrape(metrics_port).await;
+        if text.contains(completed) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(text.contains(completed), "{text}");
+    assert!(
+        text.contains("agw_queue_depth{backend=\"redis\"} 0\n"),
+        "{text}"
+    );
 }

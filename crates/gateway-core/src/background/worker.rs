@@ -35,11 +35,12 @@ async fn run_job(state: &Arc<GatewayState>, execution_id: &str) -> Result<JobEnd
     if !claimed {
         return Ok(JobEnd::Elsewhere);
     }
+    let agent_id = record.agent_id.clone();
     match run::resume(state, record).await {
         Ok(ticket) => {
             ticket.run().await;
         }
-        Err(err) => run::fail_recorded(state, execution_id, err.to_string()).await,
+        Err(err) => run::fail_recorded(state, execution_id, &agent_id, err.to_string()).await,
     }
     Ok(JobEnd::Done)
 }

@@ -235,7 +235,8 @@ pub(crate) async fn start(
     if queued {
         state.store.insert_execution(record).await?;
         if let Err(err) = state.queue.push(&execution_id).await {
-            fail_recorded(state, &execution_id, format!("could not be queued: {err}")).await;
+            let reason = format!("could not be queued: {err}");
+            fail_recorded(state, &execution_id, &checked.agent.id, reason).await;
             return Err(GatewayError::QueueUnavailable(err));
         }
         return Ok(Started::Queued(QueuedRun {
@@ -870,8 +871,26 @@ async fn record_end(
     status
 }
 
-/// Ends a recorded execution that will never run, saying why.
-pub(crate) async fn fail_recorded(state: &GatewayState, execution_id: &str, error: String) {
+/// Ends a recorded execution of `agent_id` that will never run, saying why, and counts it
+/// (without a duration: it never ran).
+pub(crate) async fn fail_recorded(
+    state: &GatewayState,
+    execution_id: &str,
+    agent_id: &str,
+    error: String,
+) {
+    let status = record_failed(state, execution_id, error).await;
+    state.metrics.execution_not_run(agent_id, status.as_str());
+}
+
+/// Records `failed` for an execution, saying why; returns the status it ended with (a cancel
+/// recorded first stays). Not counted here: [`fail_recorded`] counts what never ran, and a run
+/// failed at the shutdown deadline is counted by its ticket when it ends.
+pub(crate) async fn record_failed(
+    state: &GatewayState,
+    execution_id: &str,
+    error: String,
+) -> ExecutionStatus {
     let outcome = ExecutionOutcome {
         status: ExecutionStatus::Failed,
         result: None,
@@ -879,7 +898,7 @@ pub(crate) async fn fail_recorded(state: &GatewayState, execution_id: &str, erro
         error: Some(error),
         completed_at: Utc::now(),
     };
-    record_end(state, execution_id, outcome, Vec::new()).await;
+    record_end(state, execution_id, outcome, Vec::new()).await
 }
 
 /// Rebuilds the run of a recorded execution that a worker claimed (already `running` here):

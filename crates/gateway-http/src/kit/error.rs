@@ -229,7 +229,7 @@ impl ApiError {
                     .failures()
                     .map(|(name, error)| ErrorDetail {
                         loc: vec![LocItem::from("checks"), LocItem::from(name)],
-                        msg: error.to_string(),
+                        msg: error.unwrap_or("failed").to_string(),
                         kind: "check_failed".to_string(),
                     })
                     .collect(),

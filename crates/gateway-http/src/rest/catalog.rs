@@ -11,6 +11,7 @@ use gateway_core::{Gateway, GatewayError, Generation, Health, Readiness, Record}
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::kit::actor::Caller;
 use crate::kit::error::{ApiError, ErrorResponse};
 use crate::kit::extract::{ApiPath, IdKind, check_id};
 
@@ -22,10 +23,13 @@ pub async fn health(State(gateway): State<Gateway>) -> Json<Health> {
 }
 
 #[utoipa::path(get, path = "/v1/ready", tag = "Health", summary = "Readiness check",
-    description = "Whether this instance can serve: the store answers a trivial query, and the queue broker and the scheduler's Redis lock answer a ping when configured (each gives up after about two seconds). 503 `not_ready` lists the failed checks in `details` (`loc`: `[\"checks\", <name>]`).",
+    description = "Whether this instance can serve: the store answers a trivial query, and the queue broker and the scheduler's Redis lock answer a ping when configured (each gives up after about two seconds). 503 `not_ready` lists the failed checks in `details` (`loc`: `[\"checks\", <name>]`). With auth on, a caller without a valid credential gets each check's name and outcome only, not its error.",
     responses((status = 200, body = Readiness), (status = 503, body = ErrorResponse)))]
-pub async fn ready(State(gateway): State<Gateway>) -> Result<Json<Readiness>, ApiError> {
-    Ok(Json(gateway.ready().await?))
+pub async fn ready(
+    State(gateway): State<Gateway>,
+    Caller(actor): Caller,
+) -> Result<Json<Readiness>, ApiError> {
+    Ok(Json(gateway.ready(&actor).await?))
 }
 
 /// A notification target as listed (channel and target only).
