@@ -11,6 +11,10 @@ command -v valgrind >/dev/null || { echo "bench: valgrind is not installed" >&2;
 SMALL="${INSTRUCTIONS_SMALL:-1000}"
 LARGE="${INSTRUCTIONS_LARGE:-3000}"
 STORE="${INSTRUCTIONS_STORE:-off}"
+# INSTRUCTIONS_TELEMETRY: default (metrics on, no traces), traces (spans exported over OTLP
+# HTTP/protobuf to the mock, which refuses them: the spans are made and encoded and sent all
+# the same), metrics-off (metrics.enabled: false: nothing recorded).
+TELEMETRY="${INSTRUCTIONS_TELEMETRY:-default}"
 build
 start_mock
 count() { # REQUESTS -> COUNTED: instructions of a whole gateway (or bare hop) run serving them
@@ -21,7 +25,14 @@ count() { # REQUESTS -> COUNTED: instructions of a whole gateway (or bare hop) r
     start_proxy "$MOCK_URL$CHAT_PATH"
     url=$PROXY_URL$CHAT_PATH body=$CHAT_BODY pid=$PROXY_PID
   else
-    start_gateway_on "$STORE"
+    local extra=""
+    case "$TELEMETRY" in
+      traces) extra="telemetry: {exporter: otlp, protocol: http, endpoint: \"$MOCK_URL\", metrics_interval_s: 0}" ;;
+      metrics-off) extra="metrics: {enabled: false}" ;;
+      default) ;;
+      *) echo "bench: INSTRUCTIONS_TELEMETRY must be default, traces or metrics-off" >&2; exit 2 ;;
+    esac
+    start_gateway_on "$STORE" "$extra"
     url=$GATEWAY_URL$INVOKE_PATH body=$INVOKE_BODY pid=$GATEWAY_PID
   fi
   "$BIN/agw-load" --label "callgrind-$1" --concurrency 4 --requests "$1" --warmup 0 \
@@ -35,7 +46,7 @@ small=$COUNTED
 count "$LARGE"
 large=$COUNTED
 per_invoke=$(( (large - small) / (LARGE - SMALL) ))
-echo "{\"label\":\"instructions-$STORE\",\"small\":$SMALL,\"small_total\":$small,\"large\":$LARGE,\"large_total\":$large,\"per_invoke\":$per_invoke}"
+echo "{\"label\":\"instructions-$STORE-$TELEMETRY\",\"small\":$SMALL,\"small_total\":$small,\"large\":$LARGE,\"large_total\":$large,\"per_invoke\":$per_invoke}"
 if [ "$STORE" = bare-hop ]; then
   echo "instructions: $per_invoke per request (bare hop, agw-proxy; callgrind, user space)"
 else

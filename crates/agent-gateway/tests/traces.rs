@@ -1,12 +1,15 @@
 //! Traces exported over OTLP, received by a real OTLP receiver (decoding the protobuf
 //! payloads): the caller's `traceparent` continued, a span per request, run, model call,
 //! tool call, delegation, MCP call and notification with their parent links and GenAI
-//! attributes, the trace context passed to the model provider, the MCP server and webhooks,
-//! and the trace id in the execution record.
+//! attributes, the trace context passed to the model provider, the MCP server, an agentgate
+//! site and webhooks, and the trace id in the execution record.
 //!
 //! Its own test binary: the log and trace pipeline is process-wide, installed once here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[allow(dead_code)]
+#[path = "../../agentgate/examples/shared/foodpanda.rs"]
+mod foodpanda;
 #[allow(dead_code)]
 #[path = "it/mcp_server.rs"]
 mod mcp_server;
@@ -55,6 +58,34 @@ async fn webhook_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}/hook"), seen)
+}
+
+/// The FoodPanda agentgate site, keeping the `traceparent` of each intent call.
+async fn agentgate_site() -> (String, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&seen);
+    let food = foodpanda::app(Arc::new(agentgate::server::MemorySessionStore::default())).unwrap();
+    let app = food
+        .mount(axum::Router::new())
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let kept = Arc::clone(&kept);
+                async move {
+                    if request.uri().path().contains("/intents/")
+                        && let Some(parent) = request.headers().get("traceparent")
+                    {
+                        kept.lock()
+                            .unwrap()
+                            .push(parent.to_str().unwrap_or("").to_string());
+                    }
+                    next.run(request).await
+                }
+            },
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
 }
 
 fn one<'a>(spans: &'a [ReceivedSpan], name: &str) -> &'a ReceivedSpan {
@@ -112,15 +143,16 @@ async fn spans_follow_a_run_through_delegation_mcp_and_notifications() {
 
     let mcp = mcp_server::http_server("mcp-key").await;
     let (hook, deliveries) = webhook_receiver().await;
+    let (site, site_calls) = agentgate_site().await;
     let ws = TestWorkspace::new();
     ws.config(&format!(
-        "model:\n  default: {MODEL}\ntelemetry:\n  capture_content: true\nnotifications:\n  allowed_private_hosts: [\"127.0.0.1\"]\nmcp:\n  servers:\n    - name: remote\n      transport: streamable_http\n      url: {}\n      headers:\n        x-api-key: mcp-key\n",
+        "model:\n  default: {MODEL}\ntelemetry:\n  capture_content: true\nnotifications:\n  allowed_private_hosts: [\"127.0.0.1\"]\nsites:\n  \"{site}\":\n    api_key: demo-key\nmcp:\n  servers:\n    - name: remote\n      transport: streamable_http\n      url: {}\n      headers:\n        x-api-key: mcp-key\n",
         mcp.url
     ));
     ws.agent(
         "lead",
         &format!(
-            "delegates_to: [helper]\nmcp_servers: [remote]\nnotifications:\n  on_complete:\n    - {{channel: webhook, url: \"{hook}\"}}"
+            "delegates_to: [helper]\nmcp_servers: [remote]\nsites:\n  - {site}\nnotifications:\n  on_complete:\n    - {{channel: webhook, url: \"{hook}\"}}"
         ),
         "Lead.",
     );
@@ -136,6 +168,10 @@ async fn spans_follow_a_run_through_delegation_mcp_and_notifications() {
     ));
     mock.push(Reply::text("helped"));
     mock.push(Reply::tool_call("remote__echo", json!({"text": "hi"})));
+    mock.push(Reply::tool_call(
+        "foodpanda__search_restaurants",
+        json!({"query": "pizza", "location": "Berlin"}),
+    ));
     mock.push(Reply::text("all done"));
     let (status, body) = invoke(
         &server,
@@ -184,8 +220,8 @@ async fn spans_follow_a_run_through_delegation_mcp_and_notifications() {
         .collect();
     assert_eq!(
         lead_calls.len(),
-        3,
-        "three model calls of the lead: {spans:#?}"
+        4,
+        "four model calls of the lead: {spans:#?}"
     );
     let first = lead_calls
         .iter()
@@ -255,6 +291,16 @@ async fn spans_follow_a_run_through_delegation_mcp_and_notifications() {
         "the MCP request carries the context in _meta: {call}"
     );
 
+    let search = one(&spans, "execute_tool foodpanda__search_restaurants");
+    assert_eq!(search.parent_span_id, lead.span_id);
+    let site_parents = site_calls.lock().unwrap().clone();
+    assert_eq!(site_parents.len(), 1, "one intent call: {site_parents:?}");
+    assert_eq!(
+        parse_traceparent(&site_parents[0]),
+        (trace.to_string(), search.span_id.clone()),
+        "the agentgate site gets the tool call's context"
+    );
+
     let notify = one(&spans, "notify webhook");
     assert_eq!(notify.parent_span_id, lead.span_id);
     assert_eq!(
@@ -271,7 +317,7 @@ async fn spans_follow_a_run_through_delegation_mcp_and_notifications() {
     // The model provider got the context of each model call.
     let model_calls: Vec<&ReceivedSpan> =
         spans.iter().filter(|s| s.name == "chat gpt-test").collect();
-    assert_eq!(model_calls.len(), 4);
+    assert_eq!(model_calls.len(), 5);
     for recorded in mock.requests() {
         let sent = recorded
             .headers

@@ -267,7 +267,11 @@ impl GatewayBuilder {
                 scheduler,
                 queue,
                 in_flight: InFlight::default(),
-                metrics: Arc::default(),
+                metrics: {
+                    let metrics = crate::metrics::Metrics::new();
+                    metrics.set_recording(config.metrics.enabled);
+                    Arc::new(metrics)
+                },
                 tasks: TaskTracker::new(),
                 metrics_export: Default::default(),
             }

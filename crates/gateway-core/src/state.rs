@@ -112,6 +112,8 @@ impl GatewayState {
 
     /// Puts a new generation in effect; runs in flight keep theirs.
     pub fn replace_generation(&self, generation: Arc<Generation>) {
+        self.metrics
+            .set_recording(generation.config().metrics.enabled);
         let mut guard = self.generation.write().unwrap_or_else(|p| p.into_inner());
         *guard = generation;
     }

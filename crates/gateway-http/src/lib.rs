@@ -79,7 +79,7 @@ impl HttpApp {
                 gateway_for_metrics,
                 kit::metrics::record,
             ))
-            .layer(axum::middleware::from_fn(kit::trace::server_span))
+            .layer(kit::trace::layer())
     }
 }
 

@@ -29,7 +29,8 @@ use crate::spans::TARGET;
 /// that nothing is computed for a trace nobody records.
 static TRACES_ON: AtomicBool = AtomicBool::new(false);
 
-pub(crate) fn traces_on() -> bool {
+/// Whether traces are recorded (a [`Telemetry`] exporting them is installed).
+pub fn traces_on() -> bool {
     TRACES_ON.load(Ordering::Relaxed)
 }
 
@@ -65,16 +66,6 @@ impl Telemetry {
             Ok(directive) => filter.add_directive(directive),
             Err(_) => filter,
         };
-        let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-        let fmt = match log.format {
-            LogFormat::Text => fmt.boxed(),
-            LogFormat::Json => fmt
-                .json()
-                .flatten_event(true)
-                .with_current_span(true)
-                .with_span_list(true)
-                .boxed(),
-        };
         let provider = if telemetry.traces_on() {
             Some(tracer_provider(telemetry)?)
         } else {
@@ -88,11 +79,16 @@ impl Telemetry {
                 .with_tracked_inactivity(false)
                 .with_filter(filter_fn(|meta| meta.target() == TARGET))
         });
-        tracing_subscriber::registry()
-            .with(fmt.with_filter(filter))
-            .with(otel)
-            .try_init()
-            .map_err(TelemetryError::AlreadyInstalled)?;
+        // Without traces the filter is global: cheaper than a per-layer one on every span.
+        let registry = tracing_subscriber::registry();
+        match otel {
+            None => registry.with(filter).with(log_layer(log)).try_init(),
+            Some(otel) => registry
+                .with(log_layer(log).with_filter(filter))
+                .with(otel)
+                .try_init(),
+        }
+        .map_err(TelemetryError::AlreadyInstalled)?;
         TRACES_ON.store(provider.is_some(), Ordering::Relaxed);
         Ok(Self { provider })
     }
@@ -120,6 +116,23 @@ impl Telemetry {
         if let Ok(Err(err)) = stopped {
             tracing::warn!(error = %err, "the last spans could not be exported");
         }
+    }
+}
+
+/// The log: text or one JSON object per line (with the spans' ids), on standard error.
+fn log_layer<S>(log: &LogConfig) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    match log.format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .boxed(),
     }
 }
 

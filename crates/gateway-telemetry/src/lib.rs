@@ -11,4 +11,4 @@ pub mod metrics;
 pub mod otlp_metrics;
 pub mod spans;
 
-pub use install::{Telemetry, TelemetryError};
+pub use install::{Telemetry, TelemetryError, traces_on};

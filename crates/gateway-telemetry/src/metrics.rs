@@ -249,6 +249,48 @@ impl<C: Cell> Family<C> {
     }
 }
 
+/// Series handles that one record bumps together (a request's count and latency), found by
+/// one lookup of their label values rather than one per family. Bounded like a family: past
+/// [`MAX_SERIES_PER_FAMILY`] label sets, handles are made for each record and not kept.
+struct HandleCache<H> {
+    map: RwLock<HashMap<u64, Vec<Labelled<H>>>>,
+}
+
+/// A value kept with the label values it is for.
+type Labelled<H> = (Box<[String]>, H);
+
+impl<H> HandleCache<H> {
+    fn new() -> Self {
+        Self {
+            map: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Runs `apply` on the handles of `values`, made by `make` the first time.
+    fn on(&self, values: &[&str], make: impl FnOnce() -> H, apply: impl FnOnce(&H)) {
+        let hash = hash_values(values);
+        {
+            let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, handles)) = map
+                .get(&hash)
+                .and_then(|bucket| bucket.iter().find(|(kept, _)| same(kept, values)))
+            {
+                apply(handles);
+                return;
+            }
+        }
+        let handles = make();
+        apply(&handles);
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() < MAX_SERIES_PER_FAMILY {
+            let bucket = map.entry(hash).or_default();
+            if !bucket.iter().any(|(kept, _)| same(kept, values)) {
+                bucket.push((values.iter().map(|v| v.to_string()).collect(), handles));
+            }
+        }
+    }
+}
+
 /// What a family collects into a snapshot.
 trait Collect: Send + Sync {
     fn collect(&self) -> FamilySnapshot;
@@ -669,9 +711,23 @@ pub struct QueueDepth {
     pub oldest_age: Option<Duration>,
 }
 
+/// The series a model call bumps: by model and outcome, and its token and cost totals.
+struct ModelCallHandles {
+    calls: Counter,
+    duration: Histogram,
+    input_tokens: Counter,
+    output_tokens: Counter,
+    cost: Counter,
+}
+
 /// The gateway's metrics (`agw_*`) in their registry.
 pub struct Metrics {
     registry: Registry,
+    /// Off with `metrics.enabled: false`: nothing is recorded.
+    recording: std::sync::atomic::AtomicBool,
+    http_handles: HandleCache<(Counter, Histogram)>,
+    execution_handles: HandleCache<(Counter, Histogram)>,
+    model_handles: HandleCache<ModelCallHandles>,
     http_requests: CounterVec,
     http_duration: HistogramVec,
     executions: CounterVec,
@@ -787,7 +843,20 @@ impl Metrics {
                 &["channel", "outcome"],
             ),
             registry,
+            recording: std::sync::atomic::AtomicBool::new(true),
+            http_handles: HandleCache::new(),
+            execution_handles: HandleCache::new(),
+            model_handles: HandleCache::new(),
         }
+    }
+
+    /// Turns recording on or off (`metrics.enabled`); what was recorded stays.
+    pub fn set_recording(&self, on: bool) {
+        self.recording.store(on, Ordering::Relaxed);
+    }
+
+    fn recording(&self) -> bool {
+        self.recording.load(Ordering::Relaxed)
     }
 
     /// The registry: every family, for a snapshot or to add series of one's own.
@@ -804,22 +873,53 @@ impl Metrics {
     /// An HTTP request answered: `route` is the route template (`/v1/agents/{agent_id}`),
     /// never the path.
     pub fn http_request(&self, route: &str, method: &str, status: &str, elapsed: Duration) {
+        if !self.recording() {
+            return;
+        }
         let labels = [route, method, status];
-        self.http_requests.inc(&labels);
-        self.http_duration.observe_duration(&labels, elapsed);
+        self.http_handles.on(
+            &labels,
+            || {
+                (
+                    self.http_requests.with(&labels),
+                    self.http_duration.with(&labels),
+                )
+            },
+            |(count, latency)| {
+                count.inc();
+                latency.observe(elapsed.as_secs_f64());
+            },
+        );
     }
 
     /// An execution ended with `status`.
     pub fn execution(&self, agent: &str, status: &str, elapsed: Duration) {
+        if !self.recording() {
+            return;
+        }
         let labels = [agent, status];
-        self.executions.inc(&labels);
-        self.execution_duration.observe_duration(&labels, elapsed);
+        self.execution_handles.on(
+            &labels,
+            || {
+                (
+                    self.executions.with(&labels),
+                    self.execution_duration.with(&labels),
+                )
+            },
+            |(count, latency)| {
+                count.inc();
+                latency.observe(elapsed.as_secs_f64());
+            },
+        );
     }
 
     /// An execution ended with `status` without having run (its queue refused it, or its
     /// worker's checks did): counted, but kept out of the duration histogram, whose
     /// observations would otherwise say runs took no time.
     pub fn execution_not_run(&self, agent: &str, status: &str) {
+        if !self.recording() {
+            return;
+        }
         self.executions.inc(&[agent, status]);
     }
 
@@ -832,18 +932,33 @@ impl Metrics {
         elapsed: Duration,
         usage: Option<(u64, u64, f64)>,
     ) {
-        let labels = [model, outcome.as_str()];
-        self.model_calls.inc(&labels);
-        self.model_duration.observe_duration(&labels, elapsed);
-        if let Some((input, output, cost)) = usage {
-            self.model_tokens.add(&[model, "input"], input as f64);
-            self.model_tokens.add(&[model, "output"], output as f64);
-            self.model_cost.add(&[model], cost);
+        if !self.recording() {
+            return;
         }
+        let labels = [model, outcome.as_str()];
+        let make = || ModelCallHandles {
+            calls: self.model_calls.with(&labels),
+            duration: self.model_duration.with(&labels),
+            input_tokens: self.model_tokens.with(&[model, "input"]),
+            output_tokens: self.model_tokens.with(&[model, "output"]),
+            cost: self.model_cost.with(&[model]),
+        };
+        self.model_handles.on(&labels, make, |handles| {
+            handles.calls.inc();
+            handles.duration.observe(elapsed.as_secs_f64());
+            if let Some((input, output, cost)) = usage {
+                handles.input_tokens.add(input as f64);
+                handles.output_tokens.add(output as f64);
+                handles.cost.add(cost);
+            }
+        });
     }
 
     /// A tool call ended.
     pub fn tool_call(&self, tool: &str, success: bool, elapsed: Duration) {
+        if !self.recording() {
+            return;
+        }
         let success = if success { "true" } else { "false" };
         self.tool_calls.inc(&[tool, success]);
         self.tool_duration.observe_duration(&[tool], elapsed);
@@ -851,12 +966,18 @@ impl Metrics {
 
     /// A schedule fire started here, after `missed` fires of it that never ran.
     pub fn schedule_fire(&self, schedule: &str, missed: u64) {
+        if !self.recording() {
+            return;
+        }
         self.schedule_fires.inc(&[schedule]);
         self.schedule_misfires.add(&[schedule], missed as f64);
     }
 
     /// A notification delivery ended (`delivered` or `failed`).
     pub fn notification(&self, channel: &str, delivered: bool) {
+        if !self.recording() {
+            return;
+        }
         let outcome = if delivered { "delivered" } else { "failed" };
         self.notifications.inc(&[channel, outcome]);
     }
@@ -887,6 +1008,62 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nothing_is_recorded_while_recording_is_off() {
+        let metrics = Metrics::new();
+        metrics.set_recording(false);
+        metrics.http_request("/v1/health", "GET", "200", Duration::from_millis(3));
+        metrics.execution("a", "completed", Duration::from_millis(3));
+        metrics.model_call(
+            "m",
+            CallOutcome::Ok,
+            Duration::from_millis(3),
+            Some((1, 2, 0.5)),
+        );
+        let snapshot = metrics.snapshot();
+        assert!(
+            snapshot
+                .families
+                .iter()
+                .all(|f| f.series.is_empty() || f.name == "agw_chat_sessions_active"),
+            "{snapshot:?}"
+        );
+        metrics.set_recording(true);
+        metrics.model_call(
+            "m",
+            CallOutcome::Ok,
+            Duration::from_millis(3),
+            Some((1, 2, 0.5)),
+        );
+        metrics.model_call(
+            "m",
+            CallOutcome::Ok,
+            Duration::from_millis(3),
+            Some((4, 5, 0.25)),
+        );
+        let text = metrics.snapshot().to_prometheus();
+        assert!(
+            text.contains("agw_model_calls_total{model=\"m\",outcome=\"ok\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("agw_model_tokens_total{model=\"m\",type=\"input\"} 5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("agw_model_tokens_total{model=\"m\",type=\"output\"} 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("agw_model_cost_usd_total{model=\"m\"} 0.75"),
+            "{text}"
+        );
+        assert!(
+            text.contains("agw_model_call_duration_seconds_count{model=\"m\",outcome=\"ok\"} 2"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn counters_gauges_and_histograms_render_in_the_text_format() {

@@ -139,8 +139,10 @@ pub(crate) async fn start(state: &Arc<GatewayState>) -> Result<(), GatewayError>
 
 /// Pushes the metrics over OTLP when `telemetry:` asks for it (a long-lived gateway only).
 fn start_metrics_export(state: &Arc<GatewayState>) {
-    let telemetry = state.generation().config().telemetry.clone();
-    if !gateway_telemetry::otlp_metrics::wanted(&telemetry) {
+    let generation = state.generation();
+    let config = generation.config();
+    let telemetry = config.telemetry.clone();
+    if !config.metrics.enabled || !gateway_telemetry::otlp_metrics::wanted(&telemetry) {
         return;
     }
     let weak = Arc::downgrade(state);
