@@ -21,7 +21,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-build() {
+build() { # BENCH_SKIP_BUILD=1: measure the binaries already built (paired runs of one build)
+  [ -n "${BENCH_SKIP_BUILD:-}" ] && return 0
   local flag=()
   [ "$PROFILE" = release ] && flag=(--release)
   (cd "$ROOT" && cargo build -q "${flag[@]}" -p agents-gateway-cli -p mock-llm -p agw-bench)

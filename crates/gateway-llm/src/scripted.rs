@@ -50,6 +50,13 @@ impl Scripted {
                 message: format!("scripted malformed answer: {raw}"),
             });
         }
+        if reply.cut_after.is_some() {
+            // In process there is no connection to drop: the same error a dropped one gives.
+            return Err(LlmError::Connection {
+                provider: PROVIDER.to_string(),
+                message: "scripted: the answer was cut off".to_string(),
+            });
+        }
         Ok(reply)
     }
 }

@@ -505,22 +505,49 @@ async fn respond(
                 .map(|d| (None, d))
                 .collect(),
         };
-        (
-            "text/event-stream",
-            Body::from_stream(sse(frames, reply.chunk_delay_ms)),
-        )
+        let body = match reply.cut_after {
+            Some(n) => Body::from_stream(cut(sse(frames, reply.chunk_delay_ms), n as usize)),
+            None => Body::from_stream(sse(frames, reply.chunk_delay_ms)),
+        };
+        ("text/event-stream", body)
     } else {
         let whole = match format {
             Format::Openai => wire::openai_response(&answer),
             Format::Anthropic => wire::anthropic_response(&answer),
             Format::Gemini => wire::gemini_response(&answer),
+        }
+        .to_string();
+        let body = match reply.cut_after {
+            Some(n) => {
+                let head: Vec<u8> = whole.bytes().take(n as usize).collect();
+                let chunk = futures::stream::iter([Ok::<Bytes, Infallible>(Bytes::from(head))]);
+                Body::from_stream(cut(chunk, 1))
+            }
+            None => Body::from(whole),
         };
-        ("application/json", Body::from(whole.to_string()))
+        ("application/json", body)
     };
     Response::builder()
         .header(header::CONTENT_TYPE, content_type)
         .body(body)
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The first `n` items of `stream`, then an error: the server drops the connection mid-body.
+fn cut(
+    stream: impl futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+    n: usize,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    use futures::StreamExt;
+    stream
+        .take(n)
+        .map(|item| item.map_err(|never| match never {}))
+        .chain(futures::stream::once(async {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "the mock cut the answer",
+            ))
+        }))
 }
 
 /// Frames as SSE text, optionally paced.

@@ -64,6 +64,10 @@ pub struct Reply {
     /// Answer 200 with exactly this (malformed) body; in-process, a malformed answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_body: Option<String>,
+    /// Over HTTP: cut the answer after this many stream frames (or bytes of a whole JSON
+    /// answer) and drop the connection, as a proxy or a crashed server would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_after: Option<u32>,
     /// How many requests this reply answers before it is used up (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub times: Option<u32>,
@@ -113,6 +117,13 @@ impl Reply {
             raw_body: Some(body.into()),
             ..Self::default()
         }
+    }
+
+    /// The answer cut after `n` stream frames (or bytes of a whole answer), the connection
+    /// dropped: `cut_after(0)` drops it as soon as the response head is sent.
+    pub fn cut_after(mut self, n: u32) -> Self {
+        self.cut_after = Some(n);
+        self
     }
 
     /// Answer only requests for this model.

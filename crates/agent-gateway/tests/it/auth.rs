@@ -660,6 +660,34 @@ fn token(pem: &str, alg: jsonwebtoken::Algorithm, kid: &str, claims: Value) -> S
     jsonwebtoken::encode(&header, &claims, &key).unwrap()
 }
 
+/// Unpadded base64url, for hand-made tokens.
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// An HS256 token for kid `rsa-1`, keyed with `secret`.
+fn hmac_token(secret: &[u8], claims: Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("rsa-1".to_string());
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn oauth2_tokens_are_verified_against_the_jwks() {
     let all: Value = serde_json::from_str(include_str!("keys/jwks.json")).unwrap();
@@ -724,6 +752,9 @@ async fn oauth2_tokens_are_verified_against_the_jwks() {
     let no_scope = send(&server, Method::GET, "/v1/executions", Some(&es), None).await;
     assert_eq!(no_scope.status, 403);
 
+    // The hand-made tokens below are well formed: only their algorithm is wrong.
+    assert_eq!(base64url(b"hello?"), "aGVsbG8_");
+    assert_eq!(base64url(b"hi"), "aGk");
     let mut expired = claims("u", "agents:read");
     expired["exp"] = json!(now - 3600);
     let mut wrong_audience = claims("u", "agents:read");
@@ -742,6 +773,28 @@ async fn oauth2_tokens_are_verified_against_the_jwks() {
             token(rsa2, RS256, "rsa-1", claims("u", "agents:read")),
         ),
         ("not a token", "garbage".to_string()),
+        (
+            "alg none, unsigned",
+            format!(
+                "{}.{}.",
+                base64url(br#"{"alg":"none","typ":"JWT","kid":"rsa-1"}"#),
+                base64url(claims("u", "agents:read").to_string().as_bytes())
+            ),
+        ),
+        (
+            "HS256 keyed with the published RSA key (algorithm confusion)",
+            hmac_token(
+                all["rsa1"].to_string().as_bytes(),
+                claims("u", "agents:read"),
+            ),
+        ),
+        (
+            "HS256 keyed with the RSA modulus",
+            hmac_token(
+                all["rsa1"]["n"].as_str().unwrap().as_bytes(),
+                claims("u", "agents:read"),
+            ),
+        ),
     ] {
         let answer = send(&server, Method::GET, "/v1/agents", Some(&bad), None).await;
         assert_eq!(answer.status, 401, "{label}: {}", answer.body);

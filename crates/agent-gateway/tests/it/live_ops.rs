@@ -31,14 +31,14 @@ async fn readiness_checks_the_store_and_health_stays_cheap() {
 
 /// A TCP proxy to `target` on a port of its own, that can be closed (listener and every
 /// forwarded connection) and opened again on the same port.
-struct Proxy {
-    port: u16,
+pub(crate) struct Proxy {
+    pub(crate) port: u16,
     target: String,
     tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Proxy {
-    async fn start(target: &str) -> Self {
+    pub(crate) async fn start(target: &str) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let proxy = Self {
@@ -68,13 +68,13 @@ impl Proxy {
     }
 
     /// Stops listening and cuts every forwarded connection.
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         for task in self.tasks.lock().unwrap().drain(..) {
             task.abort();
         }
     }
 
-    async fn reopen(&self) {
+    pub(crate) async fn reopen(&self) {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
             .await
             .unwrap();
@@ -83,7 +83,7 @@ impl Proxy {
 }
 
 /// `(user-part, host:port, rest)` of a service URL (`default_port` when it names none).
-fn split_url(url: &str, default_port: u16) -> (String, String, String) {
+pub(crate) fn split_url(url: &str, default_port: u16) -> (String, String, String) {
     let (scheme, rest) = url.split_once("://").unwrap();
     let (authority, path) = match rest.find('/') {
         Some(at) => rest.split_at(at),
@@ -167,7 +167,7 @@ async fn readiness_fails_while_postgresql_is_unreachable() {
 }
 
 /// A proxy to the service of `url`, and `url` through it.
-async fn behind_proxy(url: &str, default_port: u16) -> (Proxy, String) {
+pub(crate) async fn behind_proxy(url: &str, default_port: u16) -> (Proxy, String) {
     let (user, target, path) = split_url(url, default_port);
     let proxy = Proxy::start(&target).await;
     let proxied = format!("{user}127.0.0.1:{}{path}", proxy.port);

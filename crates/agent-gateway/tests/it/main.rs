@@ -8,6 +8,7 @@ mod auth;
 mod chat;
 mod delegation;
 mod docs;
+mod faults;
 mod invoke;
 mod library;
 mod live_ops;

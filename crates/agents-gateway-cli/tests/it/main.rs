@@ -388,23 +388,24 @@ async fn a_killed_server_leaves_no_running_execution_behind() {
         assert!(output.status.success(), "{args:?}: {:?}", text(&output));
         text(&output).0.trim().to_string()
     };
-    assert_eq!(run(&["db", "current"]), "5");
+    assert_eq!(run(&["db", "current"]), "6");
     assert!(run(&["db", "history"]).contains("applied"));
-    assert_eq!(run(&["db", "downgrade"]), "Downgraded to 4");
+    assert_eq!(run(&["db", "downgrade"]), "Downgraded to 5");
     assert_eq!(run(&["db", "downgrade", "0"]), "Downgraded to 0");
     assert_eq!(run(&["db", "current"]), "0");
     assert_eq!(run(&["db", "upgrade", "1"]), "Upgraded to 1");
-    assert_eq!(run(&["db", "upgrade"]), "Upgraded to 5");
+    assert_eq!(run(&["db", "upgrade"]), "Upgraded to 6");
     let output = bin()
-        .args(["db", "upgrade", "7", "-w"])
+        .args(["db", "upgrade", "8", "-w"])
         .arg(ws)
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output).1.contains("unknown version 7"));
+    assert!(text(&output).1.contains("unknown version 8"));
 }
 
 mod first_run;
+mod kill;
 mod memory;
 mod serve_ops;
 mod telemetry;

@@ -217,9 +217,29 @@ impl SqlStore {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
-                let cannot_open = |err: sqlx::Error| StoreError::Unreachable {
-                    what: "cannot open SQLite database".into(),
-                    source: std::sync::Arc::new(err),
+                // Which file, and why when the file system tells: "unable to open database
+                // file" alone does not say where to look.
+                let cannot_open = |err: sqlx::Error| {
+                    let what = match &file {
+                        Some(path) => {
+                            let read_only = std::fs::OpenOptions::new()
+                                .append(true)
+                                .create(true)
+                                .open(path)
+                                .is_err_and(|e| e.kind() == std::io::ErrorKind::ReadOnlyFilesystem);
+                            let note = if read_only {
+                                " (read-only file system)"
+                            } else {
+                                ""
+                            };
+                            format!("cannot open SQLite database {}{note}", path.display())
+                        }
+                        None => "cannot open SQLite database in memory".to_string(),
+                    };
+                    StoreError::Unreachable {
+                        what,
+                        source: std::sync::Arc::new(err),
+                    }
                 };
                 // A local file needs no liveness check before each use: skipping it saves a
                 // round trip to the connection's thread on every query.
