@@ -218,3 +218,38 @@ fn the_console_exporter_prints_the_spans_of_a_cli_run() {
     );
     assert!(run.contains("gen_ai.agent.id=\"greeter\""), "{run}");
 }
+
+#[test]
+fn sample_rate_zero_exports_no_span() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mock = runtime.block_on(MockLlm::start()).unwrap();
+    mock.push(Reply::text("unsampled"));
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "gateway.yaml",
+        "model:\n  default: openai/gpt-test\ntelemetry:\n  exporter: console\n  sample_rate: 0\npersistence:\n  enabled: false\n",
+    );
+    write(dir.path(), "agents/greeter/AGENT.md", "Greet.\n");
+    let output = bin()
+        .args(["invoke", "-w"])
+        .arg(dir.path())
+        .args(["greeter", "hi"])
+        .env("OPENAI_API_KEY", "k")
+        .env("OPENAI_API_BASE", mock.openai_base())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("unsampled"), "{stdout}");
+    assert!(!stderr.contains("span "), "nothing sampled, nothing exported: {stderr}");
+    // The mock got no trace context either: an unsampled trace is not continued downstream.
+    let sent = mock.requests();
+    assert!(
+        sent.iter().all(|r| r
+            .headers
+            .get("traceparent")
+            .is_none_or(|t| t.ends_with("-00"))),
+        "{sent:?}"
+    );
+}
