@@ -407,6 +407,7 @@ async fn a_killed_server_leaves_no_running_execution_behind() {
 mod first_run;
 mod kill;
 mod memory;
+mod secrets;
 mod serve_ops;
 mod telemetry;
 mod workspace_tests;
