@@ -86,6 +86,9 @@ enum Command {
         /// Same as `-f json`.
         #[arg(long)]
         json: bool,
+        /// Print the answer as it is written (with `-f json`: one JSON event per line).
+        #[arg(long)]
+        stream: bool,
     },
     /// Chat with an agent in the terminal (answers stream as they are written).
     Chat {
@@ -337,13 +340,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             input,
             format,
             json,
+            stream,
         } => {
             let format = if json {
                 Format::Json
             } else {
                 Format::parse(&format, false)?
             };
-            invoke(&ws.workspace, &agent, &message, input.as_deref(), format).await
+            let asked = Invocation {
+                agent: &agent,
+                message: &message,
+                input: input.as_deref(),
+                format,
+                stream,
+            };
+            invoke(&ws.workspace, asked).await
         }
         Command::Chat { ws, agent } => chat(&ws.workspace, &agent).await,
         Command::Db { ws, action } => db(&ws.workspace, action).await,
@@ -499,13 +510,23 @@ async fn shutdown_signal() {
     eprintln!("Shutting down...");
 }
 
-async fn invoke(
-    path: &std::path::Path,
-    agent: &str,
-    message: &str,
-    input: Option<&str>,
+/// What `invoke` was asked.
+struct Invocation<'a> {
+    agent: &'a str,
+    message: &'a str,
+    input: Option<&'a str>,
     format: Format,
-) -> anyhow::Result<ExitCode> {
+    stream: bool,
+}
+
+async fn invoke(path: &std::path::Path, asked: Invocation<'_>) -> anyhow::Result<ExitCode> {
+    let Invocation {
+        agent,
+        message,
+        input,
+        format,
+        stream,
+    } = asked;
     let input = match input {
         None => serde_json::Map::new(),
         Some(text) => match serde_json::from_str::<Value>(text) {
@@ -531,7 +552,14 @@ async fn invoke(
     };
     let execution_id = ticket.execution_id().to_string();
     // Ctrl-C cancels the run, which then ends (recorded `cancelled`) before the command exits.
-    let run = ticket.run();
+    let json = matches!(format, Format::Json);
+    let run = async {
+        if stream {
+            print_stream(ticket.stream(), json).await
+        } else {
+            Ok(ticket.run().await)
+        }
+    };
     tokio::pin!(run);
     let result = loop {
         tokio::select! {
@@ -545,8 +573,32 @@ async fn invoke(
         }
     };
     gateway.shutdown().await;
+    let result = result?;
     let ok = result.status == ExecutionStatus::Completed;
     match format {
+        Format::Json if stream => {
+            let done = json!({
+                "event": "done",
+                "status": result.stop_reason,
+                "execution_status": result.status,
+                "execution_id": result.execution_id,
+                "result": result.answer,
+                "usage": result.usage,
+                "error": result.error,
+            });
+            println!("{done}");
+        }
+        _ if stream => {
+            println!();
+            println!("Status: {}", result.status.as_str());
+            if let Some(error) = &result.error {
+                println!("Error: {error}");
+            }
+            if let Some(output) = &result.answer.output {
+                println!("Structured output:");
+                println!("{}", serde_json::to_string_pretty(output)?);
+            }
+        }
         Format::Json => {
             let body = json!({
                 "status": result.stop_reason,
@@ -576,6 +628,61 @@ async fn invoke(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Prints a streamed run as it happens: the answer's tokens on stdout and tool calls on
+/// stderr, or (`json`) every event as one JSON object per line. Returns the run's result.
+async fn print_stream(
+    mut events: agent_gateway::RunStream,
+    json: bool,
+) -> anyhow::Result<agent_gateway::RunResult> {
+    let mut out = std::io::stdout();
+    while let Some(event) = events.next().await {
+        let line = match event {
+            RunEvent::Finished(result) => return Ok(*result),
+            RunEvent::Started { execution_id, .. } => {
+                json!({"event": "execution", "execution_id": execution_id})
+            }
+            RunEvent::Engine(EngineEvent::Token { content }) => {
+                if !json {
+                    write!(out, "{content}")?;
+                    out.flush()?;
+                }
+                json!({"event": "token", "content": content})
+            }
+            RunEvent::Engine(EngineEvent::ToolCall {
+                call_id,
+                name,
+                arguments,
+            }) => {
+                if !json {
+                    eprintln!("  [calling {name}]");
+                }
+                json!({"event": "tool_call", "call_id": call_id, "name": name, "arguments": arguments})
+            }
+            RunEvent::Engine(EngineEvent::ToolResult {
+                call_id,
+                name,
+                output,
+            }) => json!({"event": "tool_result", "call_id": call_id, "name": name, "output": output}),
+            RunEvent::Engine(EngineEvent::ApprovalRequired {
+                approval_id,
+                name,
+                arguments,
+                ..
+            }) => {
+                if !json {
+                    eprintln!("  [{name} waits for approval {approval_id}]");
+                }
+                json!({"event": "approval_required", "approval_id": approval_id, "name": name, "arguments": arguments})
+            }
+        };
+        if json {
+            writeln!(out, "{line}")?;
+            out.flush()?;
+        }
+    }
+    Err(anyhow!("the run's events ended before its result"))
 }
 
 async fn chat(path: &std::path::Path, agent: &str) -> anyhow::Result<ExitCode> {

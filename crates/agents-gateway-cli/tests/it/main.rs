@@ -145,6 +145,65 @@ fn check_reports_every_mistake_with_file_and_line() {
     assert!(stdout.trim_end().contains("Validation failed"), "{stdout}");
 }
 
+#[test]
+fn invoke_streams_the_answer_as_it_is_written() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mock = runtime.block_on(MockLlm::start()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    write(
+        ws,
+        "gateway.yaml",
+        "model:\n  default: openai/gpt-test\npersistence:\n  enabled: false\n",
+    );
+    write(ws, "agents/greeter/AGENT.md", "Greet.\n");
+    let invoke = |args: &[&str]| {
+        bin()
+            .args(["invoke", "greeter", "hello", "--stream", "-w"])
+            .arg(ws)
+            .args(args)
+            .env("OPENAI_API_KEY", "k")
+            .env("OPENAI_API_BASE", mock.openai_base())
+            .output()
+            .unwrap()
+    };
+    mock.push(Reply::text("one two three"));
+    let output = invoke(&[]);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.starts_with("one two three\n"), "{stdout}");
+    assert!(stdout.contains("Status: completed"), "{stdout}");
+    assert!(
+        mock.requests().last().unwrap().stream,
+        "the model was asked to stream"
+    );
+
+    mock.push(Reply::text("one two three"));
+    let output = invoke(&["--json"]);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(events[0]["event"], "execution");
+    let tokens: String = events
+        .iter()
+        .filter(|e| e["event"] == "token")
+        .map(|e| e["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(tokens, "one two three");
+    assert!(
+        events.iter().filter(|e| e["event"] == "token").count() > 1,
+        "{stdout}"
+    );
+    let done = events.last().unwrap();
+    assert_eq!(done["event"], "done");
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["result"]["raw_text"], "one two three");
+    assert_eq!(done["execution_id"], events[0]["execution_id"]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn invoke_and_list_against_the_mock() {
     let mock = MockLlm::start().await.unwrap();
