@@ -328,6 +328,51 @@ fn context_paths_must_stay_inside_the_workspace() {
 }
 
 #[test]
+fn tool_handlers_must_stay_inside_their_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws_root = dir.path().join("ws");
+    write(
+        &ws_root,
+        "tools/escape/TOOL.md",
+        "---\nname: escape\ndescription: d\nhandler: ../../../payload.py\n---\nBody.\n",
+    );
+    write(
+        dir.path(),
+        "payload.py",
+        "def handler(args):\n    return 1\n",
+    );
+    #[cfg(unix)]
+    {
+        write(
+            &ws_root,
+            "tools/linked/TOOL.md",
+            "---\nname: linked\ndescription: d\nhandler: run.py\n---\nBody.\n",
+        );
+        std::os::unix::fs::symlink(
+            dir.path().join("payload.py"),
+            ws_root.join("tools/linked/run.py"),
+        )
+        .unwrap();
+    }
+    let ws = Workspace::load(&ws_root, &BTreeMap::new());
+    let errors: Vec<String> = ws.diagnostics.errors().map(|d| d.to_string()).collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("'../../../payload.py' does not exist inside the tool's folder")),
+        "{errors:?}"
+    );
+    #[cfg(unix)]
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("'run.py' does not exist inside the tool's folder")),
+        "a link to a file outside is outside: {errors:?}"
+    );
+    assert!(ws.tools.get("escape").is_none_or(|t| t.handler.is_none()));
+}
+
+#[test]
 fn every_bad_key_of_a_file_is_reported_in_one_pass() {
     let dir = tempfile::tempdir().unwrap();
     write(
