@@ -242,7 +242,10 @@ fn sample_rate_zero_exports_no_span() {
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("unsampled"), "{stdout}");
-    assert!(!stderr.contains("span "), "nothing sampled, nothing exported: {stderr}");
+    assert!(
+        !stderr.contains("span "),
+        "nothing sampled, nothing exported: {stderr}"
+    );
     // The mock got no trace context either: an unsampled trace is not continued downstream.
     let sent = mock.requests();
     assert!(
