@@ -664,7 +664,9 @@ async fn print_stream(
                 call_id,
                 name,
                 output,
-            }) => json!({"event": "tool_result", "call_id": call_id, "name": name, "output": output}),
+            }) => {
+                json!({"event": "tool_result", "call_id": call_id, "name": name, "output": output})
+            }
             RunEvent::Engine(EngineEvent::ApprovalRequired {
                 approval_id,
                 name,
