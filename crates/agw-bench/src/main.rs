@@ -4,6 +4,7 @@
 //! ```text
 //! agw-load --url http://127.0.0.1:8000/v1/agents/a/invoke --body '{"message":"hi"}' \
 //!          --concurrency 10 --duration 10 [--warmup 2] [--header 'X-Api-Key: k'] [--label sqlite-c10]
+//!          [--sessions 10000] [--report-every 60]
 //! ```
 //! The last line printed is the summary as JSON.
 //!
@@ -16,10 +17,21 @@
 //! Flow mode measures whole agentgate server flows: `--url` is the site, `--flow-start PATH`
 //! starts a session, and each `--flow-step 'PATH JSON'` runs a step with its `X-Session-ID`;
 //! one iteration (start + every step) is one measured "request".
+//!
+//! Chat mode (`--sessions N`): `--url` is an agent's chat URL and the load keeps N chat
+//! sessions alive. Each request takes the next of N slots in turn: a slot without a session
+//! sends the body as it is and keeps the `session_id` answered; a slot with one adds
+//! `"session_id"` to the body, so every session gets turns in turn. A turn answered with
+//! another session id or a `turn_count` other than the slot's next counts as an error (also
+//! counted in `session_errors`).
+//!
+//! `--report-every SECS` also prints, before the summary, one JSON line per interval of the
+//! measured time (label suffixed `-m1`, `-m2`, ...) with that interval's requests, errors, rate
+//! and latency percentiles (by completion time), so a long run shows whether latency drifts.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -37,6 +49,17 @@ struct Args {
     rate: Option<f64>,
     requests: Option<u64>,
     stream: bool,
+    chat: Option<ChatSessions>,
+    report_every: Option<Duration>,
+}
+
+/// Chat mode: the sessions the load keeps, one per slot, taken round-robin.
+struct ChatSessions {
+    /// The request body, to which `session_id` is added.
+    body: serde_json::Map<String, serde_json::Value>,
+    /// Each slot's session and its completed turns; a turn holds its slot's lock.
+    slots: Vec<tokio::sync::Mutex<Option<(String, u64)>>>,
+    next: AtomicUsize,
 }
 
 fn parse() -> Result<Args, String> {
@@ -55,7 +78,10 @@ fn parse() -> Result<Args, String> {
         rate: None,
         requests: None,
         stream: false,
+        chat: None,
+        report_every: None,
     };
+    let mut sessions = None;
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
         let mut value = || iter.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -97,6 +123,20 @@ fn parse() -> Result<Args, String> {
                 args.requests = Some(value()?.parse().map_err(|_| "invalid --requests")?);
             }
             "--stream" => args.stream = true,
+            "--sessions" => {
+                sessions = Some(
+                    value()?
+                        .parse::<usize>()
+                        .map_err(|_| "invalid --sessions")?,
+                );
+            }
+            "--report-every" => {
+                let secs: f64 = value()?.parse().map_err(|_| "invalid --report-every")?;
+                match Duration::try_from_secs_f64(secs) {
+                    Ok(every) if !every.is_zero() => args.report_every = Some(every),
+                    _ => return Err("--report-every must be positive".into()),
+                }
+            }
             "--flow-start" => args.flow_start = Some(value()?),
             "--flow-step" => {
                 let step = value()?;
@@ -116,6 +156,23 @@ fn parse() -> Result<Args, String> {
     }
     if args.body.is_none() && args.method == reqwest::Method::POST {
         args.body = Some("{}".into());
+    }
+    if let Some(n) = sessions {
+        if n == 0 {
+            return Err("--sessions must be at least 1".into());
+        }
+        if args.stream || args.flow_start.is_some() {
+            return Err("--sessions cannot go with --stream or --flow-start".into());
+        }
+        let body = match serde_json::from_str(args.body.as_deref().unwrap_or("{}")) {
+            Ok(serde_json::Value::Object(body)) => body,
+            _ => return Err("--sessions needs a JSON object --body".into()),
+        };
+        args.chat = Some(ChatSessions {
+            body,
+            slots: (0..n).map(|_| tokio::sync::Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        });
     }
     Ok(args)
 }
@@ -183,6 +240,47 @@ async fn flow(client: &reqwest::Client, args: &Args, start: &str) -> bool {
     true
 }
 
+/// One chat turn on the next session slot.
+async fn chat_turn(client: &reqwest::Client, args: &Args, chat: &ChatSessions) -> Sample {
+    let index = chat.next.fetch_add(1, Ordering::Relaxed) % chat.slots.len();
+    let mut slot = chat.slots[index].lock().await;
+    let mut body = chat.body.clone();
+    if let Some((id, _)) = slot.as_ref() {
+        body.insert("session_id".into(), serde_json::Value::from(id.as_str()));
+    }
+    let body = serde_json::Value::Object(body).to_string();
+    let sent = request(client, args, args.method.clone(), &args.url, Some(&body))
+        .send()
+        .await;
+    let Ok(response) = sent else {
+        return Sample::default();
+    };
+    if response.status().as_u16() != args.expect_status {
+        let _ = response.bytes().await;
+        return Sample::default();
+    }
+    let Ok(answer) = response.json::<serde_json::Value>().await else {
+        return Sample::default();
+    };
+    let (Some(id), Some(turns)) = (answer["session_id"].as_str(), answer["turn_count"].as_u64())
+    else {
+        return Sample {
+            session_error: true,
+            ..Sample::default()
+        };
+    };
+    let consistent = match slot.as_ref() {
+        Some((sent, done)) => sent == id && turns == done + 1,
+        None => turns == 1,
+    };
+    *slot = Some((id.to_string(), turns));
+    Sample {
+        ok: consistent,
+        session_error: !consistent,
+        ..Sample::default()
+    }
+}
+
 fn micros(duration: Duration) -> u32 {
     duration.as_micros().min(u128::from(u32::MAX)) as u32
 }
@@ -195,6 +293,8 @@ struct Sample {
     first_chunk: Option<u32>,
     /// Gaps between body chunks (streaming).
     gaps: Vec<u32>,
+    /// Chat mode: answered, but with another session or turn count than expected.
+    session_error: bool,
 }
 
 /// Whether a streamed chunk carries generated text: `"content":"<something>"` (OpenAI deltas
@@ -208,6 +308,9 @@ fn carries_text(bytes: &[u8]) -> bool {
 
 /// One request (or flow), from `started`.
 async fn once(client: &reqwest::Client, args: &Args, started: Instant) -> Sample {
+    if let Some(chat) = &args.chat {
+        return chat_turn(client, args, chat).await;
+    }
     if let Some(start) = &args.flow_start {
         return Sample {
             ok: flow(client, args, start).await,
@@ -265,6 +368,7 @@ struct Totals {
     first_chunks: Vec<u32>,
     gaps: Vec<u32>,
     errors: u64,
+    session_errors: u64,
 }
 
 impl Totals {
@@ -275,6 +379,7 @@ impl Totals {
             self.gaps.extend(sample.gaps);
         } else {
             self.errors += 1;
+            self.session_errors += u64::from(sample.session_error);
         }
     }
 
@@ -283,6 +388,100 @@ impl Totals {
         self.first_chunks.extend(other.first_chunks);
         self.gaps.extend(other.gaps);
         self.errors += other.errors;
+        self.session_errors += other.session_errors;
+    }
+}
+
+/// What the current reporting interval measured (`--report-every`), shared by the workers.
+#[derive(Default)]
+struct Window {
+    latencies: Vec<u32>,
+    errors: u64,
+}
+
+type SharedWindow = Option<Arc<Mutex<Window>>>;
+
+fn record(window: &SharedWindow, ok: bool, latency: u32) {
+    if let Some(window) = window {
+        // A poisoned lock only means another task panicked mid-push of plain data.
+        let mut window = window
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if ok {
+            window.latencies.push(latency);
+        } else {
+            window.errors += 1;
+        }
+    }
+}
+
+/// One interval's line: its requests, errors, rate and latency percentiles.
+fn print_interval(args: &Args, n: u32, seconds: f64, window: Window) {
+    let Window {
+        mut latencies,
+        errors,
+    } = window;
+    latencies.sort_unstable();
+    let line = serde_json::json!({
+        "label": format!("{}-m{n}", args.label),
+        "interval": n,
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+        "concurrency": args.concurrency,
+        "requests": latencies.len(),
+        "errors": errors,
+        "rps": (latencies.len() as f64 / seconds.max(0.001)).round(),
+        "p50_ms": percentile(&latencies, 50.0),
+        "p90_ms": percentile(&latencies, 90.0),
+        "p99_ms": percentile(&latencies, 99.0),
+        "max_ms": percentile(&latencies, 100.0),
+    });
+    println!("{line}");
+}
+
+/// Prints one line per `every` from `from`: the interval's figures, label suffixed `-mN`.
+/// The last interval ends at `until` (or at `done` for a request budget) and also takes the
+/// requests still in flight then.
+async fn report(
+    args: Arc<Args>,
+    window: Arc<Mutex<Window>>,
+    every: Duration,
+    from: Instant,
+    until: Option<Instant>,
+    mut done: tokio::sync::oneshot::Receiver<()>,
+) {
+    let take = || {
+        std::mem::take(
+            &mut *window
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    };
+    let mut n = 1;
+    let mut start = from;
+    let mut finished = false;
+    loop {
+        let end = start + every;
+        if until.is_some_and(|until| end >= until) {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(end.into()) => {}
+            _ = &mut done => {
+                finished = true;
+                break;
+            }
+        }
+        print_interval(&args, n, every.as_secs_f64(), take());
+        n += 1;
+        start = end;
+    }
+    if !finished {
+        let _ = done.await;
+    }
+    let end = until.unwrap_or_else(Instant::now).max(start);
+    let last = take();
+    if !last.latencies.is_empty() || last.errors > 0 {
+        print_interval(&args, n, (end - start).as_secs_f64(), last);
     }
 }
 
@@ -293,6 +492,7 @@ async fn worker(
     stop: Arc<AtomicBool>,
     record_after: Instant,
     budget: Arc<std::sync::atomic::AtomicU64>,
+    window: SharedWindow,
 ) -> Totals {
     let mut totals = Totals::default();
     while !stop.load(Ordering::Relaxed) {
@@ -306,7 +506,9 @@ async fn worker(
         let started = Instant::now();
         let sample = once(&client, &args, started).await;
         if started >= record_after {
-            totals.add(sample, micros(started.elapsed()));
+            let latency = micros(started.elapsed());
+            record(&window, sample.ok, latency);
+            totals.add(sample, latency);
         }
     }
     totals
@@ -319,6 +521,7 @@ async fn open_loop(
     rate: f64,
     record_after: Instant,
     until: Instant,
+    window: SharedWindow,
 ) -> Totals {
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
     let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
@@ -332,17 +535,20 @@ async fn open_loop(
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             if scheduled >= record_after {
                 overloaded += 1;
+                record(&window, false, 0);
             }
             continue;
         };
         let (client, args, sender) = (client.clone(), Arc::clone(&args), sender.clone());
+        let window = window.clone();
         tokio::spawn(async move {
             let sample = once(&client, &args, scheduled).await;
-            let _ = sender.send((
-                sample,
-                micros(scheduled.elapsed()),
-                scheduled >= record_after,
-            ));
+            let latency = micros(scheduled.elapsed());
+            let counted = scheduled >= record_after;
+            if counted {
+                record(&window, sample.ok, latency);
+            }
+            let _ = sender.send((sample, latency, counted));
             drop(permit);
         });
     }
@@ -388,9 +594,36 @@ async fn main() -> ExitCode {
     let started = Instant::now();
     let record_after = started + args.warmup;
     let mut totals = Totals::default();
+    let window: SharedWindow = args.report_every.map(|_| Arc::default());
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let reporter = args
+        .report_every
+        .zip(window.clone())
+        .map(|(every, window)| {
+            let until = args
+                .requests
+                .is_none()
+                .then_some(record_after + args.duration);
+            tokio::spawn(report(
+                Arc::clone(&args),
+                window,
+                every,
+                record_after,
+                until,
+                finished,
+            ))
+        });
     if let Some(rate) = args.rate {
         let until = record_after + args.duration;
-        totals = open_loop(client, Arc::clone(&args), rate, record_after, until).await;
+        totals = open_loop(
+            client,
+            Arc::clone(&args),
+            rate,
+            record_after,
+            until,
+            window.clone(),
+        )
+        .await;
     } else {
         let budget = Arc::new(std::sync::atomic::AtomicU64::new(
             args.requests.unwrap_or(0),
@@ -403,6 +636,7 @@ async fn main() -> ExitCode {
                     Arc::clone(&stop),
                     record_after,
                     Arc::clone(&budget),
+                    window.clone(),
                 ))
             })
             .collect();
@@ -417,11 +651,16 @@ async fn main() -> ExitCode {
         }
     }
     let measured = started.elapsed().saturating_sub(args.warmup).as_secs_f64();
+    let _ = done.send(());
+    if let Some(reporter) = reporter {
+        let _ = reporter.await;
+    }
     let Totals {
         mut latencies,
         mut first_chunks,
         mut gaps,
         errors,
+        session_errors,
     } = totals;
     latencies.sort_unstable();
     first_chunks.sort_unstable();
@@ -439,6 +678,16 @@ async fn main() -> ExitCode {
     });
     if let Some(rate) = args.rate {
         summary["target_rps"] = serde_json::json!(rate);
+    }
+    if let Some(chat) = &args.chat {
+        let open = chat
+            .slots
+            .iter()
+            .filter(|slot| slot.try_lock().is_ok_and(|slot| slot.is_some()))
+            .count();
+        summary["sessions"] = serde_json::json!(chat.slots.len());
+        summary["sessions_open"] = serde_json::json!(open);
+        summary["session_errors"] = serde_json::json!(session_errors);
     }
     if args.stream {
         summary["first_chunk_p50_ms"] = serde_json::json!(percentile(&first_chunks, 50.0));

@@ -17,6 +17,7 @@ use gateway_store::{
 use serde_json::json;
 
 mod memories;
+mod roundtrip;
 
 /// A store under test and what cleans it up.
 struct Subject {
@@ -1249,9 +1250,9 @@ async fn migrations_go_up_and_down_by_step_and_to_a_version() {
         stores.push(("postgres", store, Some((url, schema))));
     }
     for (name, store, cleanup) in stores {
-        assert_eq!(migrate::current(&store).await.unwrap(), 5, "{name}");
+        assert_eq!(migrate::current(&store).await.unwrap(), 6, "{name}");
         let history = migrate::history(&store).await.unwrap();
-        assert_eq!(history.len(), 5);
+        assert_eq!(history.len(), 6);
         assert!(history.iter().all(|m| m.applied));
         // One step down drops version 2 only: executions stay, approvals go.
         store.insert_execution(execution("x")).await.unwrap();
@@ -1274,14 +1275,14 @@ async fn migrations_go_up_and_down_by_step_and_to_a_version() {
             "{name}: table dropped"
         );
         assert!(
-            migrate::downgrade(&store, Some(6)).await.is_err(),
+            migrate::downgrade(&store, Some(7)).await.is_err(),
             "unknown version"
         );
         assert_eq!(migrate::upgrade(&store, Some(1)).await.unwrap(), 1);
-        assert_eq!(migrate::upgrade(&store, None).await.unwrap(), 5);
+        assert_eq!(migrate::upgrade(&store, None).await.unwrap(), 6);
         assert_eq!(
             migrate::upgrade(&store, None).await.unwrap(),
-            5,
+            6,
             "idempotent"
         );
         assert!(
