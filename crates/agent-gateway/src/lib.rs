@@ -14,8 +14,13 @@
 //! ```
 
 pub use gateway_core::*;
+/// The extractors of the API's own handlers, for a host program's routes
+/// ([`HttpApp::routes`]): their refusals are the API's error envelope, and `ApiPath` checks the
+/// path parameters the document gives a rule (`agent_id`, ...).
+pub use gateway_http::kit::extract::{ApiJson, ApiPath, ApiQuery};
 pub use gateway_http::{
-    ApiError, ErrorResponse, HttpApp, MetricsListener, RequestError, serve, serve_metrics,
+    ApiError, ErrorResponse, HostRoutes, HttpApp, MetricsListener, RequestError, serve,
+    serve_metrics, utoipa, utoipa_axum,
 };
 /// The log and trace pipeline ([`telemetry::Telemetry::install`]), the exported spans and
 /// W3C trace context.

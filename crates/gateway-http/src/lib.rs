@@ -5,6 +5,7 @@
 //! headers.
 
 mod agentgate;
+mod connections;
 pub mod kit;
 mod rest;
 mod serve;
@@ -17,15 +18,24 @@ use gateway_core::Gateway;
 
 pub use kit::error::{ApiError, ErrorBody, ErrorDetail, ErrorResponse, LocItem, RequestError};
 pub use serve::{MetricsListener, serve, serve_metrics};
+/// What a host program documents its own routes with ([`HttpApp::routes`]): the versions
+/// this crate builds its document with.
+pub use {utoipa, utoipa_axum};
 
 use kit::error::RequestError as Failure;
-use kit::extract::MAX_BODY_BYTES;
+use kit::extract::BodyLimit;
 use kit::headers::{SecurityHeaders, cors_layer, response_headers};
 
-/// Builds the gateway's HTTP app: the REST API, its docs, and the agentgate endpoints.
+/// Routes a host program adds, with their OpenAPI description (`utoipa_axum`'s router over
+/// handlers annotated with `#[utoipa::path]`); their state is the gateway.
+pub type HostRoutes = utoipa_axum::router::OpenApiRouter<Gateway>;
+
+/// Builds the gateway's HTTP app: the REST API, its docs, and the agentgate endpoints, plus
+/// the routes a host program adds.
 pub struct HttpApp {
     gateway: Gateway,
     openapi_tags: Vec<(String, String)>,
+    routes: Vec<HostRoutes>,
 }
 
 impl HttpApp {
@@ -33,6 +43,7 @@ impl HttpApp {
         Self {
             gateway,
             openapi_tags: Vec::new(),
+            routes: Vec::new(),
         }
     }
 
@@ -40,6 +51,17 @@ impl HttpApp {
     /// program adds.
     pub fn openapi_tag(mut self, name: impl Into<String>, description: impl Into<String>) -> Self {
         self.openapi_tags.push((name.into(), description.into()));
+        self
+    }
+
+    /// Adds a host program's own routes. They are served beside the API's, behind the same
+    /// layers (body limit, CORS, security headers, metrics), and are part of `/openapi.json`
+    /// with what the API's routes get there: the error responses of the HTTP layer and the
+    /// rules of known path parameters (`agent_id`, ...), which the kit's extractors
+    /// (`kit::extract::{ApiJson, ApiPath, ApiQuery}`) enforce. Keep them outside `/v1`: a
+    /// `/v1` route without an access rule in the guard is refused.
+    pub fn routes(mut self, routes: HostRoutes) -> Self {
+        self.routes.push(routes);
         self
     }
 
@@ -61,11 +83,19 @@ impl HttpApp {
         let gateway_for_metrics = gateway.clone();
         let config = gateway.config();
         let security = Arc::new(SecurityHeaders::new(&config.security));
-        rest::routes(&gateway, &self.openapi_tags)
+        // Read once: like the listening address, the body limit takes a restart to change.
+        let body_limit = config.server.max_body_bytes;
+        rest::routes(&gateway, &self.openapi_tags, self.routes, body_limit)
             .merge(agentgate::routes(gateway.clone()))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
-            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(DefaultBodyLimit::max(body_limit))
+            // A client that pauses in its body longer than this gets a 4xx, its connection
+            // freed (the head's limit is the accept loop's).
+            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+                std::time::Duration::from_secs(config.server.body_read_timeout_s.max(1)),
+            ))
+            .layer(axum::Extension(BodyLimit(body_limit)))
             .layer(axum::middleware::from_fn_with_state(
                 gateway,
                 kit::guard::guard,

@@ -1,7 +1,5 @@
 //! Serving the gateway on a socket with graceful shutdown.
 
-use std::future::IntoFuture;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
@@ -9,13 +7,9 @@ use tokio::net::TcpListener;
 
 use gateway_core::Gateway;
 
-/// Sends small writes at once. Without it a streamed event written while the client's
-/// acknowledgement of the previous one is delayed waits for that acknowledgement (up to
-/// 40 ms on Linux): Nagle's algorithm meeting delayed ACKs.
+/// For `tap_io` (the metrics listener).
 fn no_delay(stream: &mut tokio::net::TcpStream) {
-    if let Err(err) = stream.set_nodelay(true) {
-        tracing::debug!(error = %err, "cannot set TCP_NODELAY on a connection");
-    }
+    crate::connections::no_delay(stream);
 }
 
 /// Serves `gateway` on an already bound listener until `shutdown` resolves, then stops
@@ -46,15 +40,15 @@ pub(crate) async fn serve_router(
     // stops serving when this function returns.
     let _metrics = serve_metrics(&gateway).await?;
     gateway.startup().await;
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
     let (stopping, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
         let _ = stopping.send(());
     };
-    let server = axum::serve(listener.tap_io(no_delay), app)
-        .with_graceful_shutdown(signal)
-        .into_future();
+    let header_read_timeout =
+        Duration::from_secs(gateway.config().server.header_read_timeout_s.max(1));
+    let server =
+        crate::connections::serve_connections(listener, router, header_read_timeout, signal);
     tokio::pin!(server);
     let mut drained = false;
     let result = tokio::select! {

@@ -201,7 +201,23 @@ pub struct ServerConfig {
     /// How long a stopping server lets runs in flight and notification deliveries finish
     /// before it records the unfinished runs cancelled (ours).
     pub shutdown_timeout_s: u64,
+    /// The largest request body the HTTP API reads, in bytes: beyond it a request is refused
+    /// with 413 (ours).
+    pub max_body_bytes: usize,
+    /// How long a client has to send a request's head before its connection is closed (ours:
+    /// a slow client cannot hold a connection forever).
+    pub header_read_timeout_s: u64,
+    /// The longest pause allowed while a request's body is read; then the request is refused
+    /// (a 4xx) and its connection freed (ours).
+    pub body_read_timeout_s: u64,
 }
+
+/// `server.max_body_bytes` unless set: 2 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// The bounds of `server.max_body_bytes`: below 1 KiB not even a chat turn fits; past 1 GiB
+/// one request could take the process's memory.
+pub const MAX_BODY_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1024..=1024 * 1024 * 1024;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -211,6 +227,9 @@ impl Default for ServerConfig {
             workers: 1,
             public_url: String::new(),
             shutdown_timeout_s: 30,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            header_read_timeout_s: 30,
+            body_read_timeout_s: 60,
         }
     }
 }
@@ -1312,11 +1331,37 @@ fn validate(config: &GatewayConfig, path: &Path, text: &str, diagnostics: &mut D
             diagnostics.error(path, line(key), format!("'{key}' must be at least 1"));
         }
     }
-    if config.server.shutdown_timeout_s == 0 || config.server.shutdown_timeout_s > 3600 {
+    for (key, value) in [
+        (
+            "server.shutdown_timeout_s",
+            config.server.shutdown_timeout_s,
+        ),
+        (
+            "server.header_read_timeout_s",
+            config.server.header_read_timeout_s,
+        ),
+        (
+            "server.body_read_timeout_s",
+            config.server.body_read_timeout_s,
+        ),
+    ] {
+        if value == 0 || value > 3600 {
+            diagnostics.error(
+                path,
+                line(key),
+                format!("'{key}' must be between 1 and 3600 seconds"),
+            );
+        }
+    }
+    if !MAX_BODY_BYTES_RANGE.contains(&config.server.max_body_bytes) {
         diagnostics.error(
             path,
-            line("server.shutdown_timeout_s"),
-            "'server.shutdown_timeout_s' must be between 1 and 3600 seconds",
+            line("server.max_body_bytes"),
+            format!(
+                "'server.max_body_bytes' must be between {} and {} bytes",
+                MAX_BODY_BYTES_RANGE.start(),
+                MAX_BODY_BYTES_RANGE.end()
+            ),
         );
     }
     validate_telemetry(&config.telemetry, &line, path, diagnostics);
@@ -1812,6 +1857,33 @@ mod tests {
         assert_eq!(errors[0].line, Some(2));
         let loaded = load("log:\n  format: xml\n", &[]);
         assert_eq!(loaded.diagnostics.errors().next().unwrap().line, Some(2));
+    }
+
+    #[test]
+    fn max_body_bytes_has_a_default_and_bounds() {
+        let loaded = load("server:\n  port: 9000\n", &[]);
+        let config = loaded.config.unwrap();
+        assert_eq!(config.server.max_body_bytes, 2 * 1024 * 1024);
+        let loaded = load("server:\n  max_body_bytes: 65536\n", &[]);
+        assert!(loaded.diagnostics.errors().next().is_none());
+        assert_eq!(loaded.config.unwrap().server.max_body_bytes, 65536);
+        for bad in ["100", "2147483648"] {
+            let loaded = load(&format!("server:\n  max_body_bytes: {bad}\n"), &[]);
+            let errors: Vec<_> = loaded.diagnostics.errors().collect();
+            assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+            assert_eq!(errors[0].line, Some(2));
+            assert!(
+                errors[0].message.contains("server.max_body_bytes"),
+                "{errors:?}"
+            );
+        }
+        let loaded = load("server:\n  max_body_bytes: lots\n", &[]);
+        assert!(loaded.diagnostics.errors().next().is_some());
+        let loaded = load(
+            "server: {}\n",
+            &[("AGENT_GATEWAY_SERVER__MAX_BODY_BYTES", "4096")],
+        );
+        assert_eq!(loaded.config.unwrap().server.max_body_bytes, 4096);
     }
 
     #[test]

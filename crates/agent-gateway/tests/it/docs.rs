@@ -1,3 +1,4 @@
+use agent_gateway::{utoipa, utoipa_axum};
 use serde_json::Value;
 
 use crate::support::*;
@@ -160,8 +161,9 @@ async fn agents_with_schemas_get_their_own_typed_invoke_route() {
     );
     let result = &route["responses"]["200"]["content"]["application/json"]["schema"];
     assert_eq!(
-        result["allOf"][1]["properties"]["result"]["properties"]["output"]["properties"]["temperature"]
-            ["type"],
+        // Or null: a failed run, or an answer that did not match, has no output.
+        result["allOf"][1]["properties"]["result"]["properties"]["output"]["anyOf"][0]["properties"]
+            ["temperature"]["type"],
         "number"
     );
     assert!(spec["paths"].get("/v1/agents/plain/invoke").is_none());
@@ -174,4 +176,126 @@ async fn agents_with_schemas_get_their_own_typed_invoke_route() {
             "dangling $ref {name}"
         );
     }
+}
+
+/// A host program's own route, documented with utoipa.
+#[utoipa::path(get, path = "/reports/{agent_id}", tag = "Reports",
+    params(("agent_id" = String, Path, description = "Agent id")),
+    responses((status = 200, description = "The report", body = String)))]
+async fn report(agent_gateway::ApiPath(agent_id): agent_gateway::ApiPath<String>) -> String {
+    format!("report of {agent_id}")
+}
+
+#[tokio::test]
+async fn every_route_documents_what_the_http_layer_answers() {
+    let ws = TestWorkspace::new();
+    ws.agent(
+        "extractor",
+        "input_schema:\n  type: object\n  required: [city]\n  properties:\n    city: {type: string}\noutput_schema:\n  type: object\n  properties:\n    temperature: {type: number}",
+        "Extract.",
+    );
+    ws.config(&format!(
+        "model:\n  default: {MODEL}\nauth:\n  api_keys:\n    - {{name: ci, key: k-1, scopes: [\"*\"]}}\n"
+    ));
+    let mock = mock_llm::MockLlm::start().await.unwrap();
+    let gateway = agent_gateway::Gateway::builder(ws.path())
+        .env(mock_env(&mock))
+        .build()
+        .await
+        .unwrap();
+    let host = utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(report));
+    let app = agent_gateway::HttpApp::new(gateway.clone())
+        .openapi_tag("Reports", "Custom reports")
+        .routes(host)
+        .router();
+    let server = TestServer::serve_router(gateway, app).await;
+    let (status, spec) = server.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    let error_ref = serde_json::json!("#/components/schemas/ErrorResponse");
+    let mut operations = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            operations += 1;
+            let responses = operation["responses"].as_object().unwrap();
+            let has = |status: &str| responses.contains_key(status);
+            let parameters = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let in_path = parameters.iter().any(|p| p["in"] == "path");
+            let in_query = parameters.iter().any(|p| p["in"] == "query");
+            if operation.get("requestBody").is_some() {
+                assert!(has("413") && has("415") && has("422"), "{method} {path}");
+            }
+            if in_path {
+                assert!(has("404") && has("422"), "{method} {path}");
+            }
+            if in_query {
+                assert!(has("422"), "{method} {path}");
+            }
+            let guarded = path.starts_with("/v1/") || path == "/metrics";
+            assert_eq!(has("429"), guarded, "{method} {path}");
+            let public = path == "/v1/health" || path == "/v1/ready";
+            assert_eq!(
+                has("401") && has("403"),
+                guarded && !public,
+                "{method} {path}"
+            );
+            // Secured with auth on, except what is public.
+            assert_eq!(
+                operation.get("security").is_some(),
+                guarded && !public,
+                "{method} {path}"
+            );
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        response["description"]
+                            .as_str()
+                            .is_some_and(|d| !d.is_empty()),
+                        "{method} {path} {status}"
+                    );
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"], error_ref,
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(operations > 50, "{operations}");
+    assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+    // The host program's route, and its path parameter's rule.
+    let route = &spec["paths"]["/reports/{agent_id}"]["get"];
+    assert_eq!(route["tags"][0], "Reports");
+    assert_eq!(
+        route["parameters"][0]["schema"]["pattern"],
+        "^[a-zA-Z0-9_-]{1,128}$"
+    );
+    assert!(route["responses"]["422"].is_object());
+    let answer = server
+        .client
+        .get(format!("{}/reports/ok-1", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.text().await.unwrap(), "report of ok-1");
+    let (status, body) = server.get("/reports/not%20ok").await;
+    assert_eq!((status, error_code(&body)), (422, "validation_error"));
+    // The per-agent route: the generic body with the agent's input in it, its events.
+    let typed = &spec["paths"]["/v1/agents/extractor/invoke"]["post"];
+    let body = &typed["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["properties"]["message"]["maxLength"], 102_400);
+    assert!(body["properties"]["options"]["oneOf"].is_array(), "{body}");
+    assert_eq!(
+        typed["responses"]["200"]["content"]["text/event-stream"]["schema"]["$ref"],
+        "#/components/schemas/SseEvent"
+    );
+    assert!(typed["responses"]["413"].is_object() && typed["responses"]["401"].is_object());
+    // `loc` items are what is sent: keys and indexes.
+    let loc = &spec["components"]["schemas"]["LocItem"]["oneOf"];
+    assert_eq!(loc[0]["type"], "string");
+    assert_eq!(loc[1]["type"], "integer");
+    let (_, error) = server.get("/v1/executions?limit=0").await;
+    assert_eq!(error_code(&error), "auth_required");
 }

@@ -497,3 +497,64 @@ async fn runs_unfinished_at_the_shutdown_deadline_are_recorded_cancelled() {
     // The caller got an answer (the cancelled run) or its connection closed; never a hang.
     let _ = tokio::time::timeout(Duration::from_secs(5), invoke).await;
 }
+
+/// Reads what the server sends until it closes the connection (5 s at most).
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received));
+    read.await
+        .ok()
+        .map(|_| String::from_utf8_lossy(&received).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_clients_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let (_ws, _mock, server) =
+        server_with("server:\n  header_read_timeout_s: 1\n  body_read_timeout_s: 1\n").await;
+    let addr = server.url.trim_start_matches("http://").to_string();
+
+    // A head that never ends.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let answer = read_until_closed(&mut slow)
+        .await
+        .expect("the connection is closed, not held");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+
+    // A body that stops coming.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(
+        b"POST /v1/agents/helper/invoke HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"message\": ",
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let answer = read_until_closed(&mut slow)
+        .await
+        .expect("the request ends, not held");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "a 4xx or a closed connection: {answer}"
+    );
+
+    // Everyone else is served as before.
+    assert_eq!(server.get("/v1/health").await.0, 200);
+}

@@ -25,6 +25,13 @@ pub enum Access {
     InvokeAgent,
 }
 
+/// Whether the guard stands in front of `path` (a request path, or a route template): every
+/// `/v1` route and `/metrics`. Anything else has its own rules (docs are public, agentgate
+/// enforces its manifest's auth, a host program's routes are its own).
+pub fn is_guarded(path: &str) -> bool {
+    path.starts_with("/v1/") || path == METRICS
+}
+
 /// The access rule of each `/v1` route (by method and route pattern).
 pub fn access(method: &Method, route: &str) -> Option<Access> {
     use Access::{InvokeAgent, Public, Scope};
@@ -158,10 +165,8 @@ fn check_scope(actor: &Actor, rule: Access, path: &str) -> Result<(), ApiError> 
 
 async fn admit(gateway: &Gateway, mut request: Request) -> Result<Request, ApiError> {
     let path = request.uri().path().to_string();
-    // Preflights are answered by the CORS layer; anything else outside /v1 and /metrics has
-    // its own rules
-    // (docs are public, agentgate enforces the manifest's auth).
-    if request.method() == Method::OPTIONS || !(path.starts_with("/v1/") || path == METRICS) {
+    // Preflights are answered by the CORS layer.
+    if request.method() == Method::OPTIONS || !is_guarded(&path) {
         return Ok(request);
     }
     let generation = gateway.generation();

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::kit::actor::Caller;
 use crate::kit::error::{ApiError, ErrorResponse};
-use crate::kit::extract::{ApiPath, IdKind, check_id};
+use crate::kit::extract::ApiPath;
 
 #[utoipa::path(get, path = "/v1/health", tag = "Health", summary = "Health check",
     description = "Liveness and a summary of the loaded workspace; `degraded` when the workspace has errors.",
@@ -123,7 +123,7 @@ fn agent_info(agent: &AgentDefinition, generation: &Generation) -> AgentInfo {
 }
 
 #[utoipa::path(get, path = "/v1/agents", tag = "Agents", summary = "List agents",
-    responses((status = 200, body = [AgentInfo]), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
+    responses((status = 200, body = [AgentInfo])))]
 pub async fn list_agents(State(gateway): State<Gateway>) -> Json<Vec<AgentInfo>> {
     let generation = gateway.generation();
     Json(
@@ -136,12 +136,11 @@ pub async fn list_agents(State(gateway): State<Gateway>) -> Json<Vec<AgentInfo>>
 
 #[utoipa::path(get, path = "/v1/agents/{agent_id}", tag = "Agents", summary = "Agent details",
     params(("agent_id" = String, Path, description = "Agent id")),
-    responses((status = 200, body = AgentInfo), (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
+    responses((status = 200, body = AgentInfo), (status = 404, body = ErrorResponse)))]
 pub async fn get_agent(
     State(gateway): State<Gateway>,
     ApiPath(agent_id): ApiPath<String>,
 ) -> Result<Json<AgentInfo>, ApiError> {
-    check_id("agent_id", &agent_id, IdKind::Strict)?;
     let generation = gateway.generation();
     let agent = generation
         .agent(&agent_id)
@@ -164,7 +163,6 @@ pub async fn setup_schema(
     State(gateway): State<Gateway>,
     ApiPath(agent_id): ApiPath<String>,
 ) -> Result<Json<SetupSchemaInfo>, ApiError> {
-    check_id("agent_id", &agent_id, IdKind::Strict)?;
     let generation = gateway.generation();
     let agent = generation
         .agent(&agent_id)
@@ -249,7 +247,6 @@ pub async fn get_skill(
     State(gateway): State<Gateway>,
     ApiPath(skill_id): ApiPath<String>,
 ) -> Result<Json<SkillInfo>, ApiError> {
-    check_id("skill_id", &skill_id, IdKind::Dotted)?;
     let generation = gateway.generation();
     let skill = generation
         .skill(&skill_id)
@@ -270,7 +267,6 @@ pub async fn get_tool(
     State(gateway): State<Gateway>,
     ApiPath(tool_name): ApiPath<String>,
 ) -> Result<Json<ToolInfo>, ApiError> {
-    check_id("tool_name", &tool_name, IdKind::Dotted)?;
     let tool = gateway
         .generation()
         .tool_infos()

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use utoipa::openapi::OpenApi;
 use utoipa_swagger_ui::Config;
 
 use gateway_core::{Gateway, GatewayError};
 
+use super::contract;
 use crate::kit::error::{ApiError, RequestError};
 
 const REDOC_JS: &[u8] = include_bytes!("../../assets/redoc.standalone.js");
@@ -33,55 +33,62 @@ const REDOC_PAGE: &str = r#"<!DOCTYPE html>
 </html>
 "#;
 
-/// Adds, for each enabled agent with an `input_schema` or `output_schema`, its own invoke
-/// route typed by those schemas (served by the generic route; documented apart so clients
-/// see each agent's contract).
-fn with_agent_routes(spec: &serde_json::Value, gateway: &Gateway) -> serde_json::Value {
+/// The document for the current generation: for each enabled agent with an `input_schema` or
+/// `output_schema`, its own invoke route typed by those schemas (served by the generic route;
+/// documented apart so clients see each agent's contract, completed like every route), and
+/// with auth on, the credentials each route takes.
+fn for_generation(
+    spec: &serde_json::Value,
+    gateway: &Gateway,
+    body_limit: usize,
+) -> serde_json::Value {
     use serde_json::json;
     let mut spec = spec.clone();
     let generation = gateway.generation();
+    let generic_body = spec["components"]["schemas"]["InvokeBody"].clone();
     for agent in generation.agents() {
         if !agent.enabled || (agent.input_schema.is_none() && agent.output_schema.is_none()) {
             continue;
         }
-        let input = agent
-            .input_schema
-            .clone()
-            .unwrap_or_else(|| json!({"type": "object"}));
-        let mut body = json!({
-            "type": "object",
-            "required": ["message"],
-            "properties": {
-                "message": {"type": "string", "maxLength": 102_400},
-                "input": input,
-                "options": {"$ref": "#/components/schemas/InvokeOptionsBody"},
-            },
-        });
-        if agent.input_schema.is_some() {
+        // The generic body, with the agent's input schema in it.
+        let mut body = generic_body.clone();
+        if let Some(input) = &agent.input_schema {
+            body["properties"]["input"] = input.clone();
             body["required"] = json!(["message", "input"]);
         }
         let mut result = json!({"$ref": "#/components/schemas/ExecutionResult"});
         if let Some(output) = &agent.output_schema {
+            // A run that failed, or whose answer did not match, has no output.
             result = json!({"allOf": [
                 {"$ref": "#/components/schemas/ExecutionResult"},
-                {"type": "object", "properties": {"result": {"type": "object", "properties": {"output": output}}}},
+                {"type": "object", "properties": {"result": {"type": "object", "properties": {"output": {"anyOf": [output, {"type": "null"}]}}}}},
             ]});
         }
-        let error = json!({"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}});
-        let operation = json!({
+        let error = json!({"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}});
+        let mut operation = json!({
             "tags": ["Agents"],
             "summary": format!("Invoke {}", agent.id),
             "description": format!("`{}` with its input and output typed by the agent's schemas (the generic route with `agent_id` = `{}`).", agent.id, agent.id),
             "operationId": format!("invoke_agent_{}", agent.id.replace('-', "_")),
             "requestBody": {"required": true, "content": {"application/json": {"schema": body}}},
             "responses": {
-                "200": {"description": "The execution's result", "content": {"application/json": {"schema": result}}},
+                "200": {"description": "The execution's result, or its events when streaming", "content": {
+                    "application/json": {"schema": result},
+                    "text/event-stream": {"schema": {"$ref": "#/components/schemas/SseEvent"}},
+                }},
                 "202": {"description": "Queued (asynchronous execution)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/QueuedResponse"}}}},
+                "400": error.clone(),
                 "404": error.clone(),
-                "422": error.clone(),
+                "409": error.clone(),
                 "503": error,
             },
         });
+        contract::complete_operation(
+            "/v1/agents/{agent_id}/invoke",
+            &Method::POST,
+            &mut operation,
+            body_limit,
+        );
         if let Some(paths) = spec.get_mut("paths").and_then(|p| p.as_object_mut()) {
             paths.insert(
                 format!("/v1/agents/{}/invoke", agent.id),
@@ -89,12 +96,14 @@ fn with_agent_routes(spec: &serde_json::Value, gateway: &Gateway) -> serde_json:
             );
         }
     }
+    if generation.auth_enabled() {
+        contract::declare_security(&mut spec, &generation.config().auth.public_paths);
+    }
     spec
 }
 
-pub fn router(openapi: &OpenApi, gateway: Gateway) -> Router {
-    let spec: Arc<serde_json::Value> =
-        Arc::new(serde_json::to_value(openapi).unwrap_or(serde_json::Value::Null));
+pub fn router(spec: serde_json::Value, gateway: Gateway, body_limit: usize) -> Router {
+    let spec = Arc::new(spec);
     // The page lives at `docs/`; the spec is one level up.
     let config = Arc::new(Config::new(["../openapi.json"]));
     let swagger = move |rest: Option<Path<String>>| {
@@ -109,7 +118,7 @@ pub fn router(openapi: &OpenApi, gateway: Gateway) -> Router {
                 let gateway = gateway.clone();
                 async move {
                     // Per request: the agents of the current workspace generation.
-                    axum::Json(with_agent_routes(&spec, &gateway))
+                    axum::Json(for_generation(&spec, &gateway, body_limit))
                 }
             }),
         )

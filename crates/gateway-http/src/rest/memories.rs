@@ -14,11 +14,24 @@ use gateway_core::{CompactReport, Gateway, MemoryCreate, MemoryEdit, MemoryOwner
 use crate::kit::actor::Caller;
 use crate::kit::error::{ApiError, ErrorDetail, ErrorResponse, LocItem, RequestError};
 use crate::kit::extract::{
-    ApiJson, ApiPath, ApiQuery, IdKind, check_id, check_limit, check_offset,
+    ApiJson, ApiPath, ApiQuery, Limit, Offset, not_blank_schema, optional_not_blank_schema,
 };
 
 /// The importance a memory gets when the request names none.
 const DEFAULT_IMPORTANCE: f64 = 0.5;
+
+/// The importances a request may give (the core would clamp others silently).
+const IMPORTANCE: std::ops::RangeInclusive<f64> = 0.0..=1.0;
+
+/// `importance` as the document declares it (the bounds [`check_importance`] enforces).
+fn importance_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Number, Type::Null]))
+        .minimum(Some(*IMPORTANCE.start()))
+        .maximum(Some(*IMPORTANCE.end()))
+        .into()
+}
 
 /// A request value that breaks the route's contract, at `loc`.
 fn invalid(loc: &[&str], message: impl Into<String>, msg: &str) -> ApiError {
@@ -36,7 +49,7 @@ fn invalid(loc: &[&str], message: impl Into<String>, msg: &str) -> ApiError {
 /// Rejects an importance outside 0..1 (the core would clamp it silently).
 fn check_importance(importance: Option<f64>) -> Result<(), ApiError> {
     match importance {
-        Some(value) if !(0.0..=1.0).contains(&value) => Err(invalid(
+        Some(value) if !IMPORTANCE.contains(&value) => Err(invalid(
             &["body", "importance"],
             format!("importance must be between 0 and 1 (got {value})"),
             "between 0 and 1",
@@ -68,6 +81,7 @@ pub enum MemoryScopeParam {
 pub struct MemoryListQuery {
     /// This user's memories (admins, or the caller's own id). Without it (and without
     /// `scope`): the caller's own memories.
+    #[param(schema_with = not_blank_schema)]
     pub user: Option<String>,
     /// `shared`: the agent's shared knowledge (readable by every user); `all`: every scope
     /// (admins only).
@@ -80,10 +94,12 @@ pub struct MemoryListQuery {
     pub source: Option<MemorySource>,
     /// Text the content contains (ignoring case).
     pub q: Option<String>,
-    /// 1–200, default 50.
-    pub limit: Option<i64>,
-    /// Default 0.
-    pub offset: Option<i64>,
+    #[serde(default)]
+    #[param(inline)]
+    pub limit: Limit<200, 50>,
+    #[serde(default)]
+    #[param(inline)]
+    pub offset: Offset,
 }
 
 /// One page of memories, newest change first.
@@ -99,19 +115,14 @@ pub struct MemoryPage {
 #[utoipa::path(get, path = "/v1/agents/{agent_id}/memories", tag = "Memory", summary = "List memories",
     description = "The caller's own memories of the agent, one user's (`user`: admins, or the caller), or the agent's shared knowledge (`scope=shared`). Filters combine; newest change first. With auth off (no caller identity) every scope is listed.",
     params(("agent_id" = String, Path, description = "Agent id"), MemoryListQuery),
-    responses((status = 200, body = MemoryPage), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
-        (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
+    responses((status = 200, body = MemoryPage), (status = 404, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn list_memories(
     State(gateway): State<Gateway>,
     Caller(actor): Caller,
     ApiPath(agent_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<MemoryListQuery>,
 ) -> Result<Json<MemoryPage>, ApiError> {
-    check_id("agent_id", &agent_id, IdKind::Strict)?;
-    let limit = query.limit.unwrap_or(50);
-    check_limit("limit", limit, 200)?;
-    let offset = query.offset.unwrap_or(0);
-    check_offset(offset)?;
+    let (limit, offset) = (query.limit.get(), query.offset.get());
     let owner = match (query.user, query.scope) {
         (Some(_), Some(_)) => {
             return Err(invalid(
@@ -151,15 +162,12 @@ pub async fn list_memories(
 #[utoipa::path(get, path = "/v1/agents/{agent_id}/memories/{memory_id}", tag = "Memory", summary = "Get memory",
     description = "One memory: the caller's own, the agent's shared knowledge, or (admins) anyone's. Another user's is 403.",
     params(("agent_id" = String, Path, description = "Agent id"), ("memory_id" = String, Path, description = "Memory id")),
-    responses((status = 200, body = MemoryRecord), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
-        (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
+    responses((status = 200, body = MemoryRecord), (status = 404, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn get_memory(
     State(gateway): State<Gateway>,
     Caller(actor): Caller,
     ApiPath((agent_id, memory_id)): ApiPath<(String, String)>,
 ) -> Result<Json<MemoryRecord>, ApiError> {
-    check_id("agent_id", &agent_id, IdKind::Strict)?;
-    check_id("memory_id", &memory_id, IdKind::Dotted)?;
     Ok(Json(
         gateway
             .memories()
@@ -172,15 +180,18 @@ pub async fn get_memory(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryCreateBody {
-    /// What to remember (not empty; at most the agent's `max_content_chars`).
+    /// What to remember (not blank; at most the agent's `max_content_chars`).
+    #[schema(schema_with = not_blank_schema)]
     pub content: String,
     /// Default `semantic`.
     pub memory_type: Option<MemoryType>,
     /// 0 to 1, default 0.5.
+    #[schema(schema_with = importance_schema)]
     pub importance: Option<f64>,
     /// Always injected first and never compacted. Default false.
     pub pinned: Option<bool>,
     /// Save into this user's memories (admins, or the caller's own id).
+    #[schema(schema_with = optional_not_blank_schema)]
     pub user_id: Option<String>,
     /// Save into the agent's shared knowledge (admins).
     pub shared: Option<bool>,
@@ -190,15 +201,13 @@ pub struct MemoryCreateBody {
     description = "Saves a memory (source `api`) in the caller's own scope, in `user_id`'s (admins), or in the agent's shared knowledge (`shared: true`, admins). The same content already in the scope is updated rather than stored twice; a full scope is 409.",
     params(("agent_id" = String, Path, description = "Agent id")),
     request_body = MemoryCreateBody,
-    responses((status = 201, body = MemoryRecord), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
-        (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse), (status = 422, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
+    responses((status = 201, body = MemoryRecord), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn create_memory(
     State(gateway): State<Gateway>,
     Caller(actor): Caller,
     ApiPath(agent_id): ApiPath<String>,
     ApiJson(body): ApiJson<MemoryCreateBody>,
 ) -> Result<Response, ApiError> {
-    check_id("agent_id", &agent_id, IdKind::Strict)?;
     check_importance(body.importance)?;
     let owner = match (body.user_id, body.shared.unwrap_or(false)) {
         (Some(_), true) => {
@@ -230,9 +239,11 @@ pub async fn create_memory(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryEditBody {
+    #[schema(schema_with = optional_not_blank_schema)]
     pub content: Option<String>,
     pub memory_type: Option<MemoryType>,
     /// 0 to 1.
+    #[schema(schema_with = importance_schema)]
     pub importance: Option<f64>,
     pub pinned: Option<bool>,
 }
@@ -241,16 +252,13 @@ pub struct MemoryEditBody {
     description = "Changes a memory's content, type, importance or pinning: the caller's own, or (admins) anyone's and the shared knowledge's.",
     params(("agent_id" = String, Path, description = "Agent id"), ("memory_id" = String, Path, description = "Memory id")),
     request_body = MemoryEditBody,
-    responses((status = 200, body = MemoryRecord), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
-        (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
+    responses((status = 200, body = MemoryRecord), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn edit_memory(
     State(gateway): State<Gateway>,
     Caller(actor): Caller,
     ApiPath((agent_id, memory_id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<MemoryEditBody>,
 ) -> Result<Json<MemoryRecord>, ApiError> {
-    check_id("agent_id", &agent_id, IdKind::Strict)?;
-    check_id("memory_id", &memory_id, IdKind::Dotted)?;
     check_importance(body.importance)?;
     let edit = MemoryEdit {
         content: body.content,
@@ -269,15 +277,12 @@ pub async fn edit_memory(
 #[utoipa::path(delete, path = "/v1/agents/{agent_id}/memories/{memory_id}", tag = "Memory", summary = "Delete memory",
     description = "Forgets a memory: the caller's own, or (admins) anyone's and the shared knowledge's.",
     params(("agent_id" = String, Path, description = "Agent id"), ("memory_id" = String, Path, description = "Memory id")),
-    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
-        (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn delete_memory(
     State(gateway): State<Gateway>,
     Caller(actor): Caller,
     ApiPath((agent_id, memory_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    check_id("agent_id", &agent_id, IdKind::Strict)?;
-    check_id("memory_id", &memory_id, IdKind::Dotted)?;
     gateway
         .memories()
         .delete(&actor, &agent_id, &memory_id)
@@ -288,13 +293,12 @@ pub async fn delete_memory(
 #[utoipa::path(post, path = "/v1/agents/{agent_id}/memory/compact", tag = "Memory", summary = "Compact memory",
     description = "Compacts the agent's shared knowledge and the caller's own memories where they hold more than `memory.compaction.max_memories_per_scope`: the lowest-scored unprotected memories are summarised by a model and the summaries replace them in one step. When the model call fails or its answer does not parse, nothing is deleted and the answer is an error.",
     params(("agent_id" = String, Path, description = "Agent id")),
-    responses((status = 200, body = CompactReport), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
-        (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
+    responses((status = 200, body = CompactReport), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
+        (status = 502, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn compact_memory(
     State(gateway): State<Gateway>,
     Caller(actor): Caller,
     ApiPath(agent_id): ApiPath<String>,
 ) -> Result<Json<CompactReport>, ApiError> {
-    check_id("agent_id", &agent_id, IdKind::Strict)?;
     Ok(Json(gateway.memories().compact(&actor, &agent_id).await?))
 }

@@ -4,6 +4,7 @@
 
 mod admin;
 mod catalog;
+mod contract;
 mod conversations;
 mod docs;
 mod executions;
@@ -65,10 +66,17 @@ const TAGS: &[(&str, &str)] = &[
 )]
 struct ApiDoc;
 
-/// The `/v1` routes and the docs (`/docs`, `/redoc`, `/openapi.json`); `extra_tags` are
-/// tag groups a host program adds (merged with the built-in ones by name).
-pub(crate) fn routes(gateway: &Gateway, extra_tags: &[(String, String)]) -> Router {
-    let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The `/v1` routes, a host program's `host_routes` and the docs (`/docs`, `/redoc`,
+/// `/openapi.json`); `extra_tags` are tag groups a host program adds (merged with the built-in
+/// ones by name). The document is completed by `contract` with what the HTTP layer answers
+/// (`body_limit` is the one in force).
+pub(crate) fn routes(
+    gateway: &Gateway,
+    extra_tags: &[(String, String)],
+    host_routes: Vec<crate::HostRoutes>,
+    body_limit: usize,
+) -> Router {
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(catalog::health))
         .routes(routes!(catalog::ready))
         .routes(routes!(catalog::list_agents))
@@ -128,8 +136,11 @@ pub(crate) fn routes(gateway: &Gateway, extra_tags: &[(String, String)]) -> Rout
         ))
         .routes(routes!(mcp::test_server))
         .routes(routes!(mcp::refresh_server))
-        .routes(routes!(mcp::server_tools))
-        .split_for_parts();
+        .routes(routes!(mcp::server_tools));
+    for routes in host_routes {
+        api = api.merge(routes);
+    }
+    let (api, mut openapi) = api.split_for_parts();
 
     let mut tags: Vec<utoipa::openapi::tag::Tag> = TAGS
         .iter()
@@ -152,6 +163,8 @@ pub(crate) fn routes(gateway: &Gateway, extra_tags: &[(String, String)]) -> Rout
     }
     openapi.tags = Some(tags);
     openapi.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let mut spec = serde_json::to_value(&openapi).unwrap_or_default();
+    contract::complete(&mut spec, body_limit);
     api.with_state(gateway.clone())
-        .merge(docs::router(&openapi, gateway.clone()))
+        .merge(docs::router(spec, gateway.clone(), body_limit))
 }

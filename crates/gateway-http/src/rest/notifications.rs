@@ -9,9 +9,10 @@ use gateway_core::store::{NotificationFilter, NotificationRecord};
 
 use crate::kit::actor::Caller;
 use crate::kit::error::{ApiError, ErrorResponse};
-use crate::kit::extract::{ApiPath, ApiQuery, check_limit, check_offset};
+use crate::kit::extract::{ApiPath, ApiQuery, Limit, Offset};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NotificationQuery {
     /// `pending`, `delivered` or `failed`.
     pub status: Option<String>,
@@ -19,10 +20,12 @@ pub struct NotificationQuery {
     /// `slack` or `webhook`.
     pub channel: Option<String>,
     pub execution_id: Option<String>,
-    /// 1–200, default 50.
-    pub limit: Option<i64>,
-    /// Default 0.
-    pub offset: Option<i64>,
+    #[serde(default)]
+    #[param(inline)]
+    pub limit: Limit<200, 50>,
+    #[serde(default)]
+    #[param(inline)]
+    pub offset: Offset,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -36,16 +39,13 @@ pub struct NotificationPage {
 #[utoipa::path(get, path = "/v1/notifications", tag = "Notifications", summary = "List notification deliveries",
     description = "Newest first; filters combine. A caller sees the deliveries about the executions it may see.",
     params(NotificationQuery),
-    responses((status = 200, body = NotificationPage), (status = 422, body = ErrorResponse)))]
+    responses((status = 200, body = NotificationPage), (status = 503, body = ErrorResponse)))]
 pub async fn list_notifications(
     State(gateway): State<Gateway>,
     Caller(actor): Caller,
     ApiQuery(query): ApiQuery<NotificationQuery>,
 ) -> Result<Json<NotificationPage>, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    check_limit("limit", limit, 200)?;
-    let offset = query.offset.unwrap_or(0);
-    check_offset(offset)?;
+    let (limit, offset) = (query.limit.get(), query.offset.get());
     let filter = NotificationFilter {
         status: query.status,
         agent_id: query.agent_id,
@@ -67,7 +67,7 @@ pub async fn list_notifications(
 #[utoipa::path(post, path = "/v1/notifications/{notification_id}/retry", tag = "Notifications", summary = "Retry a delivery",
     description = "Sends the original message of a delivery again (with retries); answers when it is delivered or has failed again.",
     params(("notification_id" = i64, Path, description = "Delivery id")),
-    responses((status = 200, body = NotificationRecord), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
+    responses((status = 200, body = NotificationRecord), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn retry_notification(
     State(gateway): State<Gateway>,
     Caller(actor): Caller,

@@ -17,10 +17,38 @@ use serde_json::{Map, Value, json};
 
 use crate::kit::actor::Caller;
 use crate::kit::error::{ApiError, ErrorDetail, ErrorResponse, LocItem, RequestError};
-use crate::kit::extract::{ApiJson, ApiPath, IdKind, check_id};
+use crate::kit::extract::{ApiJson, ApiPath, IdKind, session_id_schema, whole_number};
 
 /// Longest accepted message, in characters.
 const MAX_MESSAGE_CHARS: usize = 102_400;
+
+/// The bounds of `options.timeout_ms`.
+const TIMEOUT_MS: std::ops::RangeInclusive<u64> = 1000..=300_000;
+
+/// `message` as the document declares it (the bound [`check_message`] enforces).
+fn message_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .max_length(Some(MAX_MESSAGE_CHARS))
+        .description(Some(format!("At most {MAX_MESSAGE_CHARS} characters.")))
+        .into()
+}
+
+/// `options.timeout_ms` as the document declares it (the bounds [`check_timeout`] enforces).
+fn timeout_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(*TIMEOUT_MS.start()))
+        .maximum(Some(*TIMEOUT_MS.end()))
+        .description(Some(format!(
+            "{}–{} ms; overrides `guardrails.timeout_ms`.",
+            TIMEOUT_MS.start(),
+            TIMEOUT_MS.end()
+        )))
+        .into()
+}
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct InvokeOptionsBody {
@@ -30,15 +58,17 @@ pub struct InvokeOptionsBody {
     /// Answer with server-sent events (not with `async`).
     #[serde(default)]
     pub stream: bool,
-    /// 1000–300000 ms; overrides `guardrails.timeout_ms`.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(schema_with = timeout_schema)]
     pub timeout_ms: Option<u64>,
     /// JSON Schema the answer must match.
     #[schema(value_type = Option<Object>)]
-    pub output_schema: Option<Value>,
+    pub output_schema: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct InvokeBody {
+    #[schema(schema_with = message_schema)]
     pub message: String,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -46,6 +76,52 @@ pub struct InvokeBody {
     #[serde(default)]
     pub options: Option<InvokeOptionsBody>,
 }
+
+/// The names of the server-sent events a streamed run sends ([`sse_events`]).
+const SSE_EVENTS: &[&str] = &[
+    "session",
+    "execution",
+    "token",
+    "tool_call",
+    "tool_result",
+    "approval_required",
+    "error",
+    "done",
+];
+
+/// One server-sent event of a streamed run, as the document declares it: its name and its
+/// data, a JSON object.
+pub struct SseEvent;
+
+impl utoipa::PartialSchema for SseEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        let text = || ObjectBuilder::new().schema_type(SchemaType::Type(Type::String));
+        let data = text()
+            .description(Some("A JSON object: the event's fields"))
+            .content_media_type("application/json");
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Object))
+            .description(Some(
+                "One server-sent event of a streamed run (`text/event-stream`)",
+            ))
+            .property(
+                "event",
+                text().enum_values(Some(SSE_EVENTS.iter().copied())),
+            )
+            .property("data", data)
+            .property("id", text())
+            .property(
+                "retry",
+                ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)),
+            )
+            .required("event")
+            .required("data")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SseEvent {}
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QueuedResponse {
@@ -115,9 +191,8 @@ impl From<RunResult> for ChatResult {
     }
 }
 
-/// What invoke and chat check alike: the agent id, the message's length, the timeout.
-fn check_run(agent_id: &str, message: &str, timeout_ms: Option<u64>) -> Result<(), ApiError> {
-    check_id("agent_id", agent_id, IdKind::Strict)?;
+/// What invoke and chat check alike: the message's length, the timeout.
+fn check_run(message: &str, timeout_ms: Option<u64>) -> Result<(), ApiError> {
     check_message(message)?;
     check_timeout(timeout_ms)
 }
@@ -139,15 +214,19 @@ fn check_message(message: &str) -> Result<(), ApiError> {
 
 fn check_timeout(timeout_ms: Option<u64>) -> Result<(), ApiError> {
     match timeout_ms {
-        Some(ms) if !(1000..=300_000).contains(&ms) => Err(RequestError::invalid(
-            "options.timeout_ms must be between 1000 and 300000",
+        Some(ms) if !TIMEOUT_MS.contains(&ms) => Err(RequestError::invalid(
+            format!(
+                "options.timeout_ms must be between {} and {}",
+                TIMEOUT_MS.start(),
+                TIMEOUT_MS.end()
+            ),
             ErrorDetail {
                 loc: vec![
                     LocItem::from("body"),
                     LocItem::from("options"),
                     LocItem::from("timeout_ms"),
                 ],
-                msg: "between 1000 and 300000".into(),
+                msg: format!("between {} and {}", TIMEOUT_MS.start(), TIMEOUT_MS.end()),
                 kind: "value_error".into(),
             },
         )
@@ -201,10 +280,10 @@ fn event_stream(stream: gateway_core::RunStream) -> Response {
     request_body = InvokeBody,
     responses(
         (status = 200, description = "The execution's result, or its events when streaming",
-            content((ExecutionResult = "application/json"), (String = "text/event-stream"))),
-        (status = 202, body = QueuedResponse),
-        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
-        (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
+            content((ExecutionResult = "application/json"), (SseEvent = "text/event-stream"))),
+        (status = 202, description = "Queued (asynchronous execution)", body = QueuedResponse),
+        (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 409, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn invoke(
     State(gateway): State<Gateway>,
     Caller(actor): Caller,
@@ -212,9 +291,9 @@ pub async fn invoke(
     ApiJson(body): ApiJson<InvokeBody>,
 ) -> Result<Response, ApiError> {
     let options = body.options.unwrap_or_default();
-    check_run(&agent_id, &body.message, options.timeout_ms)?;
+    check_run(&body.message, options.timeout_ms)?;
     let kind = RunKind::Invoke {
-        output_schema: options.output_schema,
+        output_schema: options.output_schema.map(Value::Object),
         run_async: options.run_async,
     };
     let mut request = RunRequest::new(agent_id, body.message, kind)
@@ -254,13 +333,17 @@ pub struct ChatOptionsBody {
     /// Answer with server-sent events.
     #[serde(default)]
     pub stream: bool,
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(schema_with = timeout_schema)]
     pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChatBody {
+    #[schema(schema_with = message_schema)]
     pub message: String,
     /// Continue this session; a new one is created when absent.
+    #[schema(schema_with = session_id_schema)]
     pub session_id: Option<String>,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -275,9 +358,8 @@ pub struct ChatBody {
     request_body = ChatBody,
     responses(
         (status = 200, description = "The turn's result, or its events when streaming",
-            content((ChatResult = "application/json"), (String = "text/event-stream"))),
-        (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
-        (status = 409, body = ErrorResponse), (status = 422, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
+            content((ChatResult = "application/json"), (SseEvent = "text/event-stream"))),
+        (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn chat(
     State(gateway): State<Gateway>,
     Caller(actor): Caller,
@@ -285,9 +367,9 @@ pub async fn chat(
     ApiJson(body): ApiJson<ChatBody>,
 ) -> Result<Response, ApiError> {
     let options = body.options.unwrap_or_default();
-    check_run(&agent_id, &body.message, options.timeout_ms)?;
+    check_run(&body.message, options.timeout_ms)?;
     if let Some(session_id) = &body.session_id {
-        check_id("session_id", session_id, IdKind::Dotted)?;
+        IdKind::Dotted.check(&["body", "session_id"], session_id)?;
     }
     let mut request = RunRequest::chat(agent_id, body.message, body.session_id).input(body.input);
     request.timeout_ms = options.timeout_ms;

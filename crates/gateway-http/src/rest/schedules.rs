@@ -11,7 +11,7 @@ use gateway_core::{Gateway, ScheduleCreate, ScheduleEdit};
 
 use crate::kit::actor::Caller;
 use crate::kit::error::{ApiError, ErrorResponse};
-use crate::kit::extract::{ApiJson, ApiPath, IdKind, check_id};
+use crate::kit::extract::{ApiJson, ApiPath};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScheduleStatus {
@@ -31,7 +31,7 @@ fn status(status: &str, schedule_id: String, execution_id: Option<String>) -> Js
 }
 
 #[utoipa::path(get, path = "/v1/schedules", tag = "Schedules", summary = "List schedules",
-    responses((status = 200, body = [ScheduleRecord])))]
+    responses((status = 200, body = [ScheduleRecord]), (status = 503, body = ErrorResponse)))]
 pub async fn list_schedules(
     State(gateway): State<Gateway>,
 ) -> Result<Json<Vec<ScheduleRecord>>, ApiError> {
@@ -41,7 +41,7 @@ pub async fn list_schedules(
 #[utoipa::path(post, path = "/v1/schedules", tag = "Schedules", summary = "Create admin schedule",
     description = "Creates `admin:<agent_id>:<name>`. A duplicate is 409; a bad cron expression, timezone or unknown agent is 400.",
     request_body = ScheduleCreate,
-    responses((status = 201, body = ScheduleStatus), (status = 400, body = ErrorResponse), (status = 409, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
+    responses((status = 201, body = ScheduleStatus), (status = 400, body = ErrorResponse), (status = 409, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn create_schedule(
     State(gateway): State<Gateway>,
     ApiJson(request): ApiJson<ScheduleCreate>,
@@ -52,12 +52,11 @@ pub async fn create_schedule(
 
 #[utoipa::path(get, path = "/v1/schedules/{schedule_id}", tag = "Schedules", summary = "Schedule details",
     params(("schedule_id" = String, Path, description = "Schedule id")),
-    responses((status = 200, body = ScheduleRecord), (status = 404, body = ErrorResponse)))]
+    responses((status = 200, body = ScheduleRecord), (status = 404, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn get_schedule(
     State(gateway): State<Gateway>,
     ApiPath(schedule_id): ApiPath<String>,
 ) -> Result<Json<ScheduleRecord>, ApiError> {
-    check_id("schedule_id", &schedule_id, IdKind::Schedule)?;
     Ok(Json(gateway.schedules().get(&schedule_id).await?))
 }
 
@@ -65,24 +64,22 @@ pub async fn get_schedule(
     description = "Changes cron, message, timezone, enabled or instructions at runtime. Persisted; AGENT.md is never written (its other fields still apply).",
     params(("schedule_id" = String, Path, description = "Schedule id")),
     request_body = ScheduleEdit,
-    responses((status = 200, body = ScheduleRecord), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+    responses((status = 200, body = ScheduleRecord), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn edit_schedule(
     State(gateway): State<Gateway>,
     ApiPath(schedule_id): ApiPath<String>,
     ApiJson(edit): ApiJson<ScheduleEdit>,
 ) -> Result<Json<ScheduleRecord>, ApiError> {
-    check_id("schedule_id", &schedule_id, IdKind::Schedule)?;
     Ok(Json(gateway.schedules().edit(&schedule_id, edit).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/schedules/{schedule_id}", tag = "Schedules", summary = "Delete admin schedule",
     params(("schedule_id" = String, Path, description = "Schedule id")),
-    responses((status = 200, body = ScheduleStatus), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+    responses((status = 200, body = ScheduleStatus), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn delete_schedule(
     State(gateway): State<Gateway>,
     ApiPath(schedule_id): ApiPath<String>,
 ) -> Result<Json<ScheduleStatus>, ApiError> {
-    check_id("schedule_id", &schedule_id, IdKind::Schedule)?;
     gateway.schedules().delete(&schedule_id).await?;
     Ok(status("deleted", schedule_id, None))
 }
@@ -92,7 +89,6 @@ async fn set_enabled(
     schedule_id: String,
     enabled: bool,
 ) -> Result<Json<ScheduleStatus>, ApiError> {
-    check_id("schedule_id", &schedule_id, IdKind::Schedule)?;
     let edit = ScheduleEdit {
         enabled: Some(enabled),
         ..ScheduleEdit::default()
@@ -107,7 +103,7 @@ async fn set_enabled(
 
 #[utoipa::path(post, path = "/v1/schedules/{schedule_id}/pause", tag = "Schedules", summary = "Pause schedule",
     params(("schedule_id" = String, Path, description = "Schedule id")),
-    responses((status = 200, body = ScheduleStatus), (status = 404, body = ErrorResponse)))]
+    responses((status = 200, body = ScheduleStatus), (status = 404, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn pause_schedule(
     State(gateway): State<Gateway>,
     ApiPath(schedule_id): ApiPath<String>,
@@ -117,7 +113,7 @@ pub async fn pause_schedule(
 
 #[utoipa::path(post, path = "/v1/schedules/{schedule_id}/resume", tag = "Schedules", summary = "Resume schedule",
     params(("schedule_id" = String, Path, description = "Schedule id")),
-    responses((status = 200, body = ScheduleStatus), (status = 404, body = ErrorResponse)))]
+    responses((status = 200, body = ScheduleStatus), (status = 404, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn resume_schedule(
     State(gateway): State<Gateway>,
     ApiPath(schedule_id): ApiPath<String>,
@@ -128,13 +124,12 @@ pub async fn resume_schedule(
 #[utoipa::path(post, path = "/v1/schedules/{schedule_id}/trigger", tag = "Schedules", summary = "Trigger schedule",
     description = "Runs the schedule now, in the background, for the caller (who needs `agents:invoke` for its agent and owns the execution); poll the returned execution.",
     params(("schedule_id" = String, Path, description = "Schedule id")),
-    responses((status = 202, body = ScheduleStatus), (status = 404, body = ErrorResponse)))]
+    responses((status = 202, body = ScheduleStatus), (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 pub async fn trigger_schedule(
     State(gateway): State<Gateway>,
     Caller(actor): Caller,
     ApiPath(schedule_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    check_id("schedule_id", &schedule_id, IdKind::Schedule)?;
     let execution_id = gateway.schedules().trigger(&actor, &schedule_id).await?;
     Ok((
         StatusCode::ACCEPTED,
