@@ -177,7 +177,7 @@ async fn postgresql_going_away_gives_503_and_the_pool_recovers() {
     let (status, before) = invoke(&server, "helper", json!({"message": "x"})).await;
     assert_eq!(status, 200, "{before}");
 
-    proxy.close();
+    proxy.close().await;
     let asked = Instant::now();
     let (status, body) = invoke(&server, "helper", json!({"message": "x"})).await;
     assert!(
@@ -243,7 +243,7 @@ async fn redis_going_away_rate_limits_fail_open_and_queued_runs_fail_clearly() {
         429,
         "limited while Redis is up"
     );
-    limits.close();
+    limits.close().await;
     // Documented degraded mode: without their storage, limits let requests through.
     assert_eq!(server.get("/v1/agents").await.0, 200, "fails open");
     limits.reopen().await;
@@ -264,7 +264,7 @@ async fn redis_going_away_rate_limits_fail_open_and_queued_runs_fail_clearly() {
     )
     .await;
     assert_eq!(status, 202, "{body}");
-    queue.close();
+    queue.close().await;
     let (status, body) = invoke(
         &server,
         "helper",

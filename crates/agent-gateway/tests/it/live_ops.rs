@@ -67,10 +67,15 @@ impl Proxy {
         self.tasks.lock().unwrap().push(accept);
     }
 
-    /// Stops listening and cuts every forwarded connection.
-    pub(crate) fn close(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
+    /// Stops listening and cuts every forwarded connection; returns once every socket is
+    /// closed (an aborted task drops its sockets only when it is next polled).
+    pub(crate) async fn close(&self) {
+        let tasks: Vec<_> = self.tasks.lock().unwrap().drain(..).collect();
+        for task in &tasks {
             task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
         }
     }
 
@@ -123,7 +128,7 @@ async fn readiness_fails_while_postgresql_is_unreachable() {
     let (status, body) = server.get("/v1/ready").await;
     assert_eq!(status, 200, "{body}");
 
-    proxy.close();
+    proxy.close().await;
     let asked = Instant::now();
     let (status, body) = server.get("/v1/ready").await;
     assert!(
@@ -212,7 +217,7 @@ async fn readiness_follows(server: &TestServer, proxy: &Proxy, check: &str) {
     assert_eq!(body["status"], "ready");
     assert_eq!(body["checks"][check]["status"], "ok", "{body}");
     assert_eq!(body["checks"]["store"]["status"], "ok", "{body}");
-    proxy.close();
+    proxy.close().await;
     let (status, body) = ready_until(server, None, 503).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(error_code(&body), "not_ready");
@@ -287,7 +292,7 @@ async fn readiness_withholds_errors_from_callers_nobody_authenticated() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"]["queue"]["status"], "ok", "{body}");
 
-    proxy.close();
+    proxy.close().await;
     let port = proxy.port.to_string();
     // No credential, then a wrong one: the names of the checks and their outcome only.
     for key in [None, Some("not-a-key")] {
