@@ -175,7 +175,11 @@ enum Block {
     Other,
 }
 
-struct Decoder {
+/// How far ahead of the blocks seen so far a streamed content block's index may jump
+/// (indexes count up from 0; a wild one must not make us allocate millions of blocks).
+const MAX_BLOCK_INDEX_GAP: usize = 16;
+
+pub(crate) struct Decoder {
     endpoint: Endpoint,
     model: String,
     text: String,
@@ -183,6 +187,20 @@ struct Decoder {
     blocks: Vec<Block>,
     usage: TokenUsage,
     stop: Option<String>,
+}
+
+impl Decoder {
+    pub(crate) fn new(endpoint: &Endpoint, model: &str) -> Self {
+        Self {
+            endpoint: endpoint.clone(),
+            model: model.to_string(),
+            text: String::new(),
+            calls: Vec::new(),
+            blocks: Vec::new(),
+            usage: TokenUsage::default(),
+            stop: None,
+        }
+    }
 }
 
 impl StreamDecoder for Decoder {
@@ -205,7 +223,15 @@ impl StreamDecoder for Decoder {
             }
             "content_block_start" => {
                 let block = &data["content_block"];
-                let index = data["index"].as_u64().unwrap_or(self.blocks.len() as u64) as usize;
+                let index = data["index"].as_u64().unwrap_or(self.blocks.len() as u64);
+                let index = usize::try_from(index)
+                    .ok()
+                    .filter(|i| *i <= self.blocks.len() + MAX_BLOCK_INDEX_GAP)
+                    .ok_or_else(|| {
+                        self.endpoint.invalid(format!(
+                            "stream event starts content block {index} out of order"
+                        ))
+                    })?;
                 while self.blocks.len() <= index {
                     self.blocks.push(Block::Other);
                 }
@@ -307,15 +333,7 @@ impl ModelProvider for Anthropic {
         Ok(decode_stream(
             &self.endpoint,
             response,
-            Decoder {
-                endpoint: self.endpoint.clone(),
-                model: model.to_string(),
-                text: String::new(),
-                calls: Vec::new(),
-                blocks: Vec::new(),
-                usage: TokenUsage::default(),
-                stop: None,
-            },
+            Decoder::new(&self.endpoint, model),
         ))
     }
 }

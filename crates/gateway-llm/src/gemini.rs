@@ -52,14 +52,6 @@ impl Gemini {
         model: &str,
         texts: &[String],
     ) -> Result<Vec<Vec<f32>>, LlmError> {
-        #[derive(serde::Deserialize)]
-        struct Embedding {
-            values: Vec<f32>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            embeddings: Vec<Embedding>,
-        }
         let requests: Vec<Value> = texts
             .iter()
             .map(|text| json!({"model": format!("models/{model}"), "content": {"parts": [{"text": text}]}}))
@@ -74,16 +66,32 @@ impl Gemini {
             )
             .await?;
         let bytes = self.endpoint.bytes(response).await?;
-        let answer: Answer = self.endpoint.decode(&bytes)?;
-        if answer.embeddings.len() != texts.len() {
-            return Err(self.endpoint.invalid(format!(
-                "{} embeddings for {} texts",
-                answer.embeddings.len(),
-                texts.len()
-            )));
-        }
-        Ok(answer.embeddings.into_iter().map(|e| e.values).collect())
+        parse_embeddings(&self.endpoint, &bytes, texts.len())
     }
+}
+
+/// Reads a `batchEmbedContents` answer for `count` texts.
+pub(crate) fn parse_embeddings(
+    endpoint: &Endpoint,
+    body: &[u8],
+    count: usize,
+) -> Result<Vec<Vec<f32>>, LlmError> {
+    #[derive(serde::Deserialize)]
+    struct Embedding {
+        values: Vec<f32>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        embeddings: Vec<Embedding>,
+    }
+    let answer: Answer = endpoint.decode(body)?;
+    if answer.embeddings.len() != count {
+        return Err(endpoint.invalid(format!(
+            "{} embeddings for {count} texts",
+            answer.embeddings.len()
+        )));
+    }
+    Ok(answer.embeddings.into_iter().map(|e| e.values).collect())
 }
 
 fn push_parts(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
@@ -318,7 +326,7 @@ pub fn parse_response(
     })
 }
 
-struct Decoder {
+pub(crate) struct Decoder {
     endpoint: Endpoint,
     model: String,
     text: String,
@@ -326,6 +334,20 @@ struct Decoder {
     next_call: usize,
     usage: TokenUsage,
     finish: Option<String>,
+}
+
+impl Decoder {
+    pub(crate) fn new(endpoint: &Endpoint, model: &str) -> Self {
+        Self {
+            endpoint: endpoint.clone(),
+            model: model.to_string(),
+            text: String::new(),
+            calls: Vec::new(),
+            next_call: 0,
+            usage: TokenUsage::default(),
+            finish: None,
+        }
+    }
 }
 
 impl StreamDecoder for Decoder {
@@ -393,15 +415,7 @@ impl ModelProvider for Gemini {
         Ok(decode_stream(
             &self.endpoint,
             response,
-            Decoder {
-                endpoint: self.endpoint.clone(),
-                model: model.to_string(),
-                text: String::new(),
-                calls: Vec::new(),
-                next_call: 0,
-                usage: TokenUsage::default(),
-                finish: None,
-            },
+            Decoder::new(&self.endpoint, model),
         ))
     }
 }

@@ -163,21 +163,88 @@ pub(crate) trait StreamDecoder: Send + 'static {
     fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), LlmError>;
 }
 
+/// An SSE body's bytes through a [`StreamDecoder`]: the one reading loop of every adapter,
+/// shared by [`decode_stream`] (bytes from the connection) and [`crate::decode::stream`]
+/// (bytes given), so what is tested without a connection is what runs with one.
+pub(crate) struct StreamReader<D> {
+    endpoint: Endpoint,
+    parser: SseParser,
+    decoder: D,
+    /// The provider said the stream is over: later bytes are not read.
+    done: bool,
+}
+
+/// The most bytes one stream event may take (its data lines and a line not yet ended). Far
+/// above any provider's event (a chunk of text or one tool call's arguments); it bounds what
+/// a body that never ends a line or an event makes us hold.
+pub(crate) const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+impl<D: StreamDecoder> StreamReader<D> {
+    pub(crate) fn new(endpoint: &Endpoint, decoder: D) -> Self {
+        Self {
+            endpoint: endpoint.clone(),
+            parser: SseParser::with_limit(MAX_EVENT_BYTES),
+            decoder,
+            done: false,
+        }
+    }
+
+    /// Whether the provider ended the stream.
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Feeds one chunk (split anywhere); the events it completed go to `out`, also those
+    /// decoded before an error. Nothing after the provider's end mark is decoded: a
+    /// connection may deliver what follows it in the same chunk or never, and the answer
+    /// must not depend on where the body was split.
+    pub(crate) fn push(
+        &mut self,
+        chunk: &[u8],
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), LlmError> {
+        for event in self.parser.push(chunk) {
+            if self.done {
+                break;
+            }
+            self.done = self.decoder.on_event(event, out)?;
+        }
+        if !self.done && self.parser.exceeded() {
+            return Err(self
+                .endpoint
+                .invalid(format!("stream event longer than {MAX_EVENT_BYTES} bytes")));
+        }
+        Ok(())
+    }
+
+    /// Ends the body: an event not closed by a blank line still counts (unless the provider
+    /// already ended the stream), then the decoder emits what is pending and `Finished`.
+    pub(crate) fn finish(mut self, out: &mut Vec<StreamEvent>) -> Result<(), LlmError> {
+        if !self.done
+            && let Some(event) = self.parser.finish()
+        {
+            self.decoder.on_event(event, out)?;
+        }
+        self.decoder.finish(out)
+    }
+}
+
 /// Streams `response` through `decoder`. Each chunk must arrive within the endpoint's
 /// timeout; dropping the returned stream stops reading.
 pub(crate) fn decode_stream(
     endpoint: &Endpoint,
     response: reqwest::Response,
-    mut decoder: impl StreamDecoder,
+    decoder: impl StreamDecoder,
 ) -> CompletionStream {
     let (tx, rx) = mpsc::channel::<Result<StreamEvent, LlmError>>(64);
     let endpoint = endpoint.clone();
     tokio::spawn(async move {
         let mut body = response.bytes_stream();
-        let mut parser = SseParser::new();
+        let mut reader = StreamReader::new(&endpoint, decoder);
         let mut out = Vec::new();
-        let mut done = false;
-        while !done {
+        // Reading stops when the provider ends the stream, or when nobody reads the events any
+        // more (the run ended): a body that yields no event would otherwise be read to its end.
+        while !reader.is_done() && !tx.is_closed() {
             let chunk = match tokio::time::timeout(endpoint.timeout, body.next()).await {
                 Err(_) => {
                     let _ = tx.send(Err(endpoint.timed_out())).await;
@@ -190,39 +257,27 @@ pub(crate) fn decode_stream(
                 }
                 Ok(Some(Ok(chunk))) => chunk,
             };
-            for event in parser.push(&chunk) {
-                match decoder.on_event(event, &mut out) {
-                    Ok(finished) => done |= finished,
-                    Err(err) => {
-                        let _ = tx.send(Err(err)).await;
-                        return;
-                    }
-                }
-            }
+            let pushed = reader.push(&chunk, &mut out);
+            // What the chunk held before a bad event is delivered first: the same events
+            // whether the bad one came in the same chunk or a later one.
             for event in out.drain(..) {
                 if tx.send(Ok(event)).await.is_err() {
                     return;
                 }
             }
-        }
-        if !done
-            && let Some(event) = parser.finish()
-            && let Err(err) = decoder.on_event(event, &mut out)
-        {
-            let _ = tx.send(Err(err)).await;
-            return;
-        }
-        match decoder.finish(&mut out) {
-            Ok(()) => {
-                for event in out.drain(..) {
-                    if tx.send(Ok(event)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(err) => {
+            if let Err(err) = pushed {
                 let _ = tx.send(Err(err)).await;
+                return;
             }
+        }
+        let finished = reader.finish(&mut out);
+        for event in out.drain(..) {
+            if tx.send(Ok(event)).await.is_err() {
+                return;
+            }
+        }
+        if let Err(err) = finished {
+            let _ = tx.send(Err(err)).await;
         }
     });
     Box::pin(futures::stream::unfold(rx, |mut rx| async move {

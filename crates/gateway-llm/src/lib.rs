@@ -7,6 +7,7 @@
 
 pub mod anthropic;
 mod client;
+pub mod decode;
 mod error;
 pub mod gemini;
 mod http;

@@ -274,6 +274,32 @@ pub fn parse_response(
     })
 }
 
+/// Reads an embeddings answer for `count` texts, in the order of the texts.
+pub(crate) fn parse_embeddings(
+    endpoint: &Endpoint,
+    body: &[u8],
+    count: usize,
+) -> Result<Vec<Vec<f32>>, LlmError> {
+    #[derive(Deserialize)]
+    struct Item {
+        index: usize,
+        embedding: Vec<f32>,
+    }
+    #[derive(Deserialize)]
+    struct Answer {
+        data: Vec<Item>,
+    }
+    let mut answer: Answer = endpoint.decode(body)?;
+    answer.data.sort_by_key(|item| item.index);
+    if answer.data.len() != count {
+        return Err(endpoint.invalid(format!(
+            "{} embeddings for {count} texts",
+            answer.data.len()
+        )));
+    }
+    Ok(answer.data.into_iter().map(|item| item.embedding).collect())
+}
+
 /// One streamed chunk.
 #[derive(Debug, Deserialize)]
 struct StreamChunk {
@@ -319,13 +345,26 @@ struct PartialCall {
     arguments: String,
 }
 
-struct Decoder {
+pub(crate) struct Decoder {
     endpoint: Endpoint,
     model: String,
     text: String,
     calls: Vec<PartialCall>,
     usage: TokenUsage,
     finish: Option<String>,
+}
+
+impl Decoder {
+    pub(crate) fn new(endpoint: &Endpoint, model: &str) -> Self {
+        Self {
+            endpoint: endpoint.clone(),
+            model: model.to_string(),
+            text: String::new(),
+            calls: Vec::new(),
+            usage: TokenUsage::default(),
+            finish: None,
+        }
+    }
 }
 
 impl StreamDecoder for Decoder {
@@ -407,15 +446,6 @@ impl StreamDecoder for Decoder {
 #[async_trait]
 impl ModelProvider for OpenAi {
     async fn embed(&self, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
-        #[derive(serde::Deserialize)]
-        struct Item {
-            index: usize,
-            embedding: Vec<f32>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            data: Vec<Item>,
-        }
         let auth: &[(&str, &str)] = match &self.authorization {
             Some(value) => &[("authorization", value)],
             None => &[],
@@ -426,16 +456,7 @@ impl ModelProvider for OpenAi {
             .post(self.endpoint.parse_url("/embeddings")?, auth, &body)
             .await?;
         let bytes = self.endpoint.bytes(response).await?;
-        let mut answer: Answer = self.endpoint.decode(&bytes)?;
-        answer.data.sort_by_key(|item| item.index);
-        if answer.data.len() != texts.len() {
-            return Err(self.endpoint.invalid(format!(
-                "{} embeddings for {} texts",
-                answer.data.len(),
-                texts.len()
-            )));
-        }
-        Ok(answer.data.into_iter().map(|item| item.embedding).collect())
+        parse_embeddings(&self.endpoint, &bytes, texts.len())
     }
 
     async fn complete(
@@ -457,14 +478,7 @@ impl ModelProvider for OpenAi {
         Ok(decode_stream(
             &self.endpoint,
             response,
-            Decoder {
-                endpoint: self.endpoint.clone(),
-                model: model.to_string(),
-                text: String::new(),
-                calls: Vec::new(),
-                usage: TokenUsage::default(),
-                finish: None,
-            },
+            Decoder::new(&self.endpoint, model),
         ))
     }
 }
@@ -573,14 +587,7 @@ mod tests {
 
     #[test]
     fn a_streamed_call_index_far_out_of_order_is_refused() {
-        let mut decoder = Decoder {
-            endpoint: endpoint(),
-            model: "m".into(),
-            text: String::new(),
-            calls: Vec::new(),
-            usage: TokenUsage::default(),
-            finish: None,
-        };
+        let mut decoder = Decoder::new(&endpoint(), "m");
         let chunk = |index: usize| SseEvent {
             event: None,
             data: json!({"choices": [{"delta": {"tool_calls": [

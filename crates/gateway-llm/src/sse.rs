@@ -14,6 +14,11 @@ pub struct SseParser {
     event: Option<String>,
     data: Vec<String>,
     has_data: bool,
+    /// Bytes of the event in progress: its lines read so far (a stream's bytes are the
+    /// provider's, so a reader bounds them with [`SseParser::with_limit`]).
+    event_bytes: usize,
+    limit: Option<usize>,
+    exceeded: bool,
 }
 
 impl SseParser {
@@ -21,26 +26,71 @@ impl SseParser {
         Self::default()
     }
 
-    /// Feeds a chunk and returns the events it completed.
+    /// A parser that stops at an event longer than `max_event_bytes` (its lines, a line not
+    /// yet ended included): [`SseParser::exceeded`] then says so and nothing more is read.
+    /// The same events come out before it however the input is split.
+    pub fn with_limit(max_event_bytes: usize) -> Self {
+        Self {
+            limit: Some(max_event_bytes),
+            ..Self::default()
+        }
+    }
+
+    /// Whether an event went past the limit (see [`SseParser::with_limit`]).
+    pub fn exceeded(&self) -> bool {
+        self.exceeded
+    }
+
+    fn over_limit(&self, bytes: usize) -> bool {
+        self.limit.is_some_and(|max| bytes > max)
+    }
+
+    /// Feeds a chunk and returns the events it completed. Linear in the chunk: the bytes
+    /// already pending were searched for a line end before, and the lines taken are removed
+    /// at once (a line that never ends, arriving in small chunks, once cost a scan of all of
+    /// it per chunk).
     pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
-        self.pending.extend_from_slice(chunk);
         let mut events = Vec::new();
-        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
-            let mut line: Vec<u8> = self.pending.drain(..=end).collect();
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
+        if self.exceeded {
+            return events;
+        }
+        let mut search_from = self.pending.len();
+        self.pending.extend_from_slice(chunk);
+        let mut start = 0;
+        while let Some(offset) = self.pending[search_from..].iter().position(|b| *b == b'\n') {
+            let end = search_from + offset;
+            self.event_bytes += end + 1 - start;
+            if self.over_limit(self.event_bytes) {
+                self.exceeded = true;
+                break;
             }
-            let line = String::from_utf8_lossy(&line).into_owned();
+            let mut line = &self.pending[start..end];
+            if let Some(without_cr) = line.strip_suffix(b"\r") {
+                line = without_cr;
+            }
+            let line = String::from_utf8_lossy(line).into_owned();
+            start = end + 1;
+            search_from = start;
             if let Some(event) = self.line(&line) {
                 events.push(event);
             }
         }
+        if self.exceeded || self.over_limit(self.event_bytes + self.pending.len() - start) {
+            self.exceeded = true;
+            self.pending = Vec::new();
+            self.data = Vec::new();
+        } else {
+            self.pending.drain(..start);
+        }
         events
     }
 
-    /// Ends the input: an event not closed by a blank line is still delivered.
+    /// Ends the input: an event not closed by a blank line is still delivered (not after the
+    /// limit was exceeded).
     pub fn finish(&mut self) -> Option<SseEvent> {
+        if self.exceeded {
+            return None;
+        }
         if !self.pending.is_empty() {
             let rest = std::mem::take(&mut self.pending);
             let line = String::from_utf8_lossy(&rest)
@@ -76,6 +126,7 @@ impl SseParser {
     }
 
     fn dispatch(&mut self) -> Option<SseEvent> {
+        self.event_bytes = 0;
         let event = self.event.take();
         if !self.has_data {
             return None;
@@ -120,6 +171,33 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn an_event_past_the_limit_stops_the_parser_however_the_input_is_split() {
+        let text =
+            "data: short\n\n: a comment of thirty-odd bytes\ndata: 0123456789\n\ndata: x\n\n";
+        let mut whole = SseParser::with_limit(40);
+        let events = whole.push(text.as_bytes());
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(whole.exceeded());
+        assert_eq!(whole.finish(), None);
+        let mut split = SseParser::with_limit(40);
+        let events: Vec<SseEvent> = text
+            .as_bytes()
+            .iter()
+            .flat_map(|b| split.push(&[*b]))
+            .collect();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(split.exceeded());
+        // A blank line ends an event's count: many small events are fine.
+        let mut many = SseParser::with_limit(40);
+        assert_eq!(
+            many.push("data: 0123456789\n\n".repeat(100).as_bytes())
+                .len(),
+            100
+        );
+        assert!(!many.exceeded());
     }
 
     #[test]

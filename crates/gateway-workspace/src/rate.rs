@@ -27,7 +27,7 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
         Some((n, unit)) => (n.trim().parse::<u64>().map_err(|_| invalid())?, unit.trim()),
         None => (1, period),
     };
-    let seconds = match unit.trim_end_matches('s') {
+    let seconds: u64 = match unit.trim_end_matches('s') {
         "second" | "sec" | "" => 1,
         "minute" | "min" | "m" => 60,
         "hour" | "h" => 3600,
@@ -38,9 +38,14 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
     if multiplier == 0 {
         return Err(invalid());
     }
+    // `<n> <unit>` is the file's (or the environment's) to choose: a period past u64 seconds
+    // would overflow (a panic in debug builds, a wrapped period in release).
+    let period = seconds
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("invalid rate '{text}': the period is too long"))?;
     Ok(Rate {
         count,
-        period: Duration::from_secs(seconds * multiplier),
+        period: Duration::from_secs(period),
     })
 }
 
@@ -72,5 +77,19 @@ mod tests {
         assert!(parse_rate("0/minute").is_err());
         assert!(parse_rate("10/fortnight").is_err());
         assert!(parse_rate("10").is_err());
+    }
+
+    /// Found reading the parser while writing the `gateway_config` fuzz target (a route's
+    /// rate), confirmed with it: the period's seconds overflowed.
+    #[test]
+    fn a_period_too_long_to_count_is_an_error() {
+        for text in ["1/99999999999999999 days", "1/144115188075855872 days"] {
+            let err = parse_rate(text).unwrap_err();
+            assert!(err.contains("too long"), "{err}");
+        }
+        assert_eq!(
+            parse_rate("1/213503982334601 days").unwrap().period,
+            Duration::from_secs(213_503_982_334_601 * 86_400)
+        );
     }
 }

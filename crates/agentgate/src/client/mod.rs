@@ -14,6 +14,8 @@
 //! # let _ = restaurants; Ok(()) }
 //! ```
 
+pub mod decode;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -28,6 +30,7 @@ use crate::protocol::{
     HEADER_SESSION_ID, MANIFEST_PATH, Manifest, Orchestration, PROTOCOL_VERSION, SessionState,
     StartResponse, StepResponse,
 };
+use decode::{intent_error, step_error};
 
 /// What went wrong talking to a site.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -255,12 +258,7 @@ impl AgentClient {
             .and_then(|v| v.to_str().ok())
             .map(String::from);
         let text = response.text().await.map_err(|err| self.transport(err))?;
-        let manifest: Manifest = serde_json::from_str(&text)
-            .map_err(|err| not_found(format!("the manifest is not valid: {err}")))?;
-        if manifest.agent_api_version.is_empty() {
-            return Err(not_found("the manifest has no agent_api_version".into()));
-        }
-        let manifest = Arc::new(manifest);
+        let manifest = Arc::new(decode::manifest(&base, &text)?);
         self.cache().insert(
             base.clone(),
             Cached {
@@ -308,14 +306,7 @@ impl std::fmt::Debug for Site {
 async fn error_of(response: reqwest::Response) -> (u16, ErrorBody) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
-    let body = serde_json::from_str::<ErrorBody>(&text).unwrap_or_else(|_| ErrorBody {
-        error: "http_error".into(),
-        message: text.chars().take(500).collect(),
-        current_step: None,
-        allowed_next_steps: None,
-        details: None,
-    });
-    (status, body)
+    (status, decode::error_body(&text))
 }
 
 impl Site {
@@ -400,8 +391,7 @@ impl Site {
             .text()
             .await
             .map_err(|err| self.client.transport(err))?;
-        serde_json::from_str(&text)
-            .map_err(|err| ClientError::Transport(format!("unexpected answer: {err}")))
+        decode::answer(&text)
     }
 
     /// Calls an intent with named arguments (a JSON object).
@@ -416,15 +406,7 @@ impl Site {
             return self.json(response).await;
         }
         let (status, body) = error_of(response).await;
-        Err(match status {
-            401 => ClientError::Unauthorized(body.message),
-            _ => ClientError::Intent {
-                intent: name.to_string(),
-                status,
-                code: body.error,
-                message: body.message,
-            },
-        })
+        Err(intent_error(name, status, body))
     }
 
     /// Calls an intent with typed arguments and result.
@@ -450,31 +432,6 @@ impl Site {
             site: self.clone(),
             definition: definition.clone(),
         })
-    }
-}
-
-fn step_error(
-    flow: &str,
-    step: &str,
-    session_id: Option<&str>,
-    status: u16,
-    body: ErrorBody,
-) -> ClientError {
-    match (status, body.error.as_str()) {
-        (401, _) => ClientError::Unauthorized(body.message),
-        (422, "step_not_allowed") => ClientError::StepTransition {
-            step: step.to_string(),
-            allowed: body.allowed_next_steps.unwrap_or_default(),
-        },
-        (404, "session_not_found") => {
-            ClientError::SessionNotFound(session_id.unwrap_or_default().to_string())
-        }
-        (404, "flow_not_found") => ClientError::FlowNotFound(flow.to_string()),
-        _ => ClientError::Http {
-            status,
-            code: body.error,
-            message: body.message,
-        },
     }
 }
 

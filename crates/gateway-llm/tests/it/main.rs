@@ -12,6 +12,8 @@ use gateway_llm::{
 use mock_llm::{Format, MockLlm, Reply};
 use serde_json::json;
 
+mod decode;
+
 const PROVIDERS: [(&str, Format); 3] = [
     ("openai", Format::Openai),
     ("anthropic", Format::Anthropic),

@@ -17,6 +17,7 @@ use gateway_store::{
 use serde_json::json;
 
 mod memories;
+mod roundtrip;
 
 /// A store under test and what cleans it up.
 struct Subject {

@@ -10,6 +10,8 @@ use gateway_workspace::{
 };
 use serde_json::json;
 
+mod config_roundtrip;
+
 fn write(root: &Path, relative: &str, content: &str) {
     let path = root.join(relative);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
