@@ -19,6 +19,7 @@ use crate::auth::Authenticator;
 use crate::llm_settings;
 use crate::mcp::McpManager;
 use crate::memory::MemoryBank;
+use crate::outbound::OutboundPolicy;
 use crate::runner::Runner;
 use crate::tools::workflow::WorkflowHost;
 use crate::tools::{FileTool, SharedTool, ToolInfo, ToolRegistry};
@@ -117,6 +118,8 @@ pub struct Generation {
     pub(crate) mcp: Arc<McpManager>,
     /// Who may call (`None`: auth is off).
     pub(crate) auth: Option<Arc<Authenticator>>,
+    /// Where URLs from configuration and the admin API may lead.
+    pub(crate) outbound: OutboundPolicy,
     number: u64,
 }
 
@@ -224,8 +227,10 @@ impl Generation {
         diagnostics.extend(choice_notes);
         diagnostics.extend(model_diagnostics(&workspace, &llm, &choice));
         diagnostics.extend(site_diagnostics);
+        let outbound = OutboundPolicy::from_config(&workspace.config);
         Self {
             workspace,
+            outbound,
             tools,
             tool_validators: Arc::new(tool_validators),
             input_validators,

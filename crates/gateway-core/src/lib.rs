@@ -33,6 +33,7 @@ mod memory;
 pub use gateway_telemetry::metrics;
 pub mod notifications;
 pub mod operations;
+pub mod outbound;
 mod personal;
 pub mod queue;
 pub mod rate_limit;

@@ -3,7 +3,6 @@
 //! retries and backoff, every attempt counted in the notification log, and a retry that
 //! replays the message that was first sent.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
@@ -17,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::engine::ExecutionStatus;
 use crate::metrics::Metrics;
+use crate::outbound::OutboundPolicy;
 
 /// What happened to an execution, as notifications describe it.
 #[derive(Debug, Clone)]
@@ -204,67 +204,6 @@ fn prepare(
     }
 }
 
-fn private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return private(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-        }
-    }
-}
-
-/// Where a webhook may go: http(s) only, and never to a private, loopback or metadata
-/// address unless its host is listed in `allowed_private_hosts`. Returns the host and the
-/// checked address (the request is pinned to it, so DNS cannot change it afterwards).
-async fn check_destination(url: &str, allowed: &[String]) -> Result<(String, SocketAddr), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL '{url}': {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("webhook URL '{url}' must be http or https"));
-    }
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| format!("webhook URL '{url}' has no host"))?
-        .trim_matches(['[', ']'])
-        .to_string();
-    let port = parsed.port_or_known_default().unwrap_or(443);
-    let is_allowed = allowed.iter().any(|a| a.eq_ignore_ascii_case(&host));
-    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| format!("cannot resolve '{host}': {e}"))?
-        .collect();
-    let first = addresses
-        .first()
-        .copied()
-        .ok_or_else(|| format!("'{host}' has no address"))?;
-    if !is_allowed {
-        let named_internal = ["localhost", "metadata.google.internal"]
-            .iter()
-            .any(|n| host.eq_ignore_ascii_case(n));
-        if named_internal || addresses.iter().any(|a| private(a.ip())) {
-            return Err(format!(
-                "webhook target '{host}' is a private or loopback address (allow it in notifications.allowed_private_hosts)"
-            ));
-        }
-    }
-    Ok((host, first))
-}
-
 /// `sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
 pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     // HMAC takes keys of any length: the error case cannot happen.
@@ -278,14 +217,22 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
 }
 
 /// Sends one stored message once.
-async fn send_once(config: &NotificationsConfig, payload: &Value) -> Result<(), String> {
+async fn send_once(
+    config: &NotificationsConfig,
+    outbound: &OutboundPolicy,
+    payload: &Value,
+) -> Result<(), String> {
     let text = match payload.get("body") {
         Some(Value::String(text)) => text.clone(),
         Some(other) => other.to_string(),
         None => "null".to_string(),
     };
     if let Some(url) = payload.get("url").and_then(Value::as_str) {
-        let (host, address) = check_destination(url, &config.allowed_private_hosts).await?;
+        // Pinned to the address checked: DNS cannot change it between check and connect.
+        let (host, address) = outbound
+            .resolve(url)
+            .await
+            .map_err(|err| format!("webhook target refused: {err}"))?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
@@ -354,12 +301,13 @@ async fn send_once(config: &NotificationsConfig, payload: &Value) -> Result<(), 
 pub(crate) async fn deliver(
     store: &SharedStore,
     config: &NotificationsConfig,
+    outbound: &OutboundPolicy,
     metrics: &Metrics,
     record: NotificationRecord,
 ) -> NotificationRecord {
     let span =
         gateway_telemetry::spans::notification(&record.channel, &record.event_type, &record.target);
-    let record = deliver_untraced(store, config, metrics, record)
+    let record = deliver_untraced(store, config, outbound, metrics, record)
         .instrument(span.clone())
         .await;
     if let Some(error) = record
@@ -375,6 +323,7 @@ pub(crate) async fn deliver(
 async fn deliver_untraced(
     store: &SharedStore,
     config: &NotificationsConfig,
+    outbound: &OutboundPolicy,
     metrics: &Metrics,
     mut record: NotificationRecord,
 ) -> NotificationRecord {
@@ -385,7 +334,7 @@ async fn deliver_untraced(
             tokio::time::sleep(delay).await;
             delay *= 2;
         }
-        let result = send_once(config, &record.payload).await;
+        let result = send_once(config, outbound, &record.payload).await;
         record.attempts += 1;
         match result {
             Ok(()) => {
@@ -429,6 +378,7 @@ async fn deliver_untraced(
 pub(crate) async fn notify(
     store: SharedStore,
     config: NotificationsConfig,
+    outbound: OutboundPolicy,
     metrics: Arc<Metrics>,
     agent: AgentDefinition,
     event: ExecutionEvent,
@@ -478,7 +428,7 @@ pub(crate) async fn notify(
             }
         }
         if record.status == "pending" {
-            sends.push(deliver(&store, &config, &metrics, record));
+            sends.push(deliver(&store, &config, &outbound, &metrics, record));
         } else {
             metrics.notification(&record.channel, false);
         }
@@ -501,56 +451,6 @@ mod tests {
             signature("secret", 1_700_000_000, "{}"),
             signature("other", 1_700_000_000, "{}")
         );
-    }
-
-    #[test]
-    fn private_addresses_are_recognised() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.0.1",
-            "172.16.5.4",
-            "169.254.169.254",
-            "100.64.0.1",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(
-                private(
-                    ip.parse()
-                        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
-                ),
-                "{ip}"
-            );
-        }
-        for ip in ["8.8.8.8", "2606:4700::1111"] {
-            assert!(
-                !private(
-                    ip.parse()
-                        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
-                ),
-                "{ip}"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn destinations_are_checked_before_sending() {
-        let refused = check_destination("http://127.0.0.1:9/hook", &[]).await;
-        assert!(refused.is_err_and(|e| e.contains("private or loopback")));
-        let refused = check_destination("http://localhost:9/hook", &["127.0.0.1".into()]).await;
-        assert!(
-            refused.is_err(),
-            "allowing an address does not allow the name localhost"
-        );
-        assert!(
-            check_destination("http://127.0.0.1:9/hook", &["127.0.0.1".into()])
-                .await
-                .is_ok()
-        );
-        assert!(check_destination("ftp://example.com/x", &[]).await.is_err());
     }
 
     #[test]

@@ -60,6 +60,19 @@ pub struct GatewayConfig {
     pub log: LogConfig,
     /// The Prometheus endpoint (ours).
     pub metrics: MetricsConfig,
+    /// Where the gateway may connect for URLs it is given (ours).
+    pub outbound: OutboundConfig,
+}
+
+/// `outbound:` — the one policy for URLs from configuration or the admin API (webhooks, MCP
+/// servers over HTTP, agentgate sites): private, loopback and metadata addresses are refused
+/// unless listed here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutboundConfig {
+    /// Host names or addresses (`127.0.0.1`, `mcp.internal`, `[::1]`) that may be reached
+    /// although private; `*` allows every host (local development).
+    pub allowed_private_hosts: Vec<String>,
 }
 
 /// `metrics:` — the Prometheus text endpoint.
@@ -163,6 +176,7 @@ impl Default for GatewayConfig {
             agentgate: AgentgateConfig::default(),
             log: LogConfig::default(),
             metrics: MetricsConfig::default(),
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -378,7 +392,8 @@ pub struct NotificationsConfig {
     pub slack: SlackConfig,
     pub webhooks: Vec<WebhookEndpointConfig>,
     pub webhook_secret: String,
-    /// Hosts or addresses that webhooks may reach although they are private or loopback (ours).
+    /// Hosts that may be reached although private (ours, older spelling): added to
+    /// `outbound.allowed_private_hosts`, which covers webhooks, MCP servers and sites alike.
     pub allowed_private_hosts: Vec<String>,
     /// Delivery attempts per target before it is marked failed (ours; 0.2.13 used 3).
     pub max_attempts: u32,
@@ -1123,6 +1138,21 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Checks the rules types alone cannot express.
+/// An entry of an allowed-hosts list: `*`, a host name, an IPv4 address or an IPv6 one
+/// (bracketed or not) — never a URL or `host:port`, which would silently match nothing.
+fn is_host_entry(entry: &str) -> bool {
+    if entry == "*" || entry.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    if let Some(inner) = entry.strip_prefix('[').and_then(|e| e.strip_suffix(']')) {
+        return inner.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !entry.is_empty()
+        && entry
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+}
+
 fn validate(config: &GatewayConfig, path: &Path, text: &str, diagnostics: &mut Diagnostics) {
     let line = |p: &str| yaml::locate(text, &yaml::parse_path(p));
     if config.timezone.parse::<chrono_tz::Tz>().is_err() {
@@ -1134,6 +1164,26 @@ fn validate(config: &GatewayConfig, path: &Path, text: &str, diagnostics: &mut D
                 config.timezone
             ),
         );
+    }
+    for (key, hosts) in [
+        (
+            "outbound.allowed_private_hosts",
+            &config.outbound.allowed_private_hosts,
+        ),
+        (
+            "notifications.allowed_private_hosts",
+            &config.notifications.allowed_private_hosts,
+        ),
+    ] {
+        for host in hosts.iter().filter(|h| !is_host_entry(h)) {
+            diagnostics.error(
+                path,
+                line(key),
+                format!(
+                    "'{key}': '{host}' is not a host name or address (no scheme, port or path; e.g. 127.0.0.1 or mcp.internal)"
+                ),
+            );
+        }
     }
     if let Some(listen) = &config.metrics.listen
         && listen.parse::<std::net::SocketAddr>().is_err()
@@ -1884,6 +1934,25 @@ mod tests {
             &[("AGENT_GATEWAY_SERVER__MAX_BODY_BYTES", "4096")],
         );
         assert_eq!(loaded.config.unwrap().server.max_body_bytes, 4096);
+    }
+
+    #[test]
+    fn allowed_private_hosts_are_hosts_not_urls() {
+        let loaded = load(
+            "outbound:\n  allowed_private_hosts: [\"127.0.0.1\", \"[::1]\", mcp.internal, \"*\"]\n",
+            &[],
+        );
+        assert!(loaded.diagnostics.errors().next().is_none());
+        let config = loaded.config.unwrap();
+        assert_eq!(config.outbound.allowed_private_hosts.len(), 4);
+        let loaded = load(
+            "timezone: UTC\noutbound:\n  allowed_private_hosts: [\"http://127.0.0.1:8080\"]\n",
+            &[],
+        );
+        let errors: Vec<_> = loaded.diagnostics.errors().collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains("outbound.allowed_private_hosts"));
+        assert_eq!(errors[0].line, Some(3));
     }
 
     #[test]

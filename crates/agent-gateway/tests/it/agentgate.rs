@@ -92,7 +92,7 @@ async fn agents_call_the_sites_they_list() {
 
     let ws = TestWorkspace::new();
     ws.config(&format!(
-        "model:\n  default: {MODEL}\nsites:\n  \"{url}\":\n    api_key: demo-key\n"
+        "model:\n  default: {MODEL}\n{ALLOW_LOOPBACK}sites:\n  \"{url}\":\n    api_key: demo-key\n"
     ));
     ws.agent(
         "shopper",

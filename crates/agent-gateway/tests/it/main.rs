@@ -18,6 +18,7 @@ mod memory;
 mod memory_api;
 mod metrics;
 mod notifications;
+mod outbound;
 mod persistence;
 mod queues;
 mod schedules;

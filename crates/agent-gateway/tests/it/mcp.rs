@@ -76,7 +76,7 @@ async fn servers_from_config_give_their_tools_to_the_agents_that_list_them() {
     let remote = http_server("remote-key").await;
     let ws = TestWorkspace::new();
     ws.config(&format!(
-        "model:\n  default: {MODEL}\nmcp:\n  tool_call_timeout_ms: 400\n  servers:\n{}    - name: remote\n      transport: streamable_http\n      url: {}\n      headers:\n        x-api-key: remote-key\n",
+        "model:\n  default: {MODEL}\n{ALLOW_LOOPBACK}mcp:\n  tool_call_timeout_ms: 400\n  servers:\n{}    - name: remote\n      transport: streamable_http\n      url: {}\n      headers:\n        x-api-key: remote-key\n",
         stdio_server_yaml("local", "        GREETING: hello from env\n"),
         remote.url
     ));
@@ -245,6 +245,7 @@ async fn a_crashed_stdio_server_is_reconnected() {
 async fn servers_added_through_the_api_keep_their_secrets_sealed() {
     let remote = http_server("api-key-123").await;
     let ws = TestWorkspace::new();
+    ws.config(&format!("model:\n  default: {MODEL}\n{ALLOW_LOOPBACK}"));
     ws.agent("helper", "mcp_servers: [vault, web]", "Use the tools.");
     let mock = mock_llm::MockLlm::start().await.unwrap();
     let mut env = mock_env(&mock);
@@ -500,6 +501,7 @@ async fn without_a_secret_key_secrets_are_refused() {
 async fn servers_from_code_and_from_a_reloaded_config() {
     let remote = http_server("code-key").await;
     let ws = TestWorkspace::new();
+    ws.config(&format!("model:\n  default: {MODEL}\n{ALLOW_LOOPBACK}"));
     ws.agent("helper", "mcp_servers: [coded, local]", "Use the tools.");
     let mock = mock_llm::MockLlm::start().await.unwrap();
     let server = TestServer::start(
@@ -528,7 +530,7 @@ async fn servers_from_code_and_from_a_reloaded_config() {
 
     // A server added to gateway.yaml appears on reload.
     ws.config(&format!(
-        "model:\n  default: {MODEL}\nmcp:\n  servers:\n{}",
+        "model:\n  default: {MODEL}\n{ALLOW_LOOPBACK}mcp:\n  servers:\n{}",
         stdio_server_yaml("local", "")
     ));
     let (status, body) = server.post("/v1/reload", json!({})).await;

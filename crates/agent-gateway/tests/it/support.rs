@@ -11,6 +11,10 @@ use serde_json::Value;
 /// The model every test agent uses unless it names another.
 pub const MODEL: &str = "openai/gpt-test";
 
+/// The `gateway.yaml` section that lets MCP servers, agentgate sites and webhooks on this
+/// machine be reached (the outbound policy refuses loopback addresses otherwise).
+pub const ALLOW_LOOPBACK: &str = "outbound:\n  allowed_private_hosts: [\"127.0.0.1\"]\n";
+
 /// A workspace folder built file by file.
 pub struct TestWorkspace {
     dir: tempfile::TempDir,

@@ -89,6 +89,7 @@ pub struct AgentClientBuilder {
     timeout: Duration,
     cache_ttl: Duration,
     request_headers: Option<RequestHeaders>,
+    http: Option<reqwest::Client>,
 }
 
 impl std::fmt::Debug for AgentClientBuilder {
@@ -100,6 +101,7 @@ impl std::fmt::Debug for AgentClientBuilder {
             .field("timeout", &self.timeout)
             .field("cache_ttl", &self.cache_ttl)
             .field("request_headers", &self.request_headers.is_some())
+            .field("http", &self.http.is_some())
             .finish()
     }
 }
@@ -133,6 +135,14 @@ impl AgentClientBuilder {
         self
     }
 
+    /// The HTTP client requests go through (default: a plain one): one with a proxy, its
+    /// own TLS roots, or a DNS resolver that decides which addresses may be reached. The
+    /// per-request time limit still applies.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
     /// Per-request time limit (default 30 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -146,10 +156,12 @@ impl AgentClientBuilder {
     }
 
     pub fn build(self) -> Result<AgentClient, ClientError> {
-        let http = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .build()
-            .map_err(|err| ClientError::Transport(err.to_string()))?;
+        let http = match &self.http {
+            Some(client) => client.clone(),
+            None => reqwest::Client::builder()
+                .build()
+                .map_err(|err| ClientError::Transport(err.to_string()))?,
+        };
         Ok(AgentClient {
             inner: Arc::new(ClientInner {
                 http,
@@ -181,6 +193,7 @@ impl AgentClient {
             timeout: Duration::from_secs(30),
             cache_ttl: Duration::from_secs(300),
             request_headers: None,
+            http: None,
         }
     }
 
@@ -190,6 +203,7 @@ impl AgentClient {
 
     fn agent_headers(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         let mut request = request
+            .timeout(self.inner.config.timeout)
             .header(HEADER_AGENT_REQUEST, "true")
             .header(HEADER_AGENT_VERSION, PROTOCOL_VERSION);
         if let Some(id) = &self.inner.config.agent_id {
@@ -205,7 +219,16 @@ impl AgentClient {
         if err.is_timeout() {
             ClientError::Timeout(self.inner.config.timeout)
         } else {
-            ClientError::Transport(err.to_string())
+            // reqwest's own message is only the step that failed ("error sending request
+            // for url ..."); the reason is in its sources.
+            let mut message = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            ClientError::Transport(message)
         }
     }
 
@@ -340,18 +363,48 @@ impl Site {
             .collect()
     }
 
+    /// The URL of `path` (an intent's `endpoint`: the manifest's text) on this site. Only a
+    /// path on the same origin is taken: `//host/x` or `@host/x` after the base would lead
+    /// to another host, with this site's credentials.
+    fn endpoint_url(&self, path: &str) -> Result<reqwest::Url, ClientError> {
+        let refused = |why: &str| {
+            ClientError::Transport(format!(
+                "the manifest's endpoint '{path}' is not a path on {}: {why}",
+                self.base
+            ))
+        };
+        if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
+            return Err(refused("it must start with a single '/'"));
+        }
+        let base = reqwest::Url::parse(&self.base).map_err(|_| refused("the base is not a URL"))?;
+        let url = reqwest::Url::parse(&format!("{}{path}", self.base))
+            .map_err(|err| refused(&err.to_string()))?;
+        if url.origin() != base.origin() {
+            return Err(refused("it leads to another origin"));
+        }
+        Ok(url)
+    }
+
+    /// The URL of the protocol route made of `segments` (flow and step names among them,
+    /// each encoded as one path segment whatever it holds) under this site's base.
+    fn route_url(&self, segments: &[&str]) -> Result<reqwest::Url, ClientError> {
+        let mut url = reqwest::Url::parse(&self.base)
+            .map_err(|err| ClientError::Transport(format!("{}: {err}", self.base)))?;
+        url.path_segments_mut()
+            .map_err(|()| ClientError::Transport(format!("{} cannot take a path", self.base)))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
     /// A POST with the agent headers and the credentials the manifest asks for.
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        let request = self
-            .client
-            .agent_headers(self.client.inner.http.post(format!("{}{path}", self.base)));
+    fn post(&self, url: reqwest::Url) -> reqwest::RequestBuilder {
+        let request = self.client.agent_headers(self.client.inner.http.post(url));
         self.credentials(request)
     }
 
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        let request = self
-            .client
-            .agent_headers(self.client.inner.http.get(format!("{}{path}", self.base)));
+    fn get(&self, url: reqwest::Url) -> reqwest::RequestBuilder {
+        let request = self.client.agent_headers(self.client.inner.http.get(url));
         self.credentials(request)
     }
 
@@ -400,8 +453,8 @@ impl Site {
             .manifest
             .intent(name)
             .ok_or_else(|| ClientError::IntentNotFound(name.to_string()))?;
-        let endpoint = intent.endpoint.clone();
-        let response = self.send(self.post(&endpoint).json(&arguments)).await?;
+        let url = self.endpoint_url(&intent.endpoint)?;
+        let response = self.send(self.post(url).json(&arguments)).await?;
         if response.status().is_success() {
             return self.json(response).await;
         }
@@ -463,7 +516,7 @@ impl FlowHandle {
             .site
             .send(
                 self.site
-                    .post(&format!("/agent/flows/{name}/start"))
+                    .post(self.site.route_url(&["agent", "flows", name, "start"])?)
                     .json(&serde_json::json!({})),
             )
             .await?;
@@ -507,7 +560,10 @@ impl FlowHandle {
             .site
             .send(
                 self.site
-                    .post(&format!("/agent/flows/{name}/steps/{step}"))
+                    .post(
+                        self.site
+                            .route_url(&["agent", "flows", name, "steps", step])?,
+                    )
                     .json(&arguments),
             )
             .await?;
@@ -561,7 +617,10 @@ impl FlowSession {
             .site
             .send(
                 self.site
-                    .post(&format!("/agent/flows/{flow}/step/{step}"))
+                    .post(
+                        self.site
+                            .route_url(&["agent", "flows", &flow, "step", step])?,
+                    )
                     .header(HEADER_SESSION_ID, &self.session_id)
                     .json(&arguments),
             )
@@ -603,10 +662,13 @@ impl FlowSession {
     pub async fn state(&self) -> Result<SessionState, ClientError> {
         let response = self
             .site
-            .send(self.site.get(&format!(
-                "/agent/flows/{}/session/{}",
-                self.flow, self.session_id
-            )))
+            .send(self.site.get(self.site.route_url(&[
+                "agent",
+                "flows",
+                &self.flow,
+                "session",
+                &self.session_id,
+            ])?))
             .await?;
         if !response.status().is_success() {
             let (status, body) = error_of(response).await;
@@ -619,5 +681,54 @@ impl FlowSession {
             ));
         }
         self.site.json(response).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(base: &str) -> Result<Site, ClientError> {
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "agent_api_version": "1.0", "name": "shop"
+        }))
+        .map_err(|err| ClientError::Transport(err.to_string()))?;
+        Ok(AgentClient::builder()
+            .build()?
+            .site(base, Arc::new(manifest)))
+    }
+
+    #[test]
+    fn an_endpoint_is_a_path_on_the_site_and_nothing_else() -> Result<(), ClientError> {
+        let shop = site("https://shop.example/api")?;
+        assert_eq!(
+            shop.endpoint_url("/agent/intents/search")?.as_str(),
+            "https://shop.example/api/agent/intents/search"
+        );
+        for hostile in [
+            "@evil.example/x",
+            "//evil.example/x",
+            "evil",
+            "/\\evil.example",
+            ".evil.example/x",
+            ":8080/x",
+        ] {
+            assert!(shop.endpoint_url(hostile).is_err(), "{hostile}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn names_are_one_path_segment_each() -> Result<(), ClientError> {
+        let shop = site("https://shop.example")?;
+        let url = shop.route_url(&["agent", "flows", "../admin?x=1#y", "start"])?;
+        assert_eq!(url.host_str(), Some("shop.example"));
+        assert_eq!(
+            url.path(),
+            "/agent/flows/..%2Fadmin%3Fx=1%23y/start",
+            "{url}"
+        );
+        assert_eq!(url.query(), None);
+        Ok(())
     }
 }

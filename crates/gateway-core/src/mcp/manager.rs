@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::tool::{McpTool, McpToolInfo, ToolCalls};
 use super::{McpServerConfig, McpTransport, credential_headers};
+use crate::outbound::OutboundPolicy;
 use crate::tools::{SharedTool, ToolError};
 
 /// Connection and call limits (`mcp.connection_timeout_ms`, `mcp.tool_call_timeout_ms`).
@@ -143,22 +144,32 @@ impl Server {
 pub struct McpManager {
     servers: RwLock<BTreeMap<String, Arc<Server>>>,
     timeouts: RwLock<McpTimeouts>,
-    http: reqwest::Client,
+    /// Where HTTP servers (and their token endpoints) may be reached.
+    outbound: RwLock<OutboundPolicy>,
     me: Weak<McpManager>,
 }
 
 impl McpManager {
-    pub fn new(timeouts: McpTimeouts) -> Arc<Self> {
+    pub fn new(timeouts: McpTimeouts, outbound: OutboundPolicy) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             servers: RwLock::new(BTreeMap::new()),
             timeouts: RwLock::new(timeouts),
-            http: reqwest::Client::new(),
+            outbound: RwLock::new(outbound),
             me: me.clone(),
         })
     }
 
     pub fn set_timeouts(&self, timeouts: McpTimeouts) {
         write(&self.timeouts, timeouts);
+    }
+
+    /// The outbound policy of a reloaded configuration (for connections made from now on).
+    pub fn set_outbound(&self, outbound: OutboundPolicy) {
+        write(&self.outbound, outbound);
+    }
+
+    fn outbound(&self) -> OutboundPolicy {
+        read(&self.outbound)
     }
 
     fn timeouts(&self) -> McpTimeouts {
@@ -323,7 +334,7 @@ impl McpManager {
         }
         let timeout = self.timeouts().connect;
         let result = tokio::time::timeout(timeout, async {
-            let session = open(config, &self.http, timeout).await?;
+            let session = open(config, &self.outbound(), timeout).await?;
             let tools = session
                 .peer()
                 .list_all_tools()
@@ -473,7 +484,7 @@ impl McpManager {
         let timeout = self.timeouts().connect;
         let name = &server.config.name;
         let opened = tokio::time::timeout(timeout, async {
-            let fresh = open(&server.config, &self.http, timeout).await?;
+            let fresh = open(&server.config, &self.outbound(), timeout).await?;
             let tools = fresh.peer().list_all_tools().await.map_err(|e| {
                 ConnectError::new("connection_error", format!("listing tools failed: {e}"))
             })?;
@@ -563,7 +574,7 @@ async fn close(server: &Server) {
 /// Opens a session to `config` (process start or HTTP handshake).
 async fn open(
     config: &McpServerConfig,
-    http: &reqwest::Client,
+    outbound: &OutboundPolicy,
     connect_timeout: Duration,
 ) -> Result<Session, ConnectError> {
     let identity = ClientConfig::new(
@@ -606,10 +617,18 @@ async fn open(
         }
         McpTransport::StreamableHttp => {
             let url = config.url.clone().unwrap_or_default();
+            if let Some(refused) = config.refused_by(outbound) {
+                return Err(ConnectError::new("config_error", refused));
+            }
             let mut headers = config.headers.clone();
             if let Some(credentials) = &config.credentials {
+                let http = outbound
+                    .client_builder()
+                    .connect_timeout(connect_timeout)
+                    .build()
+                    .map_err(|e| ConnectError::new("config_error", e.to_string()))?;
                 headers.extend(
-                    credential_headers(credentials, http)
+                    credential_headers(credentials, &http)
                         .await
                         .map_err(|e| ConnectError::new("auth_error", e))?,
                 );
@@ -628,7 +647,8 @@ async fn open(
                     })?;
                 map.insert(key, value);
             }
-            let client = reqwest::Client::builder()
+            let client = outbound
+                .client_builder()
                 .default_headers(map)
                 .connect_timeout(connect_timeout)
                 .build()

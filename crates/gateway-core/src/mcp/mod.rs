@@ -173,6 +173,22 @@ impl McpServerConfig {
         problems
     }
 
+    /// What the outbound policy refuses of the URLs this server would be reached at: its
+    /// own and an OAuth token endpoint's. Names are checked again when they resolve.
+    pub fn refused_by(&self, policy: &crate::outbound::OutboundPolicy) -> Option<String> {
+        let token_url = self
+            .credentials
+            .as_ref()
+            .and_then(|c| c.get("token_url"))
+            .and_then(Value::as_str);
+        self.url
+            .as_deref()
+            .into_iter()
+            .chain(token_url)
+            .find_map(|url| policy.check_url(url).err())
+            .map(|err| err.to_string())
+    }
+
     /// Whether it carries anything that must be stored encrypted.
     pub fn has_secrets(&self) -> bool {
         !self.env.is_empty()

@@ -16,6 +16,7 @@ use crate::mcp::{
     McpManager, McpOrigin, McpServerConfig, McpServerState, McpTest, McpTimeouts, McpToolInfo,
     McpTransport,
 };
+use crate::outbound::OutboundPolicy;
 use crate::secrets::{SecretBox, SecretError};
 use crate::state::GatewayState;
 
@@ -89,10 +90,12 @@ pub(crate) fn config_servers(
 ) -> Result<Vec<McpServerConfig>, Diagnostics> {
     let mut diagnostics = Diagnostics::new();
     let mut servers = Vec::new();
+    let outbound = OutboundPolicy::from_config(config);
     for (index, raw) in config.mcp.servers.iter().enumerate() {
         match serde_json::from_value::<McpServerConfig>(raw.clone()) {
             Ok(server) => {
-                let problems = server.problems();
+                let mut problems = server.problems();
+                problems.extend(server.refused_by(&outbound));
                 if problems.is_empty() {
                     servers.push(server);
                 } else {
@@ -244,7 +247,10 @@ pub(crate) async fn start_manager(
     store: &SharedStore,
     secrets: Option<&SecretBox>,
 ) -> Result<Arc<McpManager>, GatewayError> {
-    let manager = McpManager::new(McpTimeouts::from_config(&config.mcp));
+    let manager = McpManager::new(
+        McpTimeouts::from_config(&config.mcp),
+        OutboundPolicy::from_config(config),
+    );
     for server in config_servers(config, config_file).map_err(GatewayError::InvalidConfig)? {
         manager
             .add(server, McpOrigin::Config)
@@ -287,6 +293,7 @@ pub(crate) async fn sync_config_servers(
 ) -> Result<(), GatewayError> {
     let wanted = config_servers(config, config_file).map_err(GatewayError::ReloadFailed)?;
     manager.set_timeouts(McpTimeouts::from_config(&config.mcp));
+    manager.set_outbound(OutboundPolicy::from_config(config));
     for name in manager.names_from("config") {
         let unchanged = manager
             .state(&name)
@@ -429,10 +436,7 @@ impl<'a> McpServers<'a> {
             credentials: request.credentials.filter(|c| !c.is_empty()),
             enabled: request.enabled.unwrap_or(true),
         };
-        let problems = config.problems();
-        if !problems.is_empty() {
-            return Err(GatewayError::InvalidRequest(problems.join("; ")));
-        }
+        self.check(&config)?;
         if self.mcp().state(&config.name).is_some() {
             return Err(GatewayError::Conflict(format!(
                 "an MCP server named '{}' already exists",
@@ -453,6 +457,18 @@ impl<'a> McpServers<'a> {
             .map_err(conflict_or_storage)?;
         self.activate(config, &record.id).await;
         Ok(self.stored_info(&record))
+    }
+
+    /// What is wrong with a server given through the API: its own problems, and URLs the
+    /// outbound policy refuses.
+    fn check(&self, config: &McpServerConfig) -> Result<(), GatewayError> {
+        let mut problems = config.problems();
+        problems.extend(config.refused_by(&self.state.generation().outbound));
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(GatewayError::InvalidRequest(problems.join("; ")))
+        }
     }
 
     /// Registers a stored server with the manager and connects it if enabled.
@@ -507,10 +523,7 @@ impl<'a> McpServers<'a> {
         if let Some(enabled) = update.enabled {
             config.enabled = enabled;
         }
-        let problems = config.problems();
-        if !problems.is_empty() {
-            return Err(GatewayError::InvalidRequest(problems.join("; ")));
-        }
+        self.check(&config)?;
         if config.name != old_name && self.mcp().state(&config.name).is_some() {
             return Err(GatewayError::Conflict(format!(
                 "an MCP server named '{}' already exists",

@@ -50,10 +50,14 @@ impl<'a> Notifications<'a> {
                 record.last_error.unwrap_or_default()
             )));
         }
-        let config = self.state.generation().config().notifications.clone();
-        Ok(
-            crate::notifications::deliver(&self.state.store, &config, &self.state.metrics, record)
-                .await,
+        let generation = self.state.generation();
+        Ok(crate::notifications::deliver(
+            &self.state.store,
+            &generation.config().notifications,
+            &generation.outbound,
+            &self.state.metrics,
+            record,
         )
+        .await)
     }
 }

@@ -664,6 +664,7 @@ async fn execute(
             crate::notifications::notify(
                 Arc::clone(&state.store),
                 generation.workspace.config.notifications.clone(),
+                generation.outbound.clone(),
                 Arc::clone(&state.metrics),
                 agent.clone(),
                 event,

@@ -14,6 +14,7 @@ use gateway_workspace::{Diagnostics, Workspace};
 use serde_json::{Value, json};
 
 use super::{SharedTool, Tool, ToolContext, ToolError, ToolSource};
+use crate::outbound::OutboundPolicy;
 
 /// What a site tool does.
 #[derive(Debug, Clone)]
@@ -254,7 +255,31 @@ pub async fn discover(workspace: &Workspace) -> (Vec<SharedTool>, Diagnostics) {
     let timeout = Duration::from_millis(config.agentgate.discovery_timeout_ms.max(1));
     let mut tools: Vec<SharedTool> = Vec::new();
     let mut names = BTreeSet::new();
+    let outbound = OutboundPolicy::from_config(config);
+    // One client for every site: its resolver applies the policy to each connection.
+    let http = match outbound.client_builder().build() {
+        Ok(http) => http,
+        Err(err) => {
+            diagnostics.warning(
+                &workspace.root,
+                None,
+                format!("sites: no HTTP client ({err}); their tools are unavailable"),
+            );
+            return (tools, diagnostics);
+        }
+    };
     for (url, agents) in by_site {
+        if let Err(err) = outbound.check_url(&url) {
+            diagnostics.warning(
+                &workspace.root,
+                None,
+                format!(
+                    "site {url} (used by {}): {err}; its tools are unavailable",
+                    agents.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+            continue;
+        }
         let credentials = config
             .sites
             .get(&url)
@@ -262,6 +287,7 @@ pub async fn discover(workspace: &Workspace) -> (Vec<SharedTool>, Diagnostics) {
             .cloned()
             .unwrap_or_default();
         let mut builder = AgentClient::builder()
+            .http_client(http.clone())
             .request_headers(gateway_telemetry::context::outbound_headers)
             .agent_id("agents-gateway")
             .timeout(timeout);
