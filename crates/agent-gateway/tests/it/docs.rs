@@ -225,7 +225,10 @@ async fn every_route_documents_what_the_http_layer_answers() {
             let in_path = parameters.iter().any(|p| p["in"] == "path");
             let in_query = parameters.iter().any(|p| p["in"] == "query");
             if operation.get("requestBody").is_some() {
-                assert!(has("413") && has("415") && has("422"), "{method} {path}");
+                assert!(
+                    has("408") && has("413") && has("415") && has("422"),
+                    "{method} {path}"
+                );
             }
             if in_path {
                 assert!(has("404") && has("422"), "{method} {path}");

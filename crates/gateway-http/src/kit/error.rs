@@ -84,6 +84,9 @@ pub enum RequestError {
     UnsupportedMediaType,
     #[error("The request body is larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
+    /// The client stopped sending its body for longer than `server.body_read_timeout_s`.
+    #[error("The request body stopped coming (server.body_read_timeout_s)")]
+    BodyTimeout,
     /// A body, query or path that does not fit the route's contract.
     #[error("{message}")]
     Invalid {
@@ -136,6 +139,7 @@ impl ApiError {
                     fixed(S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
                 }
                 RequestError::BodyTooLarge { .. } => fixed(S::PAYLOAD_TOO_LARGE, "body_too_large"),
+                RequestError::BodyTimeout => fixed(S::REQUEST_TIMEOUT, "body_timeout"),
                 RequestError::Invalid { .. } => fixed(S::UNPROCESSABLE_ENTITY, "validation_error"),
                 RequestError::Unauthenticated(_) => fixed(S::UNAUTHORIZED, "auth_required"),
                 RequestError::RateLimited { .. } => fixed(S::TOO_MANY_REQUESTS, "rate_limited"),

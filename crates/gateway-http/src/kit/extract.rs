@@ -190,6 +190,7 @@ where
                     BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
                         RequestError::BodyTooLarge { limit }
                     }
+                    other if timed_out(&other) => RequestError::BodyTimeout,
                     other => RequestError::invalid(
                         format!("Could not read the request body: {}", other.body_text()),
                         ErrorDetail {
@@ -201,6 +202,19 @@ where
                 })?;
         Ok(Self(parse_json(&bytes)?))
     }
+}
+
+/// Whether reading the body failed because the client stopped sending it (the body-timeout
+/// layer's error, somewhere in the rejection's sources).
+fn timed_out(rejection: &BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = source {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// `Option<ApiJson<T>>`: no body (no content type) is `None`; a body is parsed as above.

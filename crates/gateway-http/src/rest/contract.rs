@@ -120,7 +120,7 @@ pub(crate) fn complete_operation(
         statuses.push(422);
     }
     if body {
-        statuses.extend([413, 415, 422]);
+        statuses.extend([408, 413, 415, 422]);
     }
     let responses = operation
         .entry("responses")
@@ -173,6 +173,7 @@ fn description(status: u16, body_limit: usize) -> String {
         401 => "No valid credential (`auth_required`)".into(),
         403 => "The credential's scopes do not cover this (`insufficient_scope`), or the record is another user's (`forbidden`)".into(),
         404 => "No such record (`<record>_not_found`), or no route for this path (`not_found`)".into(),
+        408 => "The body stopped coming for longer than `server.body_read_timeout_s` (`body_timeout`)".into(),
         409 => "The record's state does not allow this (`code` says which)".into(),
         413 => format!(
             "The body is larger than {body_limit} bytes, `server.max_body_bytes` (`body_too_large`)"
@@ -265,7 +266,7 @@ mod tests {
         assert_eq!(
             statuses,
             [
-                "200", "401", "403", "404", "409", "413", "415", "422", "429"
+                "200", "401", "403", "404", "408", "409", "413", "415", "422", "429"
             ]
         );
         assert!(
