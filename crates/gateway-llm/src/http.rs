@@ -17,6 +17,11 @@ use crate::{CompletionStream, LlmError, StreamEvent};
 /// Error bodies longer than this are cut in messages.
 const MAX_ERROR_BODY: usize = 1000;
 
+/// The most bytes a whole (non-streamed) answer may take: far above any completion or
+/// embeddings batch the gateway asks for; it bounds what an endpoint that never stops
+/// sending makes us hold.
+pub(crate) const MAX_BODY_BYTES: usize = 128 * 1024 * 1024;
+
 /// Where and how one adapter talks to its provider.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -110,10 +115,8 @@ impl Endpoint {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let text = tokio::time::timeout(self.timeout, response.text())
+        let text = tokio::time::timeout(self.timeout, head_of(response))
             .await
-            .ok()
-            .and_then(Result::ok)
             .unwrap_or_default();
         let mut body: String = text.chars().take(MAX_ERROR_BODY).collect();
         if text.chars().count() > MAX_ERROR_BODY {
@@ -129,11 +132,40 @@ impl Endpoint {
 
     /// Reads a whole body within the timeout.
     pub(crate) async fn bytes(&self, response: reqwest::Response) -> Result<Bytes, LlmError> {
-        match tokio::time::timeout(self.timeout, response.bytes()).await {
-            Err(_) => Err(self.timed_out()),
-            Ok(Err(err)) => Err(self.request_error(&err)),
-            Ok(Ok(bytes)) => Ok(bytes),
+        self.bytes_within(response, MAX_BODY_BYTES).await
+    }
+
+    /// Reads a whole body of at most `limit` bytes within the timeout: a declared length
+    /// past it is refused before reading, a body that grows past it as soon as it does.
+    async fn bytes_within(
+        &self,
+        mut response: reqwest::Response,
+        limit: usize,
+    ) -> Result<Bytes, LlmError> {
+        let too_long = || self.invalid(format!("the answer is longer than {limit} bytes"));
+        if response
+            .content_length()
+            .is_some_and(|length| length > limit as u64)
+        {
+            return Err(too_long());
         }
+        let read = async {
+            let mut body = bytes::BytesMut::new();
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|err| self.request_error(&err))?
+            {
+                if body.len() + chunk.len() > limit {
+                    return Err(too_long());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body.freeze())
+        };
+        tokio::time::timeout(self.timeout, read)
+            .await
+            .unwrap_or_else(|_| Err(self.timed_out()))
     }
 
     /// Reads a whole JSON body within the timeout.
@@ -153,6 +185,20 @@ impl Endpoint {
             }
         })
     }
+}
+
+/// The start of an error body, as text: enough for the message (which keeps
+/// [`MAX_ERROR_BODY`] characters), never the whole of a body that does not end.
+async fn head_of(mut response: reqwest::Response) -> String {
+    let enough = MAX_ERROR_BODY * 4 + 4;
+    let mut body = Vec::new();
+    while body.len() < enough {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// Decodes one provider's stream events into [`StreamEvent`]s.
@@ -294,5 +340,90 @@ pub(crate) fn parse_arguments(text: &str) -> Value {
     match serde_json::from_str::<Value>(text) {
         Ok(value @ Value::Object(_)) => value,
         _ => serde_json::json!({"_raw": text}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server answering every connection with `head` then `chunks` (raw HTTP/1.1).
+    async fn raw_server(head: &'static str, chunks: Vec<Vec<u8>>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let chunks = chunks.clone();
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    for chunk in chunks {
+                        if socket.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    fn endpoint(base: &str) -> Endpoint {
+        Endpoint {
+            provider: "local".into(),
+            http: reqwest::Client::new(),
+            base: base.into(),
+            api_key: None,
+            headers: BTreeMap::new(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    async fn read(endpoint: &Endpoint, limit: usize) -> Result<Bytes, LlmError> {
+        let response = endpoint
+            .http
+            .get(&endpoint.base)
+            .send()
+            .await
+            .map_err(|err| endpoint.request_error(&err))?;
+        endpoint.bytes_within(response, limit).await
+    }
+
+    #[tokio::test]
+    async fn a_whole_answer_is_read_up_to_the_limit_and_no_further() {
+        // Chunked, no declared length: 3 chunks of 400 bytes.
+        let chunk = |n: usize| format!("{n:x}\r\n{}\r\n", "x".repeat(n)).into_bytes();
+        let chunked = raw_server(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+            vec![chunk(400), chunk(400), chunk(400), b"0\r\n\r\n".to_vec()],
+        )
+        .await;
+        let local = endpoint(&chunked);
+        assert_eq!(read(&local, 1200).await.map(|b| b.len()).ok(), Some(1200));
+        let err = read(&local, 1000).await.err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("longer than 1000 bytes")),
+            "{err:?}"
+        );
+        // A declared length past the limit is refused before any of the body is read.
+        let declared = raw_server(
+            "HTTP/1.1 200 OK\r\ncontent-length: 1000000000\r\n\r\n",
+            vec![b"{}".to_vec()],
+        )
+        .await;
+        let err = read(&endpoint(&declared), 1000)
+            .await
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("longer than 1000 bytes")),
+            "{err:?}"
+        );
     }
 }
