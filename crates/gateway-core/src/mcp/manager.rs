@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
 
-use super::tool::{McpTool, McpToolInfo, ToolCalls};
+use super::tool::{McpTool, McpToolInfo, ToolCalls, call_value, listing};
 use super::{McpServerConfig, McpTransport, credential_headers};
 use crate::outbound::OutboundPolicy;
 use crate::tools::{SharedTool, ToolError};
@@ -439,26 +439,7 @@ impl McpManager {
             }
             Ok(Ok(result)) => result,
         };
-        let texts: Vec<String> = result
-            .content
-            .iter()
-            .filter_map(|block| block.as_text().map(|t| t.text.clone()))
-            .collect();
-        let value = if !texts.is_empty() {
-            Value::String(texts.join("\n"))
-        } else if let Some(structured) = result.structured_content.clone() {
-            structured
-        } else {
-            serde_json::to_value(&result.content).unwrap_or(Value::Null)
-        };
-        if result.is_error == Some(true) {
-            let message = match value {
-                Value::String(text) => text,
-                other => other.to_string(),
-            };
-            return Err(ToolError::failed(message));
-        }
-        Ok(value)
+        call_value(&result)
     }
 
     /// Closes every connection (gateway shutdown).
@@ -504,20 +485,13 @@ impl McpManager {
                 return Err(err);
             }
         };
-        let tools: Vec<Arc<McpTool>> = tools
+        let (infos, skipped) = listing(name, &tools);
+        for warning in skipped {
+            tracing::warn!(server = %name, "{warning}");
+        }
+        let tools: Vec<Arc<McpTool>> = infos
             .into_iter()
-            .map(|tool| {
-                Arc::new(McpTool::new(
-                    McpToolInfo {
-                        name: format!("{name}__{}", tool.name),
-                        original_name: tool.name.to_string(),
-                        server_name: name.clone(),
-                        description: tool.description.clone().unwrap_or_default().to_string(),
-                        input_schema: Value::Object((*tool.input_schema).clone()),
-                    },
-                    self.me.clone() as Weak<dyn ToolCalls>,
-                ))
-            })
+            .map(|info| Arc::new(McpTool::new(info, self.me.clone() as Weak<dyn ToolCalls>)))
             .collect();
         let count = tools.len();
         write(&server.tools, tools);

@@ -7,6 +7,7 @@
 //! that dies, and turns each discovered tool into a [`McpTool`] named `{server}__{tool}`,
 //! given to the agents that list the server in `mcp_servers`.
 
+pub mod decode;
 mod manager;
 mod tool;
 
