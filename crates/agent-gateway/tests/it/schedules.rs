@@ -1,5 +1,6 @@
 //! Schedules: a fast cron firing, pause/resume/trigger, the admin lifecycle, runtime edits
-//! that survive a restart, and three instances running each fire exactly once.
+//! that survive a restart, three instances running each fire exactly once, and the Redis
+//! lock's holders crashing or its server going away.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -280,4 +281,51 @@ async fn a_lock_left_by_a_crashed_holder_expires() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(fired, "after the TTL the schedule fires again");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fires_wait_while_the_lock_s_redis_is_away_and_resume_when_it_returns() {
+    let Some(url) = test_services::service_url("TEST_REDIS_URL", "Redis") else {
+        return;
+    };
+    let (redis, proxied) = crate::live_ops::behind_proxy(&url, 6379).await;
+    let prefix = format!("agw-test-{}:", uuid::Uuid::new_v4().simple());
+    let ws = ticking_workspace(&format!(
+        "scheduler:\n  misfire_grace_seconds: 1\n  distributed_lock:\n    enabled: true\n    backend: redis\n    redis_url: {proxied}\n    key_prefix: \"{prefix}\"\n"
+    ));
+    let (mock, server) = start(&ws).await;
+    mock.set_default(Reply::text("tick"));
+    let mut before = Vec::new();
+    for _ in 0..50 {
+        before = scheduled_runs(&server, "ticker").await;
+        if !before.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!before.is_empty(), "fires while Redis is there");
+
+    // Without the lock no instance may know it is alone: the fires wait (never twice).
+    redis.close().await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let at_outage = scheduled_runs(&server, "ticker").await.len();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        scheduled_runs(&server, "ticker").await.len(),
+        at_outage,
+        "no fire while the lock is unreachable"
+    );
+    let (status, ready) = server.get("/v1/ready").await;
+    assert_eq!(status, 503, "{ready}");
+
+    redis.reopen().await;
+    let mut resumed = false;
+    for _ in 0..50 {
+        if scheduled_runs(&server, "ticker").await.len() > at_outage {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(resumed, "fires resume once Redis is back");
 }
