@@ -1,15 +1,48 @@
 //! Conversations and their messages in memory: [`ConversationStore`] for [`MemoryStore`],
-//! bounded to the [`MAX_CONVERSATIONS`] most recently updated.
+//! bounded to the [`MAX_CONVERSATIONS`] most recently updated, each to its
+//! [`MAX_MESSAGES_PER_CONVERSATION`] newest messages.
+
+use std::collections::VecDeque;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{MAX_CONVERSATIONS, MemoryStore};
+use super::{MAX_CONVERSATIONS, MAX_MESSAGES_PER_CONVERSATION, MemoryStore};
 use crate::error::StoreError;
 use crate::records::{
     ConversationFilter, ConversationRecord, ConversationStore, ConversationTurn, MessageRecord,
     new_message_id,
 };
+
+/// A conversation's newest messages; positions still count from its first message.
+#[derive(Debug, Default)]
+pub(super) struct KeptMessages {
+    /// How many of the oldest are no longer kept.
+    dropped: usize,
+    kept: VecDeque<MessageRecord>,
+}
+
+impl KeptMessages {
+    fn push(&mut self, message: MessageRecord) {
+        self.kept.push_back(message);
+        while self.kept.len() > MAX_MESSAGES_PER_CONVERSATION {
+            self.kept.pop_front();
+            self.dropped += 1;
+        }
+    }
+
+    /// Messages `offset..offset + limit` of the conversation, those still kept.
+    fn page(&self, offset: usize, limit: usize) -> Vec<MessageRecord> {
+        let start = offset.max(self.dropped) - self.dropped;
+        let end = offset.saturating_add(limit).max(self.dropped) - self.dropped;
+        self.kept
+            .iter()
+            .skip(start)
+            .take(end.saturating_sub(start))
+            .cloned()
+            .collect()
+    }
+}
 
 fn matches(conversation: &ConversationRecord, filter: &ConversationFilter) -> bool {
     filter
@@ -118,17 +151,13 @@ impl ConversationStore for MemoryStore {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<MessageRecord>, StoreError> {
+        let offset = usize::try_from(offset).unwrap_or(0);
+        let limit = usize::try_from(limit).unwrap_or(0);
         Ok(self
             .lock()
             .messages
             .get(conversation_id)
-            .map(|m| {
-                m.iter()
-                    .skip(offset.max(0) as usize)
-                    .take(limit.max(0) as usize)
-                    .cloned()
-                    .collect()
-            })
+            .map(|m| m.page(offset, limit))
             .unwrap_or_default())
     }
 
@@ -158,5 +187,42 @@ impl ConversationStore for MemoryStore {
             }
             None => false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(n: usize) -> MessageRecord {
+        MessageRecord {
+            message_id: n.to_string(),
+            role: "user".into(),
+            content: String::new(),
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn only_the_newest_messages_are_kept_and_positions_still_count_from_the_first() {
+        let mut messages = KeptMessages::default();
+        let total = MAX_MESSAGES_PER_CONVERSATION + 10;
+        for n in 0..total {
+            messages.push(message(n));
+        }
+        assert_eq!(messages.kept.len(), MAX_MESSAGES_PER_CONVERSATION);
+        let ids = |page: Vec<MessageRecord>| -> Vec<String> {
+            page.into_iter().map(|m| m.message_id).collect()
+        };
+        // The newest two, asked for by their positions.
+        assert_eq!(ids(messages.page(total - 2, 2)), ["208", "209"]);
+        // A page reaching into the dropped ones holds the kept part only.
+        assert_eq!(ids(messages.page(5, 7)), ["10", "11"]);
+        assert!(messages.page(0, 10).is_empty());
+        assert!(messages.page(total, 5).is_empty());
+        assert_eq!(
+            messages.page(0, usize::MAX).len(),
+            MAX_MESSAGES_PER_CONVERSATION
+        );
     }
 }

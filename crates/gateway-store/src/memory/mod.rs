@@ -21,13 +21,16 @@ use serde_json::{Map, Value};
 
 use crate::records::{
     ApprovalRecord, ConversationRecord, ExecutionRecord, McpServerRecord, MemoryRecord,
-    MessageRecord, NotificationRecord, ScheduleRecord, StepRecord, Store, UserConfigRecord,
+    NotificationRecord, ScheduleRecord, StepRecord, Store, UserConfigRecord,
 };
 
 /// Most executions kept; the oldest finished ones are dropped first.
 const MAX_EXECUTIONS: usize = 10_000;
 /// Most conversations kept; the least recently updated are dropped first.
 const MAX_CONVERSATIONS: usize = 10_000;
+/// Most messages kept per conversation; the oldest are dropped first (a session is restored
+/// from the newest `sessions.max_messages`, 100 by default).
+const MAX_MESSAGES_PER_CONVERSATION: usize = 200;
 
 /// A JSON value kept as its text: one allocation where the tree takes one per key, string and
 /// container. Thousands of executions are kept, so their JSON (input, options, result, usage,
@@ -176,7 +179,7 @@ struct State {
     conversations: HashMap<String, ConversationRecord>,
     /// Conversation ids by last update, oldest first (eviction without a scan).
     conversation_order: BTreeMap<(DateTime<Utc>, String), ()>,
-    messages: HashMap<String, Vec<MessageRecord>>,
+    messages: HashMap<String, conversations::KeptMessages>,
 }
 
 impl Default for State {
