@@ -19,9 +19,9 @@ build
 start_mock
 sessions_yaml="$(printf 'sessions:\n  max_sessions: %s' "$SESSIONS")"
 [ -n "${SOAK_MAX_MESSAGES:-}" ] && sessions_yaml+="$(printf '\n  max_messages: %s' "$SOAK_MAX_MESSAGES")"
-start_gateway_on sqlite "$sessions_yaml"
+start_gateway_on "${SOAK_STORE:-sqlite}" "$sessions_yaml"
 gateway_log="$WORK/gateway-${GATEWAY_URL##*:}.log"
-db="$WORK/ws-sqlite/bench.db"
+db="$WORK/ws-${SOAK_STORE:-sqlite}/bench.db"
 
 rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
@@ -50,7 +50,11 @@ while kill -0 "$chat" 2>/dev/null || kill -0 "$invoke" 2>/dev/null; do
   if [ $(( ($(date +%s%N) - t0) / 1000000000 )) -ge "$next" ]; then
     kb=$(rss_kb "$GATEWAY_PID")
     echo "$next $kb" >>"$WORK/rss"
-    echo "{\"label\":\"soak-rss\",\"t_s\":$next,\"rss_mb\":$(awk "BEGIN{printf \"%.1f\", $kb/1024}"),\"load1\":$(load1)}"
+    # The database and its write-ahead log apart: a log that is never checkpointed grows.
+    # (Either may be missing: persistence off, or no log yet.)
+    db_mb=$(du -k "$db" 2>/dev/null | awk '{printf "%.1f", $1/1024}' || true)
+    wal_mb=$(du -k "$db-wal" 2>/dev/null | awk '{printf "%.1f", $1/1024}' || true)
+    echo "{\"label\":\"soak-rss\",\"t_s\":$next,\"rss_mb\":$(awk "BEGIN{printf \"%.1f\", $kb/1024}"),\"db_mb\":${db_mb:-0},\"wal_mb\":${wal_mb:-0},\"load1\":$(load1)}"
     next=$((next + RSS_EVERY))
   fi
   sleep 0.2
