@@ -319,8 +319,9 @@ async fn fires_wait_while_the_lock_s_redis_is_away_and_resume_when_it_returns() 
     assert_eq!(status, 503, "{ready}");
 
     redis.reopen().await;
+    // The lock's connection comes back on its own, after its reconnection backoff (seconds).
     let mut resumed = false;
-    for _ in 0..50 {
+    for _ in 0..200 {
         if scheduled_runs(&server, "ticker").await.len() > at_outage {
             resumed = true;
             break;
