@@ -205,12 +205,7 @@ async fn an_unreachable_site_is_a_warning_not_a_failure() {
     let ws = TestWorkspace::new();
     ws.agent("shopper", "sites:\n  - http://127.0.0.1:1", "Shop.");
     let (_mock, server) = start(&ws).await;
-    let warnings: Vec<String> = server
-        .gateway
-        .diagnostics()
-        .warnings()
-        .map(|d| d.to_string())
-        .collect();
+    let warnings = server.warnings();
     assert!(
         warnings
             .iter()

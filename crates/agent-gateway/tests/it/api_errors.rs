@@ -195,12 +195,7 @@ async fn a_missing_provider_key_is_a_503_naming_the_variable() {
         .await;
     assert_eq!((status, error_code(&body)), (503, "model_unavailable"));
     // `check`-time warning too.
-    let warnings: Vec<String> = server
-        .gateway
-        .diagnostics()
-        .warnings()
-        .map(|d| d.to_string())
-        .collect();
+    let warnings = server.warnings();
     assert!(
         warnings.iter().any(|w| w.contains("ANTHROPIC_API_KEY")),
         "{warnings:?}"

@@ -50,12 +50,7 @@ async fn private_addresses_are_refused_unless_allowed() {
     let (mock, server) = start(&ws).await;
 
     // A site: refused before any request, a warning naming the setting.
-    let warnings: Vec<String> = server
-        .gateway
-        .diagnostics()
-        .warnings()
-        .map(|d| d.to_string())
-        .collect();
+    let warnings = server.warnings();
     assert!(
         warnings
             .iter()

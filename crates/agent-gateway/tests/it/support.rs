@@ -236,6 +236,15 @@ impl TestServer {
         }
     }
 
+    /// The warnings of the running generation (what `check` prints), as text.
+    pub fn warnings(&self) -> Vec<String> {
+        self.gateway
+            .diagnostics()
+            .warnings()
+            .map(|d| d.to_string())
+            .collect()
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let response = self
             .client

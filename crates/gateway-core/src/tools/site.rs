@@ -255,6 +255,9 @@ pub async fn discover(workspace: &Workspace) -> (Vec<SharedTool>, Diagnostics) {
     let timeout = Duration::from_millis(config.agentgate.discovery_timeout_ms.max(1));
     let mut tools: Vec<SharedTool> = Vec::new();
     let mut names = BTreeSet::new();
+    if by_site.is_empty() {
+        return (tools, diagnostics);
+    }
     let outbound = OutboundPolicy::from_config(config);
     // One client for every site: its resolver applies the policy to each connection.
     let http = match outbound.client_builder().build() {
